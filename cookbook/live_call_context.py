@@ -1,0 +1,63 @@
+"""Live-call context: a long-term FAQ index plus a short-term session per call.
+
+The seed's pattern, end to end on the embedded store (no server, no credentials):
+load the FAQ index once, open a session per call, index each turn as it arrives, query
+both per turn, push the session at call end, and resume it by name in a later call.
+
+Run: ``python cookbook/live_call_context.py``
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from lichen import Client, DocumentInfo, QueryOptions
+
+FAQS = [
+    ("faq-double-charge", "If you were charged twice for one order, the duplicate charge is refunded automatically within 5 business days."),
+    ("faq-refund-time", "Refunds go back to the original payment method and take 3-5 business days to appear."),
+    ("faq-cancel", "You can cancel a subscription at any time from Settings > Billing; access continues until the period ends."),
+    ("faq-address", "To change a delivery address, edit the order within 2 hours of placing it."),
+    ("faq-password", "Reset a forgotten password with the 'Forgot password' link on the sign-in page."),
+]
+
+CALL_TURNS = [
+    "Hi, I was billed twice for my annual renewal this morning.",
+    "Both charges are 99 dollars on the same card.",
+    "How long until I get the money back?",
+]
+
+
+async def live_call(client: Client, call_id: str, turns: list[str]) -> None:
+    session = await client.session(index_name=call_id)
+    print(f"[{call_id}] session opened with {session.doc_count} earlier turns")
+    for number, text in enumerate(turns, start=session.doc_count + 1):
+        # Context for this turn: what was said earlier in the call, plus the FAQs.
+        recent = await session.query(text, QueryOptions(top_k=2))
+        knowledge = await client.query("support-faqs", text, QueryOptions(top_k=1))
+        print(f"  user: {text}")
+        for doc in recent.docs:
+            print(f"    session   {doc.id:<18} {doc.score:.3f}  {doc.text[:60]}")
+        for doc in knowledge.docs:
+            print(f"    knowledge {doc.id:<18} {doc.score:.3f}  {doc.text[:60]}")
+        await session.add_docs([DocumentInfo(id=f"turn-{number}", text=text, metadata={"turn": number})])
+    result = await session.push_index()
+    print(f"[{call_id}] pushed {result.doc_count} turns (version {result.version})")
+
+
+async def main(home: str | None = None) -> None:
+    # Client() stores indexes under LICHEN_HOME (default: your user data directory);
+    # Client(project_id, project_key, url="http://host:8080") uses a Lichen server instead.
+    client = Client(home=home)
+    if not any(info.name == "support-faqs" for info in await client.list_indexes()):
+        await client.create_index("support-faqs", [DocumentInfo(id=i, text=t) for i, t in FAQS])
+    await client.load_index("support-faqs")
+
+    await live_call(client, "call-42", CALL_TURNS)
+    # The customer calls back: the same name resumes the earlier turns, no re-embedding.
+    await live_call(client, "call-42", ["Just checking: has the refund for the double charge gone through?"])
+    await client.unload_index("support-faqs")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

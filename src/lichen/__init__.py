@@ -1,0 +1,54 @@
+"""Lichen: local-first retrieval for LLM applications.
+
+A :class:`SessionIndex` is an in-process index you read and write in real time, embedded
+by a model shipped inside the package; a :class:`Client` pushes sessions to, and loads
+long-term indexes from, an embedded directory or a Lichen server.
+"""
+
+from ._client import Client
+from ._errors import (
+    ConflictError,
+    CorruptDataError,
+    IndexNotLoadedError,
+    InvalidArgumentError,
+    LichenError,
+    LimitExceededError,
+    ModelUnavailableError,
+    NetworkError,
+    NotFoundError,
+    Unauthorized,
+    UnauthorizedError,
+)
+from ._session import SessionIndex
+from ._types import DocumentInfo, IndexInfo, PushIndexResult, QueryOptions, QueryResultDocument, SearchResult
+from .merge import ContextHit, ContextSearch, merge_ranked
+from .models import get_embedder
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Client",
+    "SessionIndex",
+    "DocumentInfo",
+    "QueryOptions",
+    "QueryResultDocument",
+    "SearchResult",
+    "PushIndexResult",
+    "IndexInfo",
+    "ContextSearch",
+    "ContextHit",
+    "merge_ranked",
+    "get_embedder",
+    "LichenError",
+    "InvalidArgumentError",
+    "NotFoundError",
+    "IndexNotLoadedError",
+    "UnauthorizedError",
+    "Unauthorized",
+    "ConflictError",
+    "NetworkError",
+    "CorruptDataError",
+    "ModelUnavailableError",
+    "LimitExceededError",
+    "__version__",
+]

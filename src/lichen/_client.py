@@ -1,0 +1,226 @@
+"""``Client``: opens sessions and holds long-term indexes, over any :class:`IndexStore`.
+
+With no URL the store is an embedded directory (zero set-up); with a URL (argument or
+``LICHEN_URL``) it is a Lichen server reached over HTTP. The client never branches on
+which: both stores speak the same protocol. Async methods follow the seed; every one has
+a ``*_sync`` twin built from the same private steps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ._errors import ConflictError, IndexNotLoadedError, InvalidArgumentError, NotFoundError
+from ._session import SessionIndex
+from ._types import DocumentInfo, IndexInfo, PushIndexResult, QueryOptions, SearchResult
+from .merge import merge_ranked
+from .models import DEFAULT_MODEL_ID
+from .stores._base import IndexSnapshot, IndexStore
+
+__all__ = ["Client"]
+
+_WRITE_RETRIES = 5
+
+
+def _make_store(url: str | None, project_id: str | None, project_key: str | None, home: str | Path | None, **http_options: Any) -> IndexStore:
+    if url:
+        from .stores.http import HttpStore
+
+        return HttpStore(url, project_id, project_key, cache_dir=home, **http_options)
+    from .stores.local import LocalStore, default_home
+
+    return LocalStore(Path(home) if home else default_home())
+
+
+class Client:
+    """Entry point: ``Client()`` for the embedded store, ``Client(project_id, project_key,
+    url="http://host:8080")`` for a Lichen server.
+
+    Example::
+
+        client = Client()
+        session = await client.session("call-123")
+        await session.add_docs([DocumentInfo(id="turn-1", text="billed twice")])
+        await session.push_index()
+    """
+
+    def __init__(
+        self,
+        project_id: str | None = None,
+        project_key: str | None = None,
+        *,
+        url: str | None = None,
+        home: str | Path | None = None,
+        store: IndexStore | None = None,
+        **http_options: Any,
+    ) -> None:
+        self.project_id = project_id or os.environ.get("LICHEN_PROJECT_ID")
+        self.project_key = project_key or os.environ.get("LICHEN_PROJECT_KEY")
+        self.url = url or os.environ.get("LICHEN_URL") or None
+        home = home or os.environ.get("LICHEN_HOME") or None
+        self.store: IndexStore = store or _make_store(self.url, self.project_id, self.project_key, home, **http_options)
+        self._loaded: dict[str, SessionIndex] = {}
+        self._loaded_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        where = self.url or "embedded"
+        return f"Client(store={where!r}, loaded={sorted(self._loaded)})"
+
+    # ------------------------------------------------------------------ private steps
+    def _session_from(self, name: str, model_id: str | None, snapshot: IndexSnapshot | None) -> SessionIndex:
+        if snapshot is None:
+            return SessionIndex(name, model_id or DEFAULT_MODEL_ID, store=self.store)
+        if model_id is not None and model_id != snapshot.model_id:
+            raise InvalidArgumentError(
+                f"index {name!r} was built with model_id {snapshot.model_id!r}; resuming it with {model_id!r} "
+                "would mix incompatible vectors (omit model_id to adopt the stored one)"
+            )
+        return SessionIndex.from_snapshot(snapshot, store=self.store)
+
+    def _remember(self, name: str, snapshot: IndexSnapshot) -> SessionIndex:
+        index = SessionIndex.from_snapshot(snapshot, read_only=True)
+        with self._loaded_lock:
+            self._loaded[name] = index
+        return index
+
+    def loaded_index(self, name: str) -> SessionIndex:
+        """The in-memory copy of a long-term index loaded with :meth:`load_index`."""
+        index = self._loaded.get(name)
+        if index is None:
+            raise IndexNotLoadedError(f"index {name!r} is not loaded: call client.load_index({name!r}) first")
+        return index
+
+    @property
+    def loaded_names(self) -> list[str]:
+        return sorted(self._loaded)
+
+    def _unload(self, name: str) -> bool:
+        with self._loaded_lock:
+            return self._loaded.pop(name, None) is not None
+
+    def _query_many(self, names: Sequence[str], text: str, options: QueryOptions | None, per_index: list[SearchResult]) -> SearchResult:
+        options = options or QueryOptions()
+        hits = merge_ranked({r.index_name or "": r.docs for r in per_index}, options.top_k, method="score")
+        elapsed = sum(r.time_taken_ms for r in per_index)
+        return SearchResult(docs=[h.doc for h in hits], query=text, index_name=None, time_taken_ms=elapsed)
+
+    def _build(self, name: str, docs: Sequence[DocumentInfo], model_id: str | None, base: IndexSnapshot | None) -> SessionIndex:
+        session = self._session_from(name, model_id, base)
+        session.add_docs_sync(docs)
+        return session
+
+    def _mutate(self, name: str, change) -> Any:
+        """Read-modify-write with optimistic concurrency, retried on conflict."""
+        for attempt in range(_WRITE_RETRIES):
+            session = SessionIndex.from_snapshot(self.store.read(name), store=self.store)
+            outcome = change(session)
+            try:
+                session.push_index_sync()
+                return outcome
+            except ConflictError:
+                if attempt == _WRITE_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------ async API
+    async def session(self, index_name: str, model_id: str | None = None) -> SessionIndex:
+        """Resume the stored index of that name (documents and embeddings, no
+        re-embedding) or start an empty session. Raises ``UnauthorizedError`` on bad
+        credentials and ``ValueError`` (``InvalidArgumentError``) if ``model_id``
+        differs from the stored model."""
+        await self.store.acheck_credentials()
+        try:
+            snapshot = await self.store.aread(index_name)
+        except NotFoundError:
+            snapshot = None
+        return await asyncio.to_thread(self._session_from, index_name, model_id, snapshot)
+
+    async def load_index(self, name: str) -> SessionIndex:
+        """Fetch a long-term index into memory for in-process :meth:`query` calls."""
+        snapshot = await self.store.aread(name)
+        return await asyncio.to_thread(self._remember, name, snapshot)
+
+    async def unload_index(self, name: str) -> bool:
+        return self._unload(name)
+
+    async def query(self, name: str, text: str, options: QueryOptions | None = None) -> SearchResult:
+        return await self.loaded_index(name).query(text, options)
+
+    async def query_many(self, names: Sequence[str], text: str, options: QueryOptions | None = None) -> SearchResult:
+        """Query several loaded indexes and merge by score; each hit keeps ``index_name``."""
+        results = [await self.loaded_index(name).query(text, options) for name in names]
+        return self._query_many(names, text, options, results)
+
+    async def create_index(self, name: str, docs: Sequence[DocumentInfo], model_id: str | None = None) -> PushIndexResult:
+        """Embed locally and store a new index; ``ConflictError`` if the name exists."""
+        session = await asyncio.to_thread(self._build, name, docs, model_id, None)
+        return await session.push_index()
+
+    async def add_docs(self, name: str, docs: Sequence[DocumentInfo]) -> tuple[int, int]:
+        return await asyncio.to_thread(self.add_docs_sync, name, docs)
+
+    async def delete_docs(self, name: str, ids: Sequence[str]) -> int:
+        return await asyncio.to_thread(self.delete_docs_sync, name, ids)
+
+    async def get_docs(self, name: str, ids: Sequence[str] | None = None, filter: dict[str, Any] | None = None) -> list[DocumentInfo]:
+        snapshot = await self.store.aread(name)
+        return SessionIndex.from_snapshot(snapshot).get_docs_sync(ids, filter)
+
+    async def get_index(self, name: str) -> IndexInfo:
+        return await self.store.aget_info(name)
+
+    async def list_indexes(self) -> list[IndexInfo]:
+        return await self.store.alist()
+
+    async def delete_index(self, name: str) -> bool:
+        self._unload(name)
+        return await self.store.adelete(name)
+
+    # ------------------------------------------------------------------ sync twins
+    def session_sync(self, index_name: str, model_id: str | None = None) -> SessionIndex:
+        self.store.check_credentials()
+        try:
+            snapshot = self.store.read(index_name)
+        except NotFoundError:
+            snapshot = None
+        return self._session_from(index_name, model_id, snapshot)
+
+    def load_index_sync(self, name: str) -> SessionIndex:
+        return self._remember(name, self.store.read(name))
+
+    def unload_index_sync(self, name: str) -> bool:
+        return self._unload(name)
+
+    def query_sync(self, name: str, text: str, options: QueryOptions | None = None) -> SearchResult:
+        return self.loaded_index(name).query_sync(text, options)
+
+    def query_many_sync(self, names: Sequence[str], text: str, options: QueryOptions | None = None) -> SearchResult:
+        results = [self.loaded_index(name).query_sync(text, options) for name in names]
+        return self._query_many(names, text, options, results)
+
+    def create_index_sync(self, name: str, docs: Sequence[DocumentInfo], model_id: str | None = None) -> PushIndexResult:
+        return self._build(name, docs, model_id, None).push_index_sync()
+
+    def add_docs_sync(self, name: str, docs: Sequence[DocumentInfo]) -> tuple[int, int]:
+        return self._mutate(name, lambda session: session.add_docs_sync(docs))
+
+    def delete_docs_sync(self, name: str, ids: Sequence[str]) -> int:
+        return self._mutate(name, lambda session: session.delete_docs_sync(ids))
+
+    def get_docs_sync(self, name: str, ids: Sequence[str] | None = None, filter: dict[str, Any] | None = None) -> list[DocumentInfo]:
+        return SessionIndex.from_snapshot(self.store.read(name)).get_docs_sync(ids, filter)
+
+    def get_index_sync(self, name: str) -> IndexInfo:
+        return self.store.get_info(name)
+
+    def list_indexes_sync(self) -> list[IndexInfo]:
+        return self.store.list()
+
+    def delete_index_sync(self, name: str) -> bool:
+        self._unload(name)
+        return self.store.delete(name)

@@ -1,0 +1,69 @@
+"""The one exception tree of Lichen.
+
+Users catch :class:`LichenError` or something narrower; nothing escapes from deep inside
+numpy, onnxruntime or httpx without being translated into one of these first.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "LichenError",
+    "InvalidArgumentError",
+    "NotFoundError",
+    "UnauthorizedError",
+    "ConflictError",
+    "NetworkError",
+    "CorruptDataError",
+    "ModelUnavailableError",
+    "LimitExceededError",
+    "IndexNotLoadedError",
+]
+
+
+class LichenError(Exception):
+    """Root of every error Lichen raises on purpose."""
+
+
+class InvalidArgumentError(LichenError, ValueError):
+    """An argument is malformed: wrong embedding size, NaN, unknown filter operator,
+    duplicate or non-string ids, a model mismatch on resume. Also a ``ValueError`` so code
+    written against the seed (which documents ``ValueError``) keeps working."""
+
+
+class NotFoundError(LichenError, KeyError):
+    """A named index (or a loaded index) does not exist."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable.
+        return str(self.args[0]) if self.args else ""
+
+
+class IndexNotLoadedError(NotFoundError):
+    """A long-term index is queried before ``client.load_index(name)`` (or after unload)."""
+
+
+class UnauthorizedError(LichenError):
+    """Project credentials are missing or wrong; raised when a session is opened."""
+
+
+class ConflictError(LichenError):
+    """A concurrent writer changed the index since it was read (optimistic concurrency)."""
+
+
+class NetworkError(LichenError):
+    """The server could not be reached, or the connection dropped mid-transfer."""
+
+
+class CorruptDataError(LichenError):
+    """A stored artifact fails its checksum, is truncated, or has an unknown format."""
+
+
+class ModelUnavailableError(LichenError):
+    """The requested embedding model is unknown or its files are missing."""
+
+
+class LimitExceededError(InvalidArgumentError):
+    """A document, request or index is larger than the configured limits allow."""
+
+
+# Friendly alias matching the seed's wording ("Unauthorized").
+Unauthorized = UnauthorizedError

@@ -1,0 +1,280 @@
+"""``SessionIndex``: an index you read and write in-process, in real time.
+
+Each operation is written once as a private synchronous step; the public async method
+and its ``*_sync`` twin only differ in how they wait (the async face moves embedding of
+large batches and storage I/O off the event loop). Embedding happens here, outside the
+core's lock, so a slow embed never blocks concurrent queries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._engine import IndexCore
+from ._errors import InvalidArgumentError
+from ._types import DocumentInfo, IndexInfo, PushIndexResult, QueryOptions, SearchResult
+from ._validation import as_vectors, check_documents
+from .artifact import read_artifact_file, write_artifact_file
+from .fusion import DEFAULT_ALPHA
+from .models import CUSTOM_MODEL_ID, DEFAULT_MODEL_ID, Embedder, get_embedder
+from .stores._base import IndexSnapshot, IndexStore
+
+__all__ = ["SessionIndex"]
+
+# Below this many texts an embed takes a few milliseconds: cheaper to run inline than
+# to hop to a worker thread.
+_INLINE_EMBED_LIMIT = 8
+
+
+class SessionIndex:
+    """An in-memory index bound to a name, optionally backed by a store for
+    :meth:`push_index`.
+
+    Usually obtained from ``await client.session("name")``; constructing one directly
+    gives a standalone in-memory index (``push_index`` then needs a store).
+
+    Example::
+
+        session = SessionIndex("scratch")
+        session.add_docs_sync([DocumentInfo(id="a", text="refunds take 3-5 days")])
+        session.query_sync("how long is a refund", QueryOptions(top_k=1))
+    """
+
+    def __init__(
+        self,
+        name: str = "session",
+        model_id: str = DEFAULT_MODEL_ID,
+        *,
+        dimension: int | None = None,
+        store: IndexStore | None = None,
+        read_only: bool = False,
+        _core: IndexCore | None = None,
+        _version: int = 0,
+    ) -> None:
+        if not isinstance(name, str) or not name:
+            raise InvalidArgumentError("index name must be a non-empty string")
+        self._embedder: Embedder | None = None if model_id == CUSTOM_MODEL_ID else get_embedder(model_id)
+        if self._embedder is not None:
+            if dimension is not None and dimension != self._embedder.dimension:
+                raise InvalidArgumentError(f"model {model_id!r} has dimension {self._embedder.dimension}, not {dimension}")
+            dimension = self._embedder.dimension
+        self._core = _core if _core is not None else IndexCore(dimension)
+        if self._embedder is not None and self._core.dimension not in (None, self._embedder.dimension):
+            raise InvalidArgumentError(f"stored dimension {self._core.dimension} does not match model {model_id!r}")
+        self.name = name
+        self.model_id = model_id
+        self.read_only = read_only
+        self._store = store
+        self._version = _version
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def doc_count(self) -> int:
+        return len(self._core)
+
+    @property
+    def dimension(self) -> int | None:
+        return self._core.dimension
+
+    @property
+    def version(self) -> int:
+        """The stored version this session was loaded from or last pushed as (0: never)."""
+        return self._version
+
+    @property
+    def core(self) -> IndexCore:
+        """The engine underneath, for adapters that need raw vectors (e.g. MMR)."""
+        return self._core
+
+    def __len__(self) -> int:
+        return self.doc_count
+
+    def __repr__(self) -> str:
+        return f"SessionIndex(name={self.name!r}, model_id={self.model_id!r}, doc_count={self.doc_count})"
+
+    # ------------------------------------------------------------------ embedding
+    def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed with the session's model (not available for ``model_id="custom"``)."""
+        if self._embedder is None:
+            raise InvalidArgumentError('model_id="custom": pass vectors in DocumentInfo.embedding / QueryOptions.embedding')
+        return self._embedder.embed(list(texts))
+
+    def _document_vectors(self, docs: Sequence[DocumentInfo]) -> np.ndarray:
+        given = [i for i, doc in enumerate(docs) if doc.embedding is not None]
+        missing = [i for i, doc in enumerate(docs) if doc.embedding is None]
+        if missing and self._embedder is None:
+            raise InvalidArgumentError(
+                f'model_id="custom": document {docs[missing[0]].id!r} has no embedding; every document needs one'
+            )
+        dimension = self._core.dimension or (self._embedder.dimension if self._embedder else None)
+        if given:
+            rows = []
+            for i in given:  # one by one, so the error names the offending document
+                rows.append(as_vectors(docs[i].embedding, dimension, f"document {docs[i].id!r} embedding"))
+                dimension = rows[-1].shape[1]
+            supplied = np.vstack(rows)
+        vectors = np.empty((len(docs), dimension or 0), dtype=np.float32)
+        if given:
+            vectors[given] = supplied
+        if missing:
+            vectors[missing] = self.embed_texts([docs[i].text for i in missing])
+        return vectors
+
+    def _query_vector(self, text: str, options: QueryOptions, alpha: float) -> np.ndarray | None:
+        if options.embedding is not None:
+            return as_vectors(options.embedding, self._core.dimension, "QueryOptions.embedding")[0]
+        if self._embedder is None:
+            if alpha <= 0.0:
+                return None
+            raise InvalidArgumentError('model_id="custom": every query must pass QueryOptions(embedding=...)')
+        if alpha <= 0.0:
+            return None
+        return self._embedder.embed([text])[0]
+
+    # ------------------------------------------------------------------ operations (sync core)
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise InvalidArgumentError(
+                f"index {self.name!r} is loaded read-only (long-term context); open client.session({self.name!r}) to modify it"
+            )
+
+    def _add(self, docs: Sequence[DocumentInfo]) -> tuple[int, int]:
+        self._check_writable()
+        check_documents(docs)
+        return self._core.upsert(docs, self._document_vectors(docs))
+
+    def _delete(self, ids: Sequence[str]) -> int:
+        self._check_writable()
+        if isinstance(ids, str) or not all(isinstance(i, str) for i in ids):
+            raise InvalidArgumentError("ids must be a list of strings")
+        return self._core.delete(ids)
+
+    def _get(self, ids: Sequence[str] | None, filter: dict[str, Any] | None, include_embeddings: bool) -> list[DocumentInfo]:
+        if isinstance(ids, str):
+            raise InvalidArgumentError("ids must be a list of strings, not one string")
+        return self._core.get(ids, filter, include_embeddings=include_embeddings)
+
+    def _query(self, text: str, options: QueryOptions | None) -> SearchResult:
+        started = time.perf_counter()
+        options = options or QueryOptions()
+        if not isinstance(text, str):
+            raise InvalidArgumentError(f"query text must be a string, got {type(text).__name__}")
+        if not isinstance(options.top_k, int) or isinstance(options.top_k, bool) or options.top_k < 0:
+            raise InvalidArgumentError(f"top_k must be a non-negative integer, got {options.top_k!r}")
+        alpha = DEFAULT_ALPHA if options.alpha is None else float(options.alpha)
+        if not 0.0 <= alpha <= 1.0:
+            raise InvalidArgumentError(f"alpha must be between 0 and 1, got {options.alpha!r}")
+        if self._embedder is None and options.embedding is None and alpha > 0.0:
+            raise InvalidArgumentError('model_id="custom": every query must pass QueryOptions(embedding=...)')
+        if len(self._core) == 0 and options.filter is None:
+            docs = []
+        else:
+            vector = self._query_vector(text, options, alpha)
+            docs = self._core.search(vector, text, top_k=options.top_k, filter=options.filter, alpha=alpha)
+        for doc in docs:
+            doc.index_name = self.name
+        elapsed = (time.perf_counter() - started) * 1000.0
+        return SearchResult(docs=docs, query=text, index_name=self.name, time_taken_ms=elapsed)
+
+    def _snapshot(self) -> IndexSnapshot:
+        snapshot = self._core.snapshot(self.name, self.model_id)
+        snapshot.version = self._version
+        return snapshot
+
+    def _require_store(self) -> IndexStore:
+        if self._store is None:
+            raise InvalidArgumentError("this session has no store: open it with client.session(name) to push")
+        return self._store
+
+    def _after_push(self, result: PushIndexResult) -> PushIndexResult:
+        if result.version is not None:
+            self._version = result.version
+        return result
+
+    def _expected_version(self, overwrite: bool) -> int | None:
+        return None if overwrite else self._version
+
+    # ------------------------------------------------------------------ async faces
+    async def add_docs(self, docs: Sequence[DocumentInfo]) -> tuple[int, int]:
+        """Upsert by id; returns ``(added, updated)``. Documents without an embedding are
+        embedded locally. A bad batch (duplicate ids, wrong dimension, NaN, oversized
+        text) raises and leaves the index unchanged."""
+        if len(docs) <= _INLINE_EMBED_LIMIT:
+            return self._add(docs)
+        return await asyncio.to_thread(self._add, docs)
+
+    async def delete_docs(self, ids: Sequence[str]) -> int:
+        """Delete by id; unknown ids are ignored. Returns how many were deleted."""
+        return self._delete(ids)
+
+    async def get_docs(
+        self, ids: Sequence[str] | None = None, filter: dict[str, Any] | None = None, *, include_embeddings: bool = False
+    ) -> list[DocumentInfo]:
+        return self._get(ids, filter, include_embeddings)
+
+    async def query(self, text: str, options: QueryOptions | None = None) -> SearchResult:
+        """Exact top-k in memory; see :class:`QueryOptions` for filters and hybrid."""
+        return self._query(text, options)
+
+    async def push_index(self, *, overwrite: bool = False) -> PushIndexResult:
+        """Create or replace the stored index of this name with the session's documents
+        and embeddings (no re-embedding anywhere). If someone else pushed the same name
+        since this session loaded it, raises ``ConflictError`` unless ``overwrite``."""
+        store = self._require_store()
+        snapshot = await asyncio.to_thread(self._snapshot)
+        result = await store.awrite(snapshot, expected_version=self._expected_version(overwrite))
+        return self._after_push(result)
+
+    # ------------------------------------------------------------------ sync twins
+    def add_docs_sync(self, docs: Sequence[DocumentInfo]) -> tuple[int, int]:
+        return self._add(docs)
+
+    def delete_docs_sync(self, ids: Sequence[str]) -> int:
+        return self._delete(ids)
+
+    def get_docs_sync(
+        self, ids: Sequence[str] | None = None, filter: dict[str, Any] | None = None, *, include_embeddings: bool = False
+    ) -> list[DocumentInfo]:
+        return self._get(ids, filter, include_embeddings)
+
+    def query_sync(self, text: str, options: QueryOptions | None = None) -> SearchResult:
+        return self._query(text, options)
+
+    def push_index_sync(self, *, overwrite: bool = False) -> PushIndexResult:
+        store = self._require_store()
+        result = store.write(self._snapshot(), expected_version=self._expected_version(overwrite))
+        return self._after_push(result)
+
+    # ------------------------------------------------------------------ local files
+    def info(self) -> IndexInfo:
+        return self._snapshot().info()
+
+    def save(self, path: str | Path) -> None:
+        """Write the session to one artifact file (atomically), e.g. for a local backup."""
+        write_artifact_file(self._snapshot(), Path(path))
+
+    @classmethod
+    def open(cls, path: str | Path, *, name: str | None = None) -> SessionIndex:
+        """Load a file written by :meth:`save`, without re-embedding."""
+        snapshot = read_artifact_file(Path(path))
+        return cls.from_snapshot(snapshot, name=name)
+
+    @classmethod
+    def from_snapshot(
+        cls, snapshot: IndexSnapshot, *, name: str | None = None, store: IndexStore | None = None, read_only: bool = False
+    ) -> SessionIndex:
+        return cls(
+            name or snapshot.name,
+            snapshot.model_id,
+            dimension=snapshot.dimension or None,
+            store=store,
+            read_only=read_only,
+            _core=IndexCore.from_snapshot(snapshot),
+            _version=snapshot.version,
+        )

@@ -1,0 +1,97 @@
+"""Public value types: what goes into an index and what comes back out.
+
+Plain dataclasses rather than pydantic models: they sit on the query hot path, where
+construction cost matters; wire validation lives in the server's own models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+__all__ = [
+    "MetadataValue",
+    "DocumentInfo",
+    "QueryOptions",
+    "QueryResultDocument",
+    "SearchResult",
+    "PushIndexResult",
+    "IndexInfo",
+]
+
+Scalar = Union[str, int, float, bool]
+MetadataValue = Union[Scalar, list[Scalar], None]
+
+
+@dataclass
+class DocumentInfo:
+    """One document: an id unique within its index, the text that is embedded and
+    keyword-indexed, optional metadata for filtering, and an optional precomputed vector
+    (required when the index uses ``model_id="custom"``)."""
+
+    id: str
+    text: str
+    metadata: dict[str, Any] | None = None
+    embedding: Sequence[float] | None = None
+
+
+@dataclass
+class QueryOptions:
+    """How to run one query.
+
+    ``alpha`` weighs vector against keyword ranking (1.0 pure vector, 0.0 pure keyword);
+    ``None`` takes the engine's measured default. ``embedding`` replaces embedding the
+    query text (mandatory for ``model_id="custom"``).
+    """
+
+    top_k: int = 5
+    filter: dict[str, Any] | None = None
+    alpha: float | None = None
+    embedding: Sequence[float] | None = None
+
+
+@dataclass
+class QueryResultDocument:
+    """One hit. ``score`` is what results are sorted by: the cosine similarity for pure
+    vector search, the fused score for hybrid search; the two components are kept in
+    ``vector_score`` and ``keyword_score`` (``None`` when that ranking did not run)."""
+
+    id: str
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+    score: float = 0.0
+    vector_score: float | None = None
+    keyword_score: float | None = None
+    index_name: str | None = None
+
+
+@dataclass
+class SearchResult:
+    docs: list[QueryResultDocument]
+    query: str
+    index_name: str | None = None
+    time_taken_ms: float = 0.0
+
+
+@dataclass
+class PushIndexResult:
+    """Outcome of a push. Pushes complete synchronously, so ``status`` is ``"completed"``;
+    ``job_id`` identifies the write for the job-status endpoint and logs."""
+
+    job_id: str
+    index_name: str
+    doc_count: int
+    status: str = "completed"
+    version: int | None = None
+
+
+@dataclass
+class IndexInfo:
+    name: str
+    doc_count: int
+    model_id: str
+    dimension: int
+    version: int
+    created_at: str
+    updated_at: str

@@ -1,0 +1,85 @@
+"""Checks on documents and vectors, done before anything is mutated so a rejected batch
+leaves the index exactly as it was."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ._errors import InvalidArgumentError, LimitExceededError
+from ._types import DocumentInfo
+
+MAX_TEXT_BYTES = 1 << 20  # 1 MiB: far beyond what embeds (256 tokens) or reads well.
+MAX_ID_LENGTH = 512
+_SCALARS = (str, int, float, bool)
+
+
+def check_documents(docs: Sequence[DocumentInfo]) -> None:
+    if isinstance(docs, (str, bytes, DocumentInfo)) or not isinstance(docs, Sequence):
+        raise InvalidArgumentError("docs must be a list of DocumentInfo")
+    seen: set[str] = set()
+    duplicates: list[str] = []
+    for position, doc in enumerate(docs):
+        if not isinstance(doc, DocumentInfo):
+            raise InvalidArgumentError(f"docs[{position}] is {type(doc).__name__}, expected DocumentInfo")
+        if not isinstance(doc.id, str) or not doc.id:
+            raise InvalidArgumentError(f"docs[{position}].id must be a non-empty string, got {doc.id!r}")
+        if len(doc.id) > MAX_ID_LENGTH:
+            raise LimitExceededError(f"docs[{position}].id is longer than {MAX_ID_LENGTH} characters")
+        if not isinstance(doc.text, str):
+            raise InvalidArgumentError(f"docs[{position}] ({doc.id!r}): text must be a string, got {type(doc.text).__name__}")
+        if len(doc.text) > MAX_TEXT_BYTES // 4 and len(doc.text.encode("utf-8")) > MAX_TEXT_BYTES:
+            raise LimitExceededError(
+                f"document {doc.id!r} text is {len(doc.text.encode('utf-8'))} bytes; the limit is {MAX_TEXT_BYTES}: split it into chunks"
+            )
+        if doc.metadata is not None:
+            check_metadata(doc.metadata, doc.id)
+        if doc.id in seen:
+            duplicates.append(doc.id)
+        seen.add(doc.id)
+    if duplicates:
+        raise InvalidArgumentError(
+            f"duplicate ids in one batch: {sorted(set(duplicates))[:10]}; each id may appear once per add_docs call"
+        )
+
+
+def check_metadata(metadata: Any, doc_id: str) -> None:
+    if not isinstance(metadata, Mapping):
+        raise InvalidArgumentError(f"document {doc_id!r}: metadata must be a dict, got {type(metadata).__name__}")
+    for key, value in metadata.items():
+        if not isinstance(key, str):
+            raise InvalidArgumentError(f"document {doc_id!r}: metadata keys must be strings, got {key!r}")
+        if value is None or isinstance(value, _SCALARS):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise InvalidArgumentError(f"document {doc_id!r}: metadata {key!r} is {value}, which cannot be stored")
+            continue
+        if isinstance(value, (list, tuple)) and all(item is None or isinstance(item, _SCALARS) for item in value):
+            continue
+        raise InvalidArgumentError(
+            f"document {doc_id!r}: metadata {key!r} has type {type(value).__name__}; "
+            "values must be str, int, float, bool, None or a list of those"
+        )
+
+
+def as_vectors(vectors: Any, dimension: int | None, what: str) -> np.ndarray:
+    """Validate and L2-normalise vectors so that a dot product is the cosine similarity."""
+    try:
+        array = np.asarray(vectors, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InvalidArgumentError(f"{what}: not a numeric vector ({exc})") from exc
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2 or array.shape[1] == 0:
+        raise InvalidArgumentError(f"{what}: expected vectors of one fixed length, got shape {array.shape}")
+    if dimension is not None and array.shape[1] != dimension:
+        raise InvalidArgumentError(f"{what}: dimension {array.shape[1]} does not match the index dimension {dimension}")
+    finite = np.isfinite(array).all(axis=1)
+    if not finite.all():
+        bad = int(np.flatnonzero(~finite)[0])
+        raise InvalidArgumentError(f"{what}: vector {bad} contains NaN or infinity")
+    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    np.maximum(norms, 1e-12, out=norms)
+    return np.ascontiguousarray(array / norms, dtype=np.float32)

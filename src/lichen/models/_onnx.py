@@ -1,0 +1,77 @@
+"""Run a shipped sentence-embedding model with onnxruntime and Hugging Face tokenizers.
+
+The graph (see ``scripts/build_model.py``) already does mean pooling and L2
+normalisation, so this module only tokenises, batches and feeds it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+from .._errors import ModelUnavailableError
+
+BATCH_SIZE = 32
+
+
+def _session_options() -> ort.SessionOptions:
+    """Sized for small machines: one inference uses at most the cores there are (two on
+    the reference box); no inter-op pool, since a BERT graph is a single chain."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = int(os.environ.get("LICHEN_NUM_THREADS", 0)) or min(os.cpu_count() or 1, 4)
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3
+    return options
+
+
+class OnnxEmbedder:
+    """Thread-safe: onnxruntime sessions and tokenizers both allow concurrent calls, and
+    nothing here mutates shared state after construction."""
+
+    def __init__(self, directory: Path, *, model_id: str) -> None:
+        try:
+            manifest = json.loads((directory / "model.json").read_text())
+            self._tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+            self._session = ort.InferenceSession(
+                str(directory / "model.onnx"), _session_options(), providers=["CPUExecutionProvider"]
+            )
+        except (OSError, ValueError, Exception) as exc:  # onnxruntime raises its own types
+            raise ModelUnavailableError(f"cannot load model {model_id!r} from {directory}: {exc}") from exc
+        self.model_id = model_id
+        self.dimension = int(manifest["dimension"])
+        self.max_tokens = int(manifest["max_tokens"])
+        # The shipped tokenizer.json pads and truncates to 128; batches are padded here
+        # instead (to their own longest member) and truncation follows the reference.
+        self._tokenizer.no_padding()
+        self._tokenizer.enable_truncation(self.max_tokens)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        encodings = self._tokenizer.encode_batch(list(texts)) if len(texts) > 1 else [self._tokenizer.encode(texts[0])]
+        lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
+        # Length-sorted batches keep padding (wasted attention work) to a minimum.
+        order = np.argsort(lengths, kind="stable")
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        for start in range(0, len(order), BATCH_SIZE):
+            batch = order[start : start + BATCH_SIZE]
+            width = int(lengths[batch].max())
+            input_ids = np.zeros((len(batch), width), dtype=np.int64)
+            attention = np.zeros((len(batch), width), dtype=np.int64)
+            for row, index in enumerate(batch):
+                ids = encodings[index].ids
+                input_ids[row, : len(ids)] = ids
+                attention[row, : len(ids)] = 1
+            (vectors,) = self._session.run(
+                None,
+                {"input_ids": input_ids, "attention_mask": attention, "token_type_ids": np.zeros_like(input_ids)},
+            )
+            out[batch] = vectors
+        return out

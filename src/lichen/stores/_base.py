@@ -1,0 +1,85 @@
+"""What a store of named indexes must do, whatever it is backed by.
+
+A store holds :class:`IndexSnapshot` objects by name: the embedded local directory
+(:mod:`lichen.stores.local`) and the HTTP client of a Lichen server
+(:mod:`lichen.stores.http`) both implement :class:`IndexStore`, so the ``Client`` never
+branches on where indexes live.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from .._types import IndexInfo, PushIndexResult
+
+__all__ = ["IndexSnapshot", "IndexStore"]
+
+
+@dataclass
+class IndexSnapshot:
+    """A whole index frozen for storage or transfer: documents column by column plus
+    their embeddings as one contiguous ``(doc_count, dimension)`` float32 matrix.
+
+    ``version`` is the stored version this snapshot was read at (0 for never stored);
+    stores use it for optimistic concurrency.
+    """
+
+    name: str
+    model_id: str
+    dimension: int
+    ids: list[str]
+    texts: list[str]
+    metadata: list[dict[str, Any]]
+    matrix: np.ndarray
+    version: int = 0
+    created_at: str = ""
+    updated_at: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def doc_count(self) -> int:
+        return len(self.ids)
+
+    def info(self) -> IndexInfo:
+        return IndexInfo(
+            name=self.name,
+            doc_count=self.doc_count,
+            model_id=self.model_id,
+            dimension=self.dimension,
+            version=self.version,
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+        )
+
+
+class IndexStore(Protocol):
+    """Sync face of a store. Every method has an ``a``-prefixed async twin."""
+
+    def check_credentials(self) -> None:
+        """Raise ``UnauthorizedError`` if the project credentials are not accepted."""
+
+    def get_info(self, name: str) -> IndexInfo:
+        """Raise ``NotFoundError`` if there is no index of that name."""
+
+    def read(self, name: str) -> IndexSnapshot:
+        """Return the whole stored index; raise ``NotFoundError`` / ``CorruptDataError``."""
+
+    def write(self, snapshot: IndexSnapshot, *, expected_version: int | None = None) -> PushIndexResult:
+        """Create or atomically replace ``snapshot.name``. With ``expected_version`` the
+        write is refused with ``ConflictError`` unless the stored version still equals it
+        (0 meaning "must not exist yet")."""
+
+    def list(self) -> list[IndexInfo]: ...
+
+    def delete(self, name: str) -> bool:
+        """Return whether an index was deleted."""
+
+    async def acheck_credentials(self) -> None: ...
+    async def aget_info(self, name: str) -> IndexInfo: ...
+    async def aread(self, name: str) -> IndexSnapshot: ...
+    async def awrite(self, snapshot: IndexSnapshot, *, expected_version: int | None = None) -> PushIndexResult: ...
+    async def alist(self) -> list[IndexInfo]: ...
+    async def adelete(self, name: str) -> bool: ...

@@ -1,0 +1,78 @@
+"""The shipped ONNX model reproduces sentence-transformers (golden vectors made on torch
+by ``scripts/make_golden_vectors.py``), one text at a time and in mixed batches."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lichen import ModelUnavailableError, get_embedder
+from lichen.models import model_dir
+
+GOLDEN = np.load(Path(__file__).parent / "fixtures" / "golden_minilm.npz")
+SENTENCES = [str(s) for s in GOLDEN["sentences"]]
+REFERENCE = GOLDEN["vectors"] / np.linalg.norm(GOLDEN["vectors"], axis=1, keepdims=True)
+
+
+def cosines(vectors: np.ndarray) -> np.ndarray:
+    return (vectors * REFERENCE).sum(axis=1)
+
+
+def test_fixture_covers_the_hard_cases():
+    embedder = get_embedder()
+    token_counts = [len(embedder._tokenizer.encode(s).ids) for s in SENTENCES]
+    assert len(SENTENCES) >= 50
+    assert "" in SENTENCES
+    assert max(token_counts) == 256  # some inputs were truncated by the 256-token limit
+    assert any(any(ord(ch) > 0x1F000 for ch in s) for s in SENTENCES)  # emoji
+
+
+def test_batched_embeddings_match_reference():
+    vectors = get_embedder().embed(SENTENCES)
+    assert vectors.shape == (len(SENTENCES), 384) and vectors.dtype == np.float32
+    assert cosines(vectors).min() >= 0.9999
+
+
+def test_one_at_a_time_matches_reference():
+    embedder = get_embedder()
+    vectors = np.stack([embedder.embed([s])[0] for s in SENTENCES])
+    assert cosines(vectors).min() >= 0.9999
+
+
+def test_output_is_unit_length_and_padding_independent():
+    embedder = get_embedder()
+    alone = embedder.embed(["short text"])[0]
+    with_long_neighbour = embedder.embed(["short text", "a much longer text " * 30])[0]
+    assert abs(np.linalg.norm(alone) - 1.0) < 1e-5
+    assert float(alone @ with_long_neighbour) > 0.99999
+
+
+def test_concurrent_embedding_is_consistent():
+    embedder = get_embedder()
+    expected = embedder.embed(SENTENCES[:16])
+    results: list[np.ndarray] = []
+
+    def work() -> None:
+        results.append(embedder.embed(SENTENCES[:16]))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for got in results:
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_model_is_shared_and_shipped_small():
+    assert get_embedder() is get_embedder("lichen-minilm")
+    assert (model_dir("lichen-minilm") / "model.onnx").stat().st_size < 50_000_000
+    assert (model_dir("lichen-minilm") / "LICENSE").is_file()
+
+
+def test_unknown_model_is_a_clear_error():
+    with pytest.raises(ModelUnavailableError, match="unknown or missing model 'nope'"):
+        get_embedder("nope")
