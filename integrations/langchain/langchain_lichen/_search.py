@@ -1,0 +1,215 @@
+"""Translation between LangChain and one Lichen index, shared by the store and retrievers.
+
+This module owns three adapter decisions and nothing else:
+
+* where vectors come from: the index's own built-in model, or a LangChain ``Embeddings``
+  feeding an index created with ``model_id="custom"``;
+* which filters go to the engine (dicts, Mongo or seed form, compiled and validated there)
+  and the one filter the adapter applies itself: a ``(Document) -> bool`` callable,
+  evaluated over the engine's ranked candidates;
+* how Lichen results become LangChain ``Document`` objects (id, text, metadata unchanged).
+
+Ranking, filtering by metadata and hybrid fusion all happen in the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Mapping, Sequence
+from dataclasses import replace
+from typing import Any, Optional, Union
+
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from lichen import DocumentInfo, InvalidArgumentError, QueryOptions, QueryResultDocument, SessionIndex
+from lichen.models import CUSTOM_MODEL_ID
+
+from .embeddings import LichenEmbeddings
+
+__all__ = ["Filter", "IndexSearch", "check_embedding", "to_document", "split_filter", "resolve_alpha", "PURE_VECTOR"]
+
+#: A filter as LangChain users pass it: a Mongo- or seed-form dict, or a predicate.
+Filter = Union[Mapping[str, Any], Callable[[Document], bool], None]
+
+#: Adapters search by vector only unless the caller opts into hybrid with ``alpha``.
+PURE_VECTOR = 1.0
+
+# A callable filter is applied to the engine's ranking in rounds: fetch this many times
+# ``k`` candidates, and widen by ``_WIDEN`` while too few pass and more exist.
+_FIRST_ROUND_FACTOR = 4
+_FIRST_ROUND_MIN = 20
+_WIDEN = 4
+
+
+def to_document(hit: QueryResultDocument | DocumentInfo) -> Document:
+    return Document(id=hit.id, page_content=hit.text, metadata=hit.metadata or {})
+
+
+def split_filter(filter: Filter) -> tuple[dict[str, Any] | None, Callable[[Document], bool] | None]:
+    """``(engine_filter, predicate)``: dicts go to the engine, callables stay here."""
+    if filter is None:
+        return None, None
+    if isinstance(filter, Mapping):
+        return dict(filter), None
+    if callable(filter):
+        return None, filter
+    raise InvalidArgumentError(
+        f"filter must be a dict (Mongo or Lichen seed form) or a callable (Document) -> bool, got {type(filter).__name__}"
+    )
+
+
+def resolve_alpha(alpha: float | None) -> float:
+    return PURE_VECTOR if alpha is None else alpha
+
+
+def _predicate_rounds(
+    k: int, predicate: Callable[[Document], bool]
+) -> Generator[int, Sequence[QueryResultDocument], list[QueryResultDocument]]:
+    """Drive a callable filter over ranked candidates: yields how many to fetch, receives
+    the engine's hits, returns the first ``k`` that pass. Written once for both the sync
+    and the async face."""
+    fetch = max(_FIRST_ROUND_FACTOR * k, _FIRST_ROUND_MIN)
+    while True:
+        hits = yield fetch
+        # Every round is checked whole: a wider hybrid query (or a concurrent write) may
+        # rank the head differently than the previous round did.
+        kept = [hit for hit in hits if predicate(to_document(hit))]
+        if len(kept) >= k or len(hits) < fetch:
+            return kept[:k]
+        fetch *= _WIDEN
+
+
+def check_embedding(index: SessionIndex, embedding: Optional[Embeddings]) -> Optional[Embeddings]:
+    """The ``Embeddings`` whose vectors the adapter must pass to ``index``, or ``None``
+    when the index embeds with its own built-in model."""
+    if index.model_id == CUSTOM_MODEL_ID:
+        if embedding is None:
+            raise InvalidArgumentError(
+                f'index {index.name!r} uses model_id="custom": pass the LangChain Embeddings that makes its vectors'
+            )
+        return embedding
+    if embedding is None:
+        return None
+    if isinstance(embedding, LichenEmbeddings) and embedding.model_id == index.model_id:
+        return None
+    raise InvalidArgumentError(
+        f"index {index.name!r} embeds with its built-in model {index.model_id!r}; vectors from "
+        f"{type(embedding).__name__} would not be comparable. Use a session created with "
+        'model_id="custom" for your own Embeddings, or pass LichenEmbeddings() / no embedding.'
+    )
+
+
+class IndexSearch:
+    """One Lichen index seen from LangChain; see the module docstring.
+
+    ``embedding`` is ``None`` when the index embeds itself (built-in model).
+    """
+
+    def __init__(self, index: SessionIndex, embedding: Optional[Embeddings]) -> None:
+        self.index = index
+        self.embedding = check_embedding(index, embedding)
+
+    # ------------------------------------------------------------------ documents in
+    def _infos(
+        self, texts: Sequence[str], metadatas: Sequence[dict[str, Any]] | None, ids: Sequence[str], vectors: Any
+    ) -> list[DocumentInfo]:
+        return [
+            DocumentInfo(
+                id=ids[i],
+                text=texts[i],
+                metadata=metadatas[i] if metadatas else None,
+                embedding=vectors[i] if vectors is not None else None,
+            )
+            for i in range(len(texts))
+        ]
+
+    def add(self, texts: Sequence[str], metadatas: Sequence[dict[str, Any]] | None, ids: Sequence[str]) -> None:
+        vectors = self.embedding.embed_documents(list(texts)) if self.embedding is not None and texts else None
+        self.index.add_docs_sync(self._infos(texts, metadatas, ids, vectors))
+
+    async def aadd(self, texts: Sequence[str], metadatas: Sequence[dict[str, Any]] | None, ids: Sequence[str]) -> None:
+        vectors = await self.embedding.aembed_documents(list(texts)) if self.embedding is not None and texts else None
+        await self.index.add_docs(self._infos(texts, metadatas, ids, vectors))
+
+    # ------------------------------------------------------------------ query vectors
+    def query_vector(self, text: str) -> list[float]:
+        if self.embedding is not None:
+            return self.embedding.embed_query(text)
+        return self.index.embed_texts([text])[0].tolist()
+
+    async def aquery_vector(self, text: str) -> list[float]:
+        if self.embedding is not None:
+            return await self.embedding.aembed_query(text)
+        # One short text through the shipped model takes milliseconds: the engine's own
+        # async query embeds inline too.
+        return self.index.embed_texts([text])[0].tolist()
+
+    def _needs_vector(self, alpha: float, predicate: Callable[[Document], bool] | None) -> bool:
+        if alpha <= 0.0:
+            return False  # pure keyword: no vector is used
+        # A custom index has no model; a callable filter may query several rounds, so the
+        # vector is computed once here rather than once per round by the index.
+        return self.embedding is not None or predicate is not None
+
+    def _plan(
+        self, k: int, filter: Filter, alpha: float | None, vector: Sequence[float] | None
+    ) -> tuple[QueryOptions, Callable[[Document], bool] | None]:
+        engine_filter, predicate = split_filter(filter)
+        options = QueryOptions(top_k=k, filter=engine_filter, alpha=resolve_alpha(alpha), embedding=vector)
+        return options, predicate
+
+    # ------------------------------------------------------------------ search
+    def search(
+        self,
+        text: str,
+        k: int,
+        *,
+        filter: Filter = None,
+        alpha: float | None = None,
+        vector: Sequence[float] | None = None,
+    ) -> list[QueryResultDocument]:
+        """Top ``k`` hits, best first, as the engine scored them."""
+        options, predicate = self._plan(k, filter, alpha, vector)
+        if options.embedding is None and self._needs_vector(options.alpha, predicate):
+            options = replace(options, embedding=self.query_vector(text))
+        if predicate is None:
+            return self.index.query_sync(text, options).docs
+        rounds = _predicate_rounds(k, predicate)
+        fetch = next(rounds)
+        while True:
+            hits = self.index.query_sync(text, replace(options, top_k=fetch)).docs
+            try:
+                fetch = rounds.send(hits)
+            except StopIteration as done:
+                return done.value
+
+    async def asearch(
+        self,
+        text: str,
+        k: int,
+        *,
+        filter: Filter = None,
+        alpha: float | None = None,
+        vector: Sequence[float] | None = None,
+    ) -> list[QueryResultDocument]:
+        options, predicate = self._plan(k, filter, alpha, vector)
+        if options.embedding is None and self._needs_vector(options.alpha, predicate):
+            options = replace(options, embedding=await self.aquery_vector(text))
+        if predicate is None:
+            return (await self.index.query(text, options)).docs
+        rounds = _predicate_rounds(k, predicate)
+        fetch = next(rounds)
+        while True:
+            hits = (await self.index.query(text, replace(options, top_k=fetch))).docs
+            try:
+                fetch = rounds.send(hits)
+            except StopIteration as done:
+                return done.value
+
+    # ------------------------------------------------------------------ stored vectors (MMR)
+    def stored_vectors(self, hits: Sequence[QueryResultDocument]) -> dict[str, list[float]]:
+        stored = self.index.get_docs_sync([hit.id for hit in hits], include_embeddings=True)
+        return {doc.id: list(doc.embedding) for doc in stored if doc.embedding is not None}
+
+    async def astored_vectors(self, hits: Sequence[QueryResultDocument]) -> dict[str, list[float]]:
+        stored = await self.index.get_docs([hit.id for hit in hits], include_embeddings=True)
+        return {doc.id: list(doc.embedding) for doc in stored if doc.embedding is not None}

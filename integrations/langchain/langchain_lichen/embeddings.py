@@ -1,0 +1,99 @@
+"""``LichenEmbeddings``: Lichen's shipped embedding model as a LangChain ``Embeddings``."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from langchain_core.embeddings import Embeddings
+from lichen import get_embedder
+from lichen.models import DEFAULT_MODEL_ID, Embedder
+from pydantic import BaseModel, ConfigDict, PrivateAttr
+
+__all__ = ["LichenEmbeddings"]
+
+# Below this many texts an embed takes a few milliseconds: cheaper inline than a hop to a
+# worker thread. Larger batches leave the event loop free while the model runs.
+_INLINE_EMBED_LIMIT = 8
+
+
+class LichenEmbeddings(BaseModel, Embeddings):
+    """Lichen's built-in, offline sentence-embedding model for any LangChain component.
+
+    The default model, `"lichen-minilm"` (all-MiniLM-L6-v2: 384 dimensions, mean pooled,
+    L2-normalised, at most 256 tokens), ships inside the `lichen` package: no API key, no
+    download, no network. It is loaded once per process and shared with every Lichen index
+    that uses it.
+
+    Setup:
+        ```bash
+        pip install langchain-lichen
+        ```
+
+    Key init args:
+        model_id: a built-in Lichen model id (default `"lichen-minilm"`).
+
+    Instantiate:
+        ```python
+        from langchain_lichen import LichenEmbeddings
+
+        embeddings = LichenEmbeddings()
+        ```
+
+    Embed a query:
+        ```python
+        vector = embeddings.embed_query("how long does a refund take?")
+        assert len(vector) == embeddings.dimension == 384
+        ```
+
+    Embed documents:
+        ```python
+        vectors = embeddings.embed_documents(["refunds take 5 days", "reset your password"])
+        assert len(vectors) == 2 and isinstance(vectors[0][0], float)
+        ```
+
+    Async:
+        ```python
+        vector = await embeddings.aembed_query("how long does a refund take?")
+        vectors = await embeddings.aembed_documents(["refunds take 5 days"])
+        ```
+
+    Vectors are lists of plain Python `float` of unit length, so a dot product is the
+    cosine similarity. Given to `LichenVectorStore`, this class lets the store's Lichen
+    index embed with the same model itself: no vectors cross the adapter.
+    """
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model_id: str = DEFAULT_MODEL_ID
+    """A built-in Lichen model id."""
+
+    _embedder: Embedder = PrivateAttr()
+
+    def model_post_init(self, __context: Any) -> None:
+        # Resolve the model now, so an unknown id fails at construction
+        # (lichen.ModelUnavailableError), not at the first embed.
+        self._embedder = get_embedder(self.model_id)
+
+    @property
+    def dimension(self) -> int:
+        """Length of every vector this model returns."""
+        return self._embedder.dimension
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        """Embed texts for storage: one list of floats per text."""
+        if not texts:
+            return []
+        return self._embedder.embed(list(texts)).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        """Embed one query text."""
+        return self._embedder.embed([text])[0].tolist()
+
+    async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
+        if len(texts) <= _INLINE_EMBED_LIMIT:
+            return self.embed_documents(texts)
+        return await asyncio.to_thread(self.embed_documents, texts)
+
+    async def aembed_query(self, text: str) -> list[float]:
+        return self.embed_query(text)

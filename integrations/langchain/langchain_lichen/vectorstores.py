@@ -1,0 +1,490 @@
+"""``LichenVectorStore``: a LangChain ``VectorStore`` over one Lichen index."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Optional
+
+import numpy as np
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from langchain_core.vectorstores import VectorStore
+from langchain_core.vectorstores.utils import maximal_marginal_relevance
+from lichen import InvalidArgumentError, QueryResultDocument, SessionIndex
+from lichen.models import CUSTOM_MODEL_ID
+from typing_extensions import Self
+
+from ._search import Filter, IndexSearch, to_document
+from .embeddings import LichenEmbeddings
+
+__all__ = ["LichenVectorStore"]
+
+# Keyword arguments LangChain's own helpers pass that have no meaning here:
+# ``index()`` passes ``batch_size`` (Lichen embeds in its own batches).
+_IGNORED_ADD_KWARGS = frozenset({"batch_size"})
+
+
+def _reject_unknown(method: str, kwargs: dict[str, Any], ignored: frozenset[str] = frozenset()) -> None:
+    unknown = sorted(set(kwargs) - ignored)
+    if unknown:
+        raise TypeError(f"LichenVectorStore.{method}() got unexpected keyword argument(s): {', '.join(unknown)}")
+
+
+def _cosine_to_relevance(similarity: float) -> float:
+    """Cosine similarity in [-1, 1] mapped linearly onto [0, 1]."""
+    return min(1.0, max(0.0, (1.0 + similarity) / 2.0))
+
+
+def _relevance(hit: QueryResultDocument) -> float:
+    if hit.keyword_score is None:  # pure vector search: the score is the cosine
+        return _cosine_to_relevance(hit.score)
+    # Hybrid: the engine's fused score, already in [0, 1] but rank-based (see class doc).
+    return min(1.0, max(0.0, hit.score))
+
+
+def _new_index(name: str, embedding: Optional[Embeddings]) -> SessionIndex:
+    if embedding is None:
+        return SessionIndex(name)
+    if isinstance(embedding, LichenEmbeddings):
+        return SessionIndex(name, embedding.model_id)
+    return SessionIndex(name, CUSTOM_MODEL_ID)
+
+
+class LichenVectorStore(VectorStore):
+    """Lichen vector store: an in-process index, embedded locally, searched exactly.
+
+    The store wraps one Lichen index: a live `SessionIndex` you read and write in real
+    time (short-term context, e.g. the turns of a call), or a long-term index loaded
+    with `client.load_index(name)`, which is read-only. Searches run in memory, exact
+    top-k by cosine similarity; hybrid (BM25 + vector) search is opt-in per call with
+    `alpha`.
+
+    Setup:
+        ```bash
+        pip install langchain-lichen
+        ```
+
+    Key init args:
+        embedding: `Embeddings | None`. `None` or `LichenEmbeddings()` embed with
+            Lichen's shipped model (the index embeds by itself); any other LangChain
+            `Embeddings`, at any dimension, is used for documents and queries of an index
+            created with `model_id="custom"`.
+        index: `SessionIndex | None`. The Lichen index to wrap: `client.session_sync(name)`,
+            `await client.session(name)` or `client.loaded_index(name)` (read-only).
+            Default: a new in-memory session.
+        index_name: `str`. Name of the new session when `index` is not given.
+
+    Instantiate:
+        ```python
+        from lichen import Client
+        from langchain_lichen import LichenVectorStore
+
+        client = Client()  # embedded local store: no server, no credentials
+        session = client.session_sync("call-123")
+        vector_store = LichenVectorStore(index=session)
+        ```
+
+    Add Documents:
+        ```python
+        from langchain_core.documents import Document
+
+        document_1 = Document(page_content="Refunds take 5 business days", metadata={"topic": "billing", "year": 2024})
+        document_2 = Document(page_content="Reset your password from the login page", metadata={"topic": "account", "year": 2021})
+        document_3 = Document(page_content="I will be deleted :(", metadata={})
+
+        documents = [document_1, document_2, document_3]
+        ids = vector_store.add_documents(documents=documents, ids=["1", "2", "3"])
+        ```
+        Adding an existing id replaces that document (upsert). Documents without an id
+        get a fresh uuid4 string, returned in `ids` and found again as `Document.id`.
+
+    Delete Documents:
+        ```python
+        vector_store.delete(ids=["3"])
+        ```
+        `delete()` with no ids refuses (`ValueError`) instead of emptying the index;
+        `delete(delete_all=True)` empties it deliberately.
+
+    Search:
+        ```python
+        results = vector_store.similarity_search(query="how long is a refund?", k=1)
+        for doc in results:
+            print(f"* {doc.page_content} [{doc.metadata}]")
+        ```
+
+    Search with filter:
+        ```python
+        # Mongo form, as LangChain users write it...
+        results = vector_store.similarity_search("refund", k=1, filter={"year": {"$gte": 2022}})
+        # ...Lichen's seed form...
+        results = vector_store.similarity_search(
+            "refund", k=1, filter={"field": "topic", "condition": {"$eq": "billing"}}
+        )
+        # ...or a predicate over the Document, as with InMemoryVectorStore.
+        results = vector_store.similarity_search("refund", k=1, filter=lambda doc: doc.metadata.get("topic") == "billing")
+        ```
+        Dict filters are compiled and applied by the Lichen engine; an unknown operator or
+        a malformed value raises `lichen.InvalidArgumentError` (a `ValueError`), never
+        silently matches. A callable is the one filter this adapter applies itself: it is
+        called on the engine's ranked candidates (widening the candidate pool until `k`
+        pass or the index is exhausted), so it costs a Python call per candidate.
+
+    Search with score:
+        ```python
+        results = vector_store.similarity_search_with_score(query="refund", k=1)
+        for doc, score in results:
+            print(f"* [SIM={score:.3f}] {doc.page_content} [{doc.metadata}]")
+        ```
+        `similarity_search_with_score` returns the cosine similarity (higher is more
+        similar); `similarity_search_with_relevance_scores` maps it onto [0, 1] as
+        `(1 + cosine) / 2`. Results are always sorted best first.
+
+    Hybrid search:
+        ```python
+        results = vector_store.similarity_search("password login", k=1, alpha=0.5)
+        ```
+        `alpha` weighs the vector ranking against BM25 keyword ranking (1.0 vector only,
+        the default here; 0.0 keywords only). With `alpha < 1` the score is the engine's
+        rank-fusion score, meaningful for ordering within one query rather than as an
+        absolute threshold.
+
+    Async:
+        ```python
+        await vector_store.aadd_documents(documents=[document_3], ids=["3"])
+        await vector_store.adelete(ids=["3"])
+        results = await vector_store.asimilarity_search(query="refund", k=1)
+        ```
+        Every async method awaits the Lichen index directly rather than running the sync
+        method in a thread pool.
+
+    Use as Retriever:
+        ```python
+        retriever = vector_store.as_retriever(
+            search_type="mmr", search_kwargs={"k": 1, "fetch_k": 2, "lambda_mult": 0.5}
+        )
+        retriever.invoke("refund")
+        ```
+        `search_type` may be `"similarity"`, `"mmr"` or `"similarity_score_threshold"`
+        (with `search_kwargs={"score_threshold": 0.6}`); `filter` and `alpha` go in
+        `search_kwargs` too.
+
+    Push the session and search it as long-term context:
+        ```python
+        session.push_index_sync()  # stored as index "call-123", embeddings included
+        client.load_index_sync("call-123")
+        history = LichenVectorStore(index=client.loaded_index("call-123"))  # read-only
+        history.similarity_search("refund", k=1)
+        ```
+
+    Bring your own embeddings:
+        ```python
+        from langchain_core.embeddings import DeterministicFakeEmbedding
+
+        own = LichenVectorStore(DeterministicFakeEmbedding(size=64))  # a model_id="custom" session
+        own.add_texts(["any dimension works"], metadatas=[{"n": 1}])
+        ```
+
+    Metadata values may be `str`, `int`, `float`, `bool`, `None` or lists of those; they
+    come back exactly as given (types included), and the store adds no keys of its own.
+    Other values (nested dicts, dates) raise `lichen.InvalidArgumentError`: flatten them
+    first.
+    """
+
+    def __init__(
+        self,
+        embedding: Optional[Embeddings] = None,
+        *,
+        index: Optional[SessionIndex] = None,
+        index_name: str = "langchain",
+    ) -> None:
+        if index is None:
+            index = _new_index(index_name, embedding)
+        self._search = IndexSearch(index, embedding)
+        self._embedding: Embeddings = embedding if embedding is not None else LichenEmbeddings(model_id=index.model_id)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def embeddings(self) -> Embeddings:
+        return self._embedding
+
+    @property
+    def index(self) -> SessionIndex:
+        """The Lichen index underneath (e.g. to `push_index()` a session)."""
+        return self._search.index
+
+    def __repr__(self) -> str:
+        return f"LichenVectorStore(index={self.index!r}, embedding={type(self._embedding).__name__})"
+
+    # ------------------------------------------------------------------ writes
+    @staticmethod
+    def _prepare(
+        texts: Iterable[str], metadatas: Optional[list[dict]], ids: Optional[Sequence[Optional[str]]]
+    ) -> tuple[list[str], Optional[list[dict]], list[str]]:
+        texts = list(texts)
+        if metadatas is not None and len(metadatas) != len(texts):
+            raise InvalidArgumentError(f"got {len(metadatas)} metadatas for {len(texts)} texts")
+        if ids is None:
+            ids = [None] * len(texts)
+        elif len(ids) != len(texts):
+            raise InvalidArgumentError(f"got {len(ids)} ids for {len(texts)} texts")
+        filled = [doc_id if doc_id is not None else str(uuid.uuid4()) for doc_id in ids]
+        return texts, metadatas, filled
+
+    def add_texts(
+        self,
+        texts: Iterable[str],
+        metadatas: Optional[list[dict]] = None,
+        *,
+        ids: Optional[list[str]] = None,
+        **kwargs: Any,
+    ) -> list[str]:
+        """Embed and upsert texts; returns their ids (uuid4 strings where none given)."""
+        _reject_unknown("add_texts", kwargs, _IGNORED_ADD_KWARGS)
+        texts, metadatas, ids = self._prepare(texts, metadatas, ids)
+        self._search.add(texts, metadatas, ids)
+        return ids
+
+    async def aadd_texts(
+        self,
+        texts: Iterable[str],
+        metadatas: Optional[list[dict]] = None,
+        *,
+        ids: Optional[list[str]] = None,
+        **kwargs: Any,
+    ) -> list[str]:
+        _reject_unknown("aadd_texts", kwargs, _IGNORED_ADD_KWARGS)
+        texts, metadatas, ids = self._prepare(texts, metadatas, ids)
+        await self._search.aadd(texts, metadatas, ids)
+        return ids
+
+    def _doomed(self, ids: Optional[list[str]], delete_all: bool, kwargs: dict[str, Any]) -> Optional[list[str]]:
+        """The ids to delete; ``None`` means every document (explicitly asked for)."""
+        _reject_unknown("delete", kwargs)
+        if ids is None:
+            if not delete_all:
+                raise InvalidArgumentError(
+                    "delete() without ids would empty the whole index; pass ids, or delete_all=True to mean it"
+                )
+            return None
+        if delete_all:
+            raise InvalidArgumentError("pass either ids or delete_all=True, not both")
+        return list(ids)
+
+    def delete(self, ids: Optional[list[str]] = None, *, delete_all: bool = False, **kwargs: Any) -> bool:
+        """Delete by id (unknown ids are ignored). Returns ``True``.
+
+        ``ids=None`` raises unless ``delete_all=True``: emptying an index by omission is
+        too easy a mistake to make silently.
+        """
+        doomed = self._doomed(ids, delete_all, kwargs)
+        if doomed is None:
+            doomed = [doc.id for doc in self.index.get_docs_sync()]
+        self.index.delete_docs_sync(doomed)
+        return True
+
+    async def adelete(self, ids: Optional[list[str]] = None, *, delete_all: bool = False, **kwargs: Any) -> bool:
+        doomed = self._doomed(ids, delete_all, kwargs)
+        if doomed is None:
+            doomed = [doc.id for doc in await self.index.get_docs()]
+        await self.index.delete_docs(doomed)
+        return True
+
+    # ------------------------------------------------------------------ reads
+    def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
+        """Documents for the ids found, in the order asked; missing ids are skipped."""
+        return [to_document(doc) for doc in self.index.get_docs_sync(list(ids))]
+
+    async def aget_by_ids(self, ids: Sequence[str], /) -> list[Document]:
+        return [to_document(doc) for doc in await self.index.get_docs(list(ids))]
+
+    # ------------------------------------------------------------------ similarity search
+    def similarity_search_with_score(
+        self, query: str, k: int = 4, *, filter: Filter = None, alpha: Optional[float] = None, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """Top ``k`` documents with their scores (cosine similarity unless ``alpha < 1``)."""
+        _reject_unknown("similarity_search_with_score", kwargs)
+        hits = self._search.search(query, k, filter=filter, alpha=alpha)
+        return [(to_document(hit), hit.score) for hit in hits]
+
+    async def asimilarity_search_with_score(
+        self, query: str, k: int = 4, *, filter: Filter = None, alpha: Optional[float] = None, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        _reject_unknown("asimilarity_search_with_score", kwargs)
+        hits = await self._search.asearch(query, k, filter=filter, alpha=alpha)
+        return [(to_document(hit), hit.score) for hit in hits]
+
+    def similarity_search(
+        self, query: str, k: int = 4, *, filter: Filter = None, alpha: Optional[float] = None, **kwargs: Any
+    ) -> list[Document]:
+        """Top ``k`` documents for ``query``, most similar first."""
+        return [doc for doc, _ in self.similarity_search_with_score(query, k, filter=filter, alpha=alpha, **kwargs)]
+
+    async def asimilarity_search(
+        self, query: str, k: int = 4, *, filter: Filter = None, alpha: Optional[float] = None, **kwargs: Any
+    ) -> list[Document]:
+        pairs = await self.asimilarity_search_with_score(query, k, filter=filter, alpha=alpha, **kwargs)
+        return [doc for doc, _ in pairs]
+
+    def similarity_search_with_score_by_vector(
+        self, embedding: list[float], k: int = 4, *, filter: Filter = None, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        """Top ``k`` documents for a query vector, with cosine similarities."""
+        _reject_unknown("similarity_search_with_score_by_vector", kwargs)
+        hits = self._search.search("", k, filter=filter, vector=embedding)
+        return [(to_document(hit), hit.score) for hit in hits]
+
+    async def asimilarity_search_with_score_by_vector(
+        self, embedding: list[float], k: int = 4, *, filter: Filter = None, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        _reject_unknown("asimilarity_search_with_score_by_vector", kwargs)
+        hits = await self._search.asearch("", k, filter=filter, vector=embedding)
+        return [(to_document(hit), hit.score) for hit in hits]
+
+    def similarity_search_by_vector(
+        self, embedding: list[float], k: int = 4, *, filter: Filter = None, **kwargs: Any
+    ) -> list[Document]:
+        return [doc for doc, _ in self.similarity_search_with_score_by_vector(embedding, k, filter=filter, **kwargs)]
+
+    async def asimilarity_search_by_vector(
+        self, embedding: list[float], k: int = 4, *, filter: Filter = None, **kwargs: Any
+    ) -> list[Document]:
+        pairs = await self.asimilarity_search_with_score_by_vector(embedding, k, filter=filter, **kwargs)
+        return [doc for doc, _ in pairs]
+
+    # ------------------------------------------------------------------ relevance scores
+    def _select_relevance_score_fn(self) -> Callable[[float], float]:
+        """Cosine similarity in [-1, 1] to relevance in [0, 1]."""
+        return _cosine_to_relevance
+
+    def _similarity_search_with_relevance_scores(
+        self, query: str, k: int = 4, *, filter: Filter = None, alpha: Optional[float] = None, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        _reject_unknown("similarity_search_with_relevance_scores", kwargs)
+        hits = self._search.search(query, k, filter=filter, alpha=alpha)
+        return [(to_document(hit), _relevance(hit)) for hit in hits]
+
+    async def _asimilarity_search_with_relevance_scores(
+        self, query: str, k: int = 4, *, filter: Filter = None, alpha: Optional[float] = None, **kwargs: Any
+    ) -> list[tuple[Document, float]]:
+        _reject_unknown("asimilarity_search_with_relevance_scores", kwargs)
+        hits = await self._search.asearch(query, k, filter=filter, alpha=alpha)
+        return [(to_document(hit), _relevance(hit)) for hit in hits]
+
+    # ------------------------------------------------------------------ maximal marginal relevance
+    @staticmethod
+    def _select_mmr(
+        query_vector: Sequence[float],
+        hits: Sequence[QueryResultDocument],
+        stored: dict[str, list[float]],
+        k: int,
+        lambda_mult: float,
+    ) -> list[Document]:
+        # A candidate deleted between the search and the vector lookup is dropped.
+        hits = [hit for hit in hits if hit.id in stored]
+        if not hits:
+            return []
+        chosen = maximal_marginal_relevance(
+            np.asarray(query_vector, dtype=np.float32), [stored[hit.id] for hit in hits], lambda_mult=lambda_mult, k=k
+        )
+        return [to_document(hits[i]) for i in chosen]
+
+    def max_marginal_relevance_search_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        *,
+        filter: Filter = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """``k`` documents chosen by MMR among the ``fetch_k`` most similar to a vector."""
+        _reject_unknown("max_marginal_relevance_search_by_vector", kwargs)
+        hits = self._search.search("", max(fetch_k, k), filter=filter, vector=embedding)
+        return self._select_mmr(embedding, hits, self._search.stored_vectors(hits), k, lambda_mult)
+
+    async def amax_marginal_relevance_search_by_vector(
+        self,
+        embedding: list[float],
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        *,
+        filter: Filter = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        _reject_unknown("amax_marginal_relevance_search_by_vector", kwargs)
+        hits = await self._search.asearch("", max(fetch_k, k), filter=filter, vector=embedding)
+        return self._select_mmr(embedding, hits, await self._search.astored_vectors(hits), k, lambda_mult)
+
+    def max_marginal_relevance_search(
+        self,
+        query: str,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        *,
+        filter: Filter = None,
+        alpha: Optional[float] = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        """``k`` documents chosen by maximal marginal relevance (similar to the query,
+        diverse among themselves) from the ``fetch_k`` best candidates.
+
+        ``lambda_mult`` is 1 for pure relevance, 0 for maximum diversity.
+        """
+        _reject_unknown("max_marginal_relevance_search", kwargs)
+        vector = self._search.query_vector(query)
+        hits = self._search.search(query, max(fetch_k, k), filter=filter, alpha=alpha, vector=vector)
+        return self._select_mmr(vector, hits, self._search.stored_vectors(hits), k, lambda_mult)
+
+    async def amax_marginal_relevance_search(
+        self,
+        query: str,
+        k: int = 4,
+        fetch_k: int = 20,
+        lambda_mult: float = 0.5,
+        *,
+        filter: Filter = None,
+        alpha: Optional[float] = None,
+        **kwargs: Any,
+    ) -> list[Document]:
+        _reject_unknown("amax_marginal_relevance_search", kwargs)
+        vector = await self._search.aquery_vector(query)
+        hits = await self._search.asearch(query, max(fetch_k, k), filter=filter, alpha=alpha, vector=vector)
+        return self._select_mmr(vector, hits, await self._search.astored_vectors(hits), k, lambda_mult)
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_texts(
+        cls,
+        texts: list[str],
+        embedding: Optional[Embeddings] = None,
+        metadatas: Optional[list[dict]] = None,
+        *,
+        ids: Optional[list[str]] = None,
+        index: Optional[SessionIndex] = None,
+        index_name: str = "langchain",
+        **kwargs: Any,
+    ) -> Self:
+        """A store holding ``texts`` (in a new session unless ``index`` is given)."""
+        store = cls(embedding, index=index, index_name=index_name)
+        store.add_texts(texts, metadatas, ids=ids, **kwargs)
+        return store
+
+    @classmethod
+    async def afrom_texts(
+        cls,
+        texts: list[str],
+        embedding: Optional[Embeddings] = None,
+        metadatas: Optional[list[dict]] = None,
+        *,
+        ids: Optional[list[str]] = None,
+        index: Optional[SessionIndex] = None,
+        index_name: str = "langchain",
+        **kwargs: Any,
+    ) -> Self:
+        store = cls(embedding, index=index, index_name=index_name)
+        await store.aadd_texts(texts, metadatas, ids=ids, **kwargs)
+        return store
