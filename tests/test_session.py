@@ -102,6 +102,12 @@ def test_hybrid_scores_are_sorted_and_carry_components(session):
     assert keyword_only.docs[0].id == "turn-3"
 
 
+def test_pure_keyword_search_returns_only_documents_sharing_a_term(session):
+    hits = session.query_sync("invoice", QueryOptions(top_k=3, alpha=0.0)).docs
+    assert [h.id for h in hits] == ["turn-1"] and hits[0].keyword_score > 0
+    assert session.query_sync("xylophone", QueryOptions(top_k=3, alpha=0.0)).docs == []
+
+
 def test_hybrid_index_follows_updates_and_deletes(session):
     session.query_sync("invoice", QueryOptions(alpha=0.0))  # builds the keyword index
     session.add_docs_sync([DocumentInfo(id="turn-4", text="zebra crossing near the warehouse")])

@@ -143,9 +143,9 @@ class IndexCore:
                 self._keywords.keep(keep)
             return len(doomed)
 
-    def clear(self) -> None:
+    def clear(self) -> int:
         with self._lock:
-            self.delete(list(self._ids))
+            return self.delete(list(self._ids))
 
     def _reserve(self, rows: int) -> None:
         capacity = self._matrix.shape[0]
@@ -243,6 +243,11 @@ class IndexCore:
             vector_scores = self._matrix[:n] @ query
         if candidates is None:
             candidates = np.arange(n)
+        if alpha <= 0.0:
+            # Pure keyword search: a document sharing no term with the query is no hit.
+            candidates = candidates[keyword_scores[candidates] > 0]
+            if candidates.size == 0:
+                return []
         positions, fused = fuse_rankings(vector_scores, keyword_scores, candidates, alpha, top_k, method=fusion)
         return [
             self._result(p, float(s), float(vector_scores[p]) if query is not None else None, float(keyword_scores[p]))

@@ -27,9 +27,6 @@ from .stores._base import IndexSnapshot, IndexStore
 
 __all__ = ["SessionIndex"]
 
-# Below this many texts an embed takes a few milliseconds: cheaper to run inline than
-# to hop to a worker thread.
-_INLINE_EMBED_LIMIT = 8
 
 
 class SessionIndex:
@@ -155,6 +152,10 @@ class SessionIndex:
             raise InvalidArgumentError("ids must be a list of strings")
         return self._core.delete(ids)
 
+    def _clear(self) -> int:
+        self._check_writable()
+        return self._core.clear()
+
     def _get(self, ids: Sequence[str] | None, filter: dict[str, Any] | None, include_embeddings: bool) -> list[DocumentInfo]:
         if isinstance(ids, str):
             raise InvalidArgumentError("ids must be a list of strings, not one string")
@@ -203,10 +204,9 @@ class SessionIndex:
     # ------------------------------------------------------------------ async faces
     async def add_docs(self, docs: Sequence[DocumentInfo]) -> tuple[int, int]:
         """Upsert by id; returns ``(added, updated)``. Documents without an embedding are
-        embedded locally. A bad batch (duplicate ids, wrong dimension, NaN, oversized
-        text) raises and leaves the index unchanged."""
-        if len(docs) <= _INLINE_EMBED_LIMIT:
-            return self._add(docs)
+        embedded locally, on a worker thread so the event loop keeps serving. A bad batch
+        (duplicate ids, wrong dimension, NaN, oversized text) raises and leaves the index
+        unchanged."""
         return await asyncio.to_thread(self._add, docs)
 
     async def delete_docs(self, ids: Sequence[str]) -> int:
@@ -219,8 +219,16 @@ class SessionIndex:
         return self._get(ids, filter, include_embeddings)
 
     async def query(self, text: str, options: QueryOptions | None = None) -> SearchResult:
-        """Exact top-k in memory; see :class:`QueryOptions` for filters and hybrid."""
-        return self._query(text, options)
+        """Exact top-k in memory; see :class:`QueryOptions` for filters and hybrid.
+
+        Runs on a worker thread: embedding a long query can take tens of milliseconds on
+        a busy machine, which an event loop serving live audio cannot afford; the hop
+        costs ~0.1 ms."""
+        return await asyncio.to_thread(self._query, text, options)
+
+    async def clear(self) -> int:
+        """Delete every document; returns how many there were."""
+        return self._clear()
 
     async def push_index(self, *, overwrite: bool = False) -> PushIndexResult:
         """Create or replace the stored index of this name with the session's documents
@@ -237,6 +245,9 @@ class SessionIndex:
 
     def delete_docs_sync(self, ids: Sequence[str]) -> int:
         return self._delete(ids)
+
+    def clear_sync(self) -> int:
+        return self._clear()
 
     def get_docs_sync(
         self, ids: Sequence[str] | None = None, filter: dict[str, Any] | None = None, *, include_embeddings: bool = False

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import InvalidArgumentError
 from ._types import QueryOptions, QueryResultDocument
+from .fusion import DEFAULT_RRF_K
+from .models import CUSTOM_MODEL_ID
 
 if TYPE_CHECKING:
     from ._client import Client
@@ -22,7 +24,6 @@ if TYPE_CHECKING:
 __all__ = ["ContextHit", "merge_ranked", "ContextSearch", "SESSION_SOURCE"]
 
 SESSION_SOURCE = "session"
-RRF_K = 60
 
 
 @dataclass
@@ -41,7 +42,7 @@ def merge_ranked(
     *,
     method: str = "rrf",
     weights: Mapping[str, float] | None = None,
-    rrf_k: int = RRF_K,
+    rrf_k: int = DEFAULT_RRF_K,
 ) -> list[ContextHit]:
     """Fuse per-source ranked lists into one list of at most ``k`` hits.
 
@@ -92,6 +93,12 @@ class ContextSearch:
             raise InvalidArgumentError("give a session, long-term indexes, or both")
         if indexes and client is None:
             raise InvalidArgumentError("long-term indexes need the client that loaded them")
+        if len(set(indexes)) != len(indexes):
+            raise InvalidArgumentError(f"indexes lists a name twice: {list(indexes)}")
+        if session is not None and SESSION_SOURCE in indexes:
+            raise InvalidArgumentError(
+                f"a long-term index named {SESSION_SOURCE!r} would be indistinguishable from the session; rename it"
+            )
         self.session = session
         self.client = client
         self.indexes = list(indexes)
@@ -114,16 +121,29 @@ class ContextSearch:
             sources.append((name, self.client.loaded_index(name)))  # type: ignore[union-attr]
         return sources
 
+    def _shared_query_vector(self, text: str, sources: list[tuple[str, SessionIndex]], overrides: Mapping[str, Any]):
+        """Embed the query once when every source uses the same built-in model, instead
+        of once per source."""
+        if self.options.embedding is not None or "embedding" in overrides:
+            return {}
+        alpha = overrides.get("alpha", self.options.alpha)
+        models = {index.model_id for _, index in sources}
+        if len(models) != 1 or CUSTOM_MODEL_ID in models or alpha == 0.0:
+            return {}
+        return {"embedding": sources[0][1].embed_texts([text])[0]}
+
     def search(self, text: str, k: int | None = None, **overrides: Any) -> list[ContextHit]:
         k = self.k if k is None else k
-        ranked = {
-            source: index.query_sync(text, self._options_for(source, k, overrides)).docs for source, index in self._sources()
-        }
+        sources = self._sources()
+        overrides = {**overrides, **self._shared_query_vector(text, sources, overrides)}
+        ranked = {source: index.query_sync(text, self._options_for(source, k, overrides)).docs for source, index in sources}
         return merge_ranked(ranked, k, method=self.method, weights=self.weights)
 
     async def asearch(self, text: str, k: int | None = None, **overrides: Any) -> list[ContextHit]:
         k = self.k if k is None else k
         sources = self._sources()
+        shared = await asyncio.to_thread(self._shared_query_vector, text, sources, overrides)
+        overrides = {**overrides, **shared}
         results = await asyncio.gather(
             *(index.query(text, self._options_for(source, k, overrides)) for source, index in sources)
         )

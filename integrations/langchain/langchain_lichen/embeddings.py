@@ -14,7 +14,6 @@ __all__ = ["LichenEmbeddings"]
 
 # Below this many texts an embed takes a few milliseconds: cheaper inline than a hop to a
 # worker thread. Larger batches leave the event loop free while the model runs.
-_INLINE_EMBED_LIMIT = 8
 
 
 class LichenEmbeddings(BaseModel, Embeddings):
@@ -91,9 +90,9 @@ class LichenEmbeddings(BaseModel, Embeddings):
         return self._embedder.embed([text])[0].tolist()
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
-        if len(texts) <= _INLINE_EMBED_LIMIT:
-            return self.embed_documents(texts)
+        # On a worker thread: even a few texts can take tens of milliseconds on a busy
+        # machine, which an event loop serving live traffic cannot spare.
         return await asyncio.to_thread(self.embed_documents, texts)
 
     async def aembed_query(self, text: str) -> list[float]:
-        return self.embed_query(text)
+        return await asyncio.to_thread(self.embed_query, text)

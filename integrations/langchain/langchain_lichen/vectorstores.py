@@ -279,15 +279,17 @@ class LichenVectorStore(VectorStore):
         """
         doomed = self._doomed(ids, delete_all, kwargs)
         if doomed is None:
-            doomed = [doc.id for doc in self.index.get_docs_sync()]
-        self.index.delete_docs_sync(doomed)
+            self.index.clear_sync()
+        else:
+            self.index.delete_docs_sync(doomed)
         return True
 
     async def adelete(self, ids: Optional[list[str]] = None, *, delete_all: bool = False, **kwargs: Any) -> bool:
         doomed = self._doomed(ids, delete_all, kwargs)
         if doomed is None:
-            doomed = [doc.id for doc in await self.index.get_docs()]
-        await self.index.delete_docs(doomed)
+            await self.index.clear()
+        else:
+            await self.index.delete_docs(doomed)
         return True
 
     # ------------------------------------------------------------------ reads

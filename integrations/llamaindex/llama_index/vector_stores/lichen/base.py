@@ -236,7 +236,7 @@ class LichenVectorStore(BasePydanticVectorStore):
         return [document_to_node(doc.id, doc.text, doc.metadata) for doc in self._index.get_docs_sync(ids, spec)]
 
     def clear(self) -> None:
-        self._index.delete_docs_sync([doc.id for doc in self._index.get_docs_sync()])
+        self._index.clear_sync()
 
     def query(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         text, options = self._query_options(query)
@@ -277,7 +277,7 @@ class LichenVectorStore(BasePydanticVectorStore):
         return [document_to_node(doc.id, doc.text, doc.metadata) for doc in await self._index.get_docs(ids, spec)]
 
     async def aclear(self) -> None:
-        await self._index.delete_docs([doc.id for doc in await self._index.get_docs()])
+        await self._index.clear()
 
     async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         text, options = self._query_options(query)
