@@ -1,0 +1,326 @@
+"""The embedded store: named indexes as artifact files in a local directory.
+
+This is what the ``Client`` uses when no server URL is configured, so the seed's samples
+run with zero setup. It owns the directory layout, index-name validation, atomic
+replacement, versions and cross-process locking; the bytes of each file are the
+artifact format of :mod:`lichen.artifact`, unchanged.
+
+Layout under ``root``::
+
+    indexes/<safe-name>.lix            the current artifact of one index
+    indexes/.<safe-name>.lix.<hex>.tmp a write in progress (or left by a crash: ignored
+                                       by readers, removed by the next write)
+    locks/<safe-name>.lock             flock'ed by writers of that index
+
+``<safe-name>`` is an ASCII slug of the name plus a hash of its exact spelling, so any
+valid name maps to a short, portable file name and names differing only in case never
+collide on case-insensitive file systems. The name itself lives in the manifest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import os
+import re
+import unicodedata
+import uuid
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+import platformdirs
+import xxhash
+
+from .. import artifact as _artifact
+from .._errors import ConflictError, CorruptDataError, InvalidArgumentError, NotFoundError
+from .._types import IndexInfo, PushIndexResult
+from ._base import IndexSnapshot
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+    import msvcrt
+
+__all__ = ["LocalStore", "default_home", "validate_index_name", "MAX_INDEX_NAME_LENGTH"]
+
+logger = logging.getLogger(__name__)
+
+MAX_INDEX_NAME_LENGTH = 200
+_FORBIDDEN_CATEGORIES = {"Cc", "Cs", "Zl", "Zp"}  # control chars, lone surrogates, line breaks
+_SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+def default_home() -> Path:
+    """Where the ``Client`` keeps local indexes: ``$LICHEN_HOME`` if set, else the
+    platform's per-user data directory (e.g. ``~/.local/share/lichen`` on Linux)."""
+    env = os.environ.get("LICHEN_HOME")
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_data_dir("lichen", appauthor=False))
+
+
+def validate_index_name(name: object) -> str:
+    """Return ``name`` if it is a valid index name, else raise ``InvalidArgumentError``.
+
+    Valid: a non-empty ``str`` of at most 200 characters, without ``/`` or ``\\``,
+    control characters or line separators, and not ``.`` or ``..``.
+    """
+    if not isinstance(name, str):
+        raise InvalidArgumentError(f"index name must be a str, got {type(name).__name__}")
+    if not name:
+        raise InvalidArgumentError("index name must not be empty")
+    if len(name) > MAX_INDEX_NAME_LENGTH:
+        raise InvalidArgumentError(
+            f"index name is {len(name)} characters long; the limit is {MAX_INDEX_NAME_LENGTH}"
+        )
+    if "/" in name or "\\" in name:
+        raise InvalidArgumentError(f"index name {name!r} must not contain '/' or '\\'")
+    if name in (".", ".."):
+        raise InvalidArgumentError(f"index name {name!r} is reserved")
+    for ch in name:
+        if unicodedata.category(ch) in _FORBIDDEN_CATEGORIES:
+            raise InvalidArgumentError(f"index name {name!r} contains the control character {ch!r}")
+    return name
+
+
+def _safe_name(name: str) -> str:
+    slug = _SLUG_UNSAFE.sub("_", name)[:48].strip("_") or "index"
+    return f"{slug}-{xxhash.xxh3_64_hexdigest(name.encode('utf-8'))}"
+
+
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _lock_fd(fd: int) -> None:
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    else:  # pragma: no cover - Windows
+        while True:
+            try:
+                msvcrt.locking(fd, msvcrt.LK_LOCK, 1)
+                return
+            except OSError:
+                continue
+
+
+class LocalStore:
+    """Named indexes kept as files in a local directory; the ``Client``'s default store.
+
+    Setup: nothing to install or run; the directory is created on the first write.
+
+    Instantiate::
+
+        from lichen.stores import LocalStore, default_home
+        store = LocalStore(default_home())        # or LocalStore("/tmp/my-indexes")
+
+    Write, read, inspect::
+
+        result = store.write(snapshot)             # PushIndexResult(version=1, ...)
+        snap = store.read("my-index")              # IndexSnapshot, matrix included
+        info = store.get_info("my-index")          # manifest only: cheap at any size
+        [i.name for i in store.list()]
+        store.delete("my-index")                   # True if it existed
+
+    Optimistic concurrency (safe across threads and processes)::
+
+        snap = store.read("my-index")
+        store.write(changed, expected_version=snap.version)   # ConflictError if changed
+
+    Async: every method has an ``a``-prefixed twin (``await store.aread("my-index")``)
+    running the same code in a worker thread.
+
+    Writes are atomic: a crash or an error mid-write leaves the previous version intact.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser()
+        self._indexes = self.root / "indexes"
+        self._locks = self.root / "locks"
+
+    def __repr__(self) -> str:
+        return f"LocalStore(root={str(self.root)!r})"
+
+    def index_path(self, name: str) -> Path:
+        """The artifact file of index ``name`` (which may not exist)."""
+        return self._indexes / (_safe_name(validate_index_name(name)) + _artifact.FILE_SUFFIX)
+
+    # ---- sync face ---------------------------------------------------------------
+
+    def check_credentials(self) -> None:
+        """No-op: the embedded store has no credentials."""
+
+    def get_info(self, name: str) -> IndexInfo:
+        path = self.index_path(name)
+        try:
+            manifest = _artifact.read_manifest(path)
+        except FileNotFoundError:
+            raise NotFoundError(f"index {name!r} not found") from None
+        self._check_name(manifest.name, name, path)
+        return manifest.info()
+
+    def read(self, name: str) -> IndexSnapshot:
+        path = self.index_path(name)
+        try:
+            snapshot = _artifact.read_artifact(path)
+        except FileNotFoundError:
+            raise NotFoundError(f"index {name!r} not found") from None
+        self._check_name(snapshot.name, name, path)
+        return snapshot
+
+    def write(self, snapshot: IndexSnapshot, *, expected_version: int | None = None) -> PushIndexResult:
+        name = validate_index_name(snapshot.name)
+        if expected_version is not None and (type(expected_version) is not int or expected_version < 0):
+            raise InvalidArgumentError(
+                f"expected_version must be a non-negative int or None, got {expected_version!r}"
+            )
+        safe = _safe_name(name)
+        path = self._indexes / (safe + _artifact.FILE_SUFFIX)
+        self._indexes.mkdir(parents=True, exist_ok=True)
+        with self._locked(safe):
+            self._remove_stray_temps(safe)
+            current = self._current_manifest(path, name, expected_version)
+            stored_version = current.version if current is not None else 0
+            if expected_version is not None and expected_version != stored_version:
+                raise ConflictError(
+                    f"index {name!r} is at version {stored_version}, expected {expected_version}"
+                    if stored_version
+                    else f"index {name!r} does not exist, expected version {expected_version}"
+                )
+            now = _utc_now()
+            stored = dataclasses.replace(
+                snapshot,
+                version=stored_version + 1,
+                created_at=current.created_at if current is not None else now,
+                updated_at=now,
+            )
+            _artifact.write_artifact_file(stored, path)
+        return PushIndexResult(
+            job_id=uuid.uuid4().hex,
+            index_name=name,
+            doc_count=stored.doc_count,
+            status="completed",
+            version=stored.version,
+        )
+
+    def list(self) -> list[IndexInfo]:
+        try:
+            entries = sorted(os.scandir(self._indexes), key=lambda e: e.name)
+        except FileNotFoundError:
+            return []
+        infos: list[IndexInfo] = []
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.name.endswith(_artifact.FILE_SUFFIX):
+                continue
+            try:
+                infos.append(_artifact.read_manifest(entry.path).info())
+            except FileNotFoundError:
+                continue  # deleted since the directory was scanned
+            except CorruptDataError as exc:
+                logger.warning("skipping unreadable index file: %s", exc)
+        infos.sort(key=lambda info: info.name)
+        return infos
+
+    def delete(self, name: str) -> bool:
+        safe = _safe_name(validate_index_name(name))
+        path = self._indexes / (safe + _artifact.FILE_SUFFIX)
+        if not path.exists():
+            return False
+        with self._locked(safe, remove_after=True):
+            self._remove_stray_temps(safe)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                return False
+            _artifact.fsync_dir(self._indexes)
+        return True
+
+    # ---- async face: the same code in a worker thread ------------------------------
+
+    async def acheck_credentials(self) -> None:
+        return None
+
+    async def aget_info(self, name: str) -> IndexInfo:
+        return await asyncio.to_thread(self.get_info, name)
+
+    async def aread(self, name: str) -> IndexSnapshot:
+        return await asyncio.to_thread(self.read, name)
+
+    async def awrite(self, snapshot: IndexSnapshot, *, expected_version: int | None = None) -> PushIndexResult:
+        return await asyncio.to_thread(self.write, snapshot, expected_version=expected_version)
+
+    async def alist(self) -> list[IndexInfo]:
+        return await asyncio.to_thread(self.list)
+
+    async def adelete(self, name: str) -> bool:
+        return await asyncio.to_thread(self.delete, name)
+
+    # ---- internals -----------------------------------------------------------------
+
+    @staticmethod
+    def _check_name(stored: str, requested: str, path: Path) -> None:
+        if stored != requested:
+            raise CorruptDataError(f"index file {path} holds index {stored!r}, not {requested!r}")
+
+    def _current_manifest(
+        self, path: Path, name: str, expected_version: int | None
+    ) -> _artifact.ArtifactManifest | None:
+        try:
+            manifest = _artifact.read_manifest(path)
+            self._check_name(manifest.name, name, path)
+            return manifest
+        except FileNotFoundError:
+            return None
+        except CorruptDataError:
+            if expected_version is not None:
+                raise  # its version is unknown: only an unconditional write may replace it
+            logger.warning("replacing corrupt index file %s", path)
+            return None
+
+    def _remove_stray_temps(self, safe: str) -> None:
+        """Delete temp files left by crashed writers. Only called under the index lock,
+        so no live writer of this index owns one."""
+        prefix = f".{safe}{_artifact.FILE_SUFFIX}."
+        try:
+            entries = list(os.scandir(self._indexes))
+        except FileNotFoundError:
+            return
+        for entry in entries:
+            if entry.name.startswith(prefix) and entry.name.endswith(".tmp"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+
+    @contextlib.contextmanager
+    def _locked(self, safe: str, *, remove_after: bool = False) -> Iterator[None]:
+        """Hold the exclusive per-index lock (``flock``: per open file, so it serialises
+        threads of one process as well as processes)."""
+        self._locks.mkdir(parents=True, exist_ok=True)
+        lock_path = self._locks / f"{safe}.lock"
+        while True:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                _lock_fd(fd)
+                # A deleting writer unlinks the lock file while holding it; if that
+                # happened while we waited, our lock is on an orphan inode: start over.
+                held = os.fstat(fd)
+                try:
+                    current = os.stat(lock_path)
+                except FileNotFoundError:
+                    current = None
+            except BaseException:
+                os.close(fd)
+                raise
+            if current is not None and (current.st_dev, current.st_ino) == (held.st_dev, held.st_ino):
+                break
+            os.close(fd)
+        try:
+            yield
+            if remove_after and fcntl is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(lock_path)
+        finally:
+            os.close(fd)

@@ -1,0 +1,486 @@
+"""The embedded directory store: versions, atomic replacement, locking, names, async."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lichen.artifact as artifact
+from lichen._errors import ConflictError, CorruptDataError, InvalidArgumentError, NotFoundError
+from lichen.stores import IndexSnapshot, IndexStore, LocalStore, default_home
+
+
+def snapshot(name: str = "docs", n: int = 3, dim: int = 4, seed: int = 0) -> IndexSnapshot:
+    rng = np.random.default_rng(seed)
+    return IndexSnapshot(
+        name=name,
+        model_id="lichen-minilm",
+        dimension=dim,
+        ids=[f"d{i}" for i in range(n)],
+        texts=[f"text {i} from seed {seed} 🌿" for i in range(n)],
+        metadata=[{"i": i, "even": i % 2 == 0, "w": i / 2} for i in range(n)],
+        matrix=rng.standard_normal((n, dim)).astype(np.float32),
+    )
+
+
+@pytest.fixture
+def store(tmp_path) -> LocalStore:
+    return LocalStore(tmp_path / "home")
+
+
+def index_files(store: LocalStore) -> list[str]:
+    return sorted(p.name for p in (store.root / "indexes").iterdir())
+
+
+def parse_utc(stamp: str) -> datetime:
+    assert stamp.endswith("Z")
+    parsed = datetime.fromisoformat(stamp[:-1] + "+00:00")
+    assert parsed.utcoffset().total_seconds() == 0
+    return parsed
+
+
+# ---- basics -------------------------------------------------------------------------------
+
+
+def test_implements_the_store_protocol(store):
+    for name, member in inspect.getmembers(IndexStore, inspect.isfunction):
+        if name.startswith("_"):
+            continue
+        impl = getattr(store, name)
+        assert inspect.iscoroutinefunction(impl) == inspect.iscoroutinefunction(member), name
+        assert list(inspect.signature(impl).parameters) == list(inspect.signature(member).parameters)[1:], name
+
+
+def test_write_read_round_trip(store):
+    snap = snapshot(n=5, dim=6)
+    result = store.write(snap)
+    assert (result.index_name, result.doc_count, result.status, result.version) == ("docs", 5, "completed", 1)
+    assert len(result.job_id) == 32 and int(result.job_id, 16) >= 0
+    back = store.read("docs")
+    assert back.ids == snap.ids and back.texts == snap.texts and back.metadata == snap.metadata
+    assert back.matrix.tobytes() == snap.matrix.tobytes()
+    assert back.matrix.flags.writeable
+    assert back.version == 1 and back.model_id == "lichen-minilm" and back.dimension == 6
+    assert snap.version == 0 and snap.created_at == ""  # the caller's snapshot is not modified
+
+
+def test_empty_index_round_trips(store):
+    empty = IndexSnapshot("empty", "custom", 0, [], [], [], np.zeros((0, 0), dtype=np.float32))
+    store.write(empty)
+    back = store.read("empty")
+    assert back.doc_count == 0 and back.matrix.shape == (0, 0)
+    assert store.get_info("empty").doc_count == 0
+
+
+def test_versions_and_timestamps(store):
+    first = store.write(snapshot(seed=1))
+    info1 = store.get_info("docs")
+    second = store.write(snapshot(n=7, seed=2))
+    info2 = store.get_info("docs")
+    assert (first.version, second.version) == (1, 2)
+    assert (info1.version, info2.version, info2.doc_count) == (1, 2, 7)
+    assert info2.created_at == info1.created_at == info1.updated_at
+    assert parse_utc(info2.updated_at) > parse_utc(info1.updated_at)
+    parse_utc(info2.created_at)
+    back = store.read("docs")
+    assert (back.version, back.created_at, back.updated_at) == (2, info1.created_at, info2.updated_at)
+
+
+def test_get_info_reads_only_the_manifest(store, monkeypatch):
+    store.write(snapshot(n=4, dim=3))
+
+    def no_full_reads(*args, **kwargs):
+        raise AssertionError("get_info must not decode the whole artifact")
+
+    monkeypatch.setattr(artifact, "read_artifact", no_full_reads)
+    info = store.get_info("docs")
+    assert (info.name, info.doc_count, info.dimension, info.model_id, info.version) == ("docs", 4, 3, "lichen-minilm", 1)
+    assert [i.name for i in store.list()] == ["docs"]
+
+
+def test_list_and_delete(store):
+    assert store.list() == []
+    assert not store.root.exists()  # reading never creates the directory
+    for name in ("b", "a", "C", "c"):
+        store.write(snapshot(name))
+    assert [i.name for i in store.list()] == ["C", "a", "b", "c"]
+    assert store.delete("a") is True
+    assert store.delete("a") is False
+    assert [i.name for i in store.list()] == ["C", "b", "c"]
+    with pytest.raises(NotFoundError, match="'a'"):
+        store.read("a")
+    with pytest.raises(NotFoundError):
+        store.get_info("a")
+    assert store.delete("never-existed") is False
+    # A deleted name can be created again, starting over at version 1.
+    assert store.write(snapshot("a")).version == 1
+
+
+def test_missing_index_is_not_found(store):
+    with pytest.raises(NotFoundError) as excinfo:
+        store.read("nope")
+    assert isinstance(excinfo.value, KeyError)
+    assert str(excinfo.value) == "index 'nope' not found"
+    with pytest.raises(NotFoundError):
+        store.get_info("nope")
+
+
+def test_check_credentials_is_a_no_op(store):
+    assert store.check_credentials() is None
+
+
+def test_default_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("LICHEN_HOME", str(tmp_path / "x"))
+    assert default_home() == tmp_path / "x"
+    monkeypatch.setenv("LICHEN_HOME", "~/lichen-here")
+    assert default_home() == Path.home() / "lichen-here"
+    monkeypatch.delenv("LICHEN_HOME")
+    import platformdirs
+
+    assert default_home() == Path(platformdirs.user_data_dir("lichen", appauthor=False))
+
+
+# ---- names --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name", ["", "a/b", "/abs", "a\\b", "x" * 201, "a\nb", "tab\there", "nul\x00", "del\x7f", "c1\x85", ".", "..", "\u2028", 42, None]
+)
+def test_invalid_names_are_refused(store, name):
+    for call in (store.read, store.get_info, store.delete, lambda n: store.write(snapshot(n))):
+        with pytest.raises(InvalidArgumentError) as excinfo:
+            call(name)
+        assert isinstance(excinfo.value, ValueError)
+    assert not store.root.exists()
+
+
+@pytest.mark.parametrize(
+    "name", ["my index", "Ünïcødé 🌿 名前", "x" * 200, "a.b", "..a", "CON", "with:colon*star?", "-", "_", "日本語" * 66]
+)
+def test_valid_names_round_trip(store, name):
+    store.write(snapshot(name))
+    assert store.read(name).name == name
+    assert [i.name for i in store.list()] == [name]
+    (file_name,) = index_files(store)
+    assert file_name.isascii() and len(file_name.encode()) <= 255 and "/" not in file_name
+    assert store.index_path(name).name == file_name
+    assert store.delete(name)
+
+
+def test_names_differing_only_in_case_are_distinct(store):
+    store.write(snapshot("Docs", n=1))
+    store.write(snapshot("docs", n=2))
+    assert store.get_info("Docs").doc_count == 1
+    assert store.get_info("docs").doc_count == 2
+    assert len(index_files(store)) == 2
+
+
+def test_a_file_holding_another_index_is_corrupt(store):
+    store.write(snapshot("a"))
+    store.index_path("b").write_bytes(store.index_path("a").read_bytes())
+    with pytest.raises(CorruptDataError, match="holds index 'a', not 'b'"):
+        store.read("b")
+    with pytest.raises(CorruptDataError):
+        store.get_info("b")
+
+
+# ---- corruption -----------------------------------------------------------------------------
+
+
+def test_corrupt_file_raises_corrupt_data(store):
+    store.write(snapshot(n=10, dim=8))
+    path = store.index_path("docs")
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptDataError, match="matrix section checksum mismatch"):
+        store.read("docs")
+    path.write_bytes(bytes(data[:-100]))
+    with pytest.raises(CorruptDataError, match="truncated"):
+        store.get_info("docs")
+    with pytest.raises(CorruptDataError, match="truncated"):
+        store.read("docs")
+
+
+def test_list_skips_corrupt_files_with_a_warning(store, caplog):
+    store.write(snapshot("good"))
+    store.write(snapshot("bad"))
+    store.index_path("bad").write_bytes(b"garbage")
+    with caplog.at_level("WARNING", logger="lichen.stores.local"):
+        assert [i.name for i in store.list()] == ["good"]
+    assert "skipping unreadable index file" in caplog.text
+
+
+def test_corrupt_index_can_be_replaced_unconditionally_only(store):
+    store.write(snapshot())
+    store.index_path("docs").write_bytes(b"garbage")
+    with pytest.raises(CorruptDataError):
+        store.write(snapshot(), expected_version=1)
+    assert store.write(snapshot(seed=5)).version == 1
+    assert store.read("docs").texts == snapshot(seed=5).texts
+
+
+# ---- atomicity ------------------------------------------------------------------------------
+
+
+class Crash(BaseException):
+    """Stands in for a KeyboardInterrupt or a killed thread mid-write."""
+
+
+@pytest.mark.parametrize("exc", [OSError("No space left on device"), Crash("boom")])
+def test_failure_mid_write_leaves_previous_version_intact(store, monkeypatch, exc):
+    store.write(snapshot(seed=1))
+    before = store.index_path("docs").read_bytes()
+    real_write = artifact.write_artifact
+    written = []
+
+    def partial_then_fail(snap, fileobj):
+        encoded = artifact.encode_artifact(snap)
+        fileobj.write(encoded.chunks[0])
+        fileobj.write(bytes(encoded.chunks[1])[:5])
+        fileobj.flush()
+        written.append(True)
+        raise exc
+
+    monkeypatch.setattr(artifact, "write_artifact", partial_then_fail)
+    with pytest.raises(type(exc)):
+        store.write(snapshot(n=9, seed=2))
+    assert written
+    assert store.index_path("docs").read_bytes() == before
+    back = store.read("docs")
+    assert back.version == 1 and back.texts == snapshot(seed=1).texts
+    assert index_files(store) == [store.index_path("docs").name]  # the temp file is gone
+
+    monkeypatch.setattr(artifact, "write_artifact", real_write)
+    assert store.write(snapshot(n=9, seed=2)).version == 2
+
+
+def test_failed_rename_leaves_previous_version_intact(store, monkeypatch):
+    store.write(snapshot(seed=1))
+    before = store.index_path("docs").read_bytes()
+
+    def failing_replace(src, dst):
+        raise OSError("rename failed")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="rename failed"):
+        store.write(snapshot(seed=2))
+    monkeypatch.undo()
+    assert store.index_path("docs").read_bytes() == before
+    assert index_files(store) == [store.index_path("docs").name]
+
+
+def test_stray_temp_files_are_ignored_then_cleaned_up(store):
+    store.write(snapshot("docs", seed=1))
+    store.write(snapshot("other"))
+    final = store.index_path("docs")
+    # What a writer killed mid-write leaves behind: a partial, hidden temp file.
+    stray = final.with_name(f".{final.name}.{'0' * 32}.tmp")
+    stray.write_bytes(final.read_bytes()[:100])
+    other_stray = store.index_path("other").with_name(f".{store.index_path('other').name}.{'1' * 32}.tmp")
+    other_stray.write_bytes(b"partial")
+    assert [i.name for i in store.list()] == ["docs", "other"]
+    assert store.read("docs").texts == snapshot(seed=1).texts
+    assert store.get_info("docs").version == 1
+
+    assert store.write(snapshot("docs", seed=2)).version == 2
+    assert not stray.exists()
+    assert other_stray.exists()  # another index's temp file is that index's business
+    store.delete("other")
+    assert not other_stray.exists()
+
+
+def test_readers_see_old_or_new_never_half(store):
+    def version_content(version: int) -> IndexSnapshot:
+        return snapshot(n=200, dim=64, seed=version - 1)
+
+    store.write(version_content(1))
+    stop = threading.Event()
+    problems: list[object] = []
+    seen: set[int] = set()
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                snap = store.read("docs")
+            except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+                problems.append(exc)
+                return
+            expected = version_content(snap.version)
+            if snap.texts != expected.texts or snap.matrix.tobytes() != expected.matrix.tobytes():
+                problems.append(f"version {snap.version} has another version's content")
+            seen.add(snap.version)
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for v in range(2, 12):
+        store.write(version_content(v))
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not problems
+    assert seen and seen <= set(range(1, 12))
+
+
+# ---- optimistic concurrency -------------------------------------------------------------------
+
+
+def test_expected_version(store):
+    assert store.write(snapshot(), expected_version=0).version == 1
+    with pytest.raises(ConflictError, match="at version 1, expected 0"):
+        store.write(snapshot(), expected_version=0)
+    assert store.write(snapshot(), expected_version=1).version == 2
+    with pytest.raises(ConflictError, match="at version 2, expected 1"):
+        store.write(snapshot(seed=9), expected_version=1)
+    assert store.read("docs").texts == snapshot().texts  # the refused write changed nothing
+    with pytest.raises(ConflictError, match="does not exist"):
+        store.write(snapshot("fresh"), expected_version=3)
+    assert store.list()[0].name == "docs" and len(store.list()) == 1
+
+
+@pytest.mark.parametrize("bad", [-1, "1", 1.0, True])
+def test_expected_version_must_be_a_non_negative_int(store, bad):
+    with pytest.raises(InvalidArgumentError, match="expected_version"):
+        store.write(snapshot(), expected_version=bad)
+
+
+def test_racing_threads_exactly_one_wins(store):
+    store.write(snapshot())
+    n = 8
+    barrier = threading.Barrier(n)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def contender(i: int) -> None:
+        barrier.wait()
+        try:
+            store.write(snapshot(n=50, dim=32, seed=100 + i), expected_version=1)
+            result = f"won:{i}"
+        except ConflictError:
+            result = "conflict"
+        with lock:
+            outcomes.append(result)
+
+    threads = [threading.Thread(target=contender, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [o for o in outcomes if o.startswith("won")]
+    assert len(winners) == 1 and outcomes.count("conflict") == n - 1
+    winner = int(winners[0].split(":")[1])
+    back = store.read("docs")
+    assert back.version == 2 and back.texts == snapshot(n=50, seed=100 + winner).texts
+
+
+def test_unconditional_writes_are_serialised(store):
+    n, per_thread = 4, 5
+
+    def writer(i: int) -> None:
+        for j in range(per_thread):
+            store.write(snapshot(n=20, dim=8, seed=i * 100 + j))
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.get_info("docs").version == n * per_thread  # no lost version increments
+
+
+def test_delete_racing_with_writes_stays_consistent(store):
+    errors: list[BaseException] = []
+
+    def writer() -> None:
+        try:
+            for j in range(15):
+                store.write(snapshot(seed=j))
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    def deleter() -> None:
+        try:
+            for _ in range(15):
+                store.delete("docs")
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=writer), threading.Thread(target=deleter)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    store.write(snapshot(seed=99))
+    assert store.read("docs").texts == snapshot(seed=99).texts
+    assert [p.name for p in (store.root / "indexes").iterdir()] == [store.index_path("docs").name]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="flock")
+def test_racing_processes_exactly_one_wins(store, tmp_path):
+    store.write(snapshot())
+    go = tmp_path / "go"
+    script = textwrap.dedent(
+        f"""
+        import os, sys, time
+        import numpy as np
+        from lichen.stores import IndexSnapshot, LocalStore
+        from lichen._errors import ConflictError
+        i = int(sys.argv[1])
+        store = LocalStore({str(store.root)!r})
+        snap = IndexSnapshot("docs", "lichen-minilm", 16, [f"p{{i}}-{{k}}" for k in range(500)],
+                             ["t"] * 500, [{{}}] * 500, np.full((500, 16), i, dtype=np.float32))
+        print("ready", flush=True)
+        while not os.path.exists({str(go)!r}):
+            time.sleep(0.001)
+        try:
+            store.write(snap, expected_version=1)
+            print("won", i)
+        except ConflictError:
+            print("conflict")
+        """
+    )
+    src = Path(artifact.__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(src), os.environ.get("PYTHONPATH", "")]))
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script, str(i)], stdout=subprocess.PIPE, text=True, env=env)
+        for i in range(4)
+    ]
+    for p in procs:
+        assert p.stdout.readline().strip() == "ready"
+    go.touch()
+    outputs = [p.communicate(timeout=60)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs), outputs
+    winners = [o for o in outputs if o.startswith("won")]
+    assert len(winners) == 1 and outputs.count("conflict") == 3, outputs
+    winner = int(winners[0].split()[1])
+    back = store.read("docs")
+    assert back.version == 2 and back.ids[0] == f"p{winner}-0" and float(back.matrix[0, 0]) == winner
+
+
+# ---- async twins ------------------------------------------------------------------------------
+
+
+async def test_async_twins(store):
+    await store.acheck_credentials()
+    result = await store.awrite(snapshot(n=2))
+    assert result.version == 1
+    assert (await store.aget_info("docs")).doc_count == 2
+    assert (await store.aread("docs")).ids == ["d0", "d1"]
+    assert [i.name for i in await store.alist()] == ["docs"]
+    with pytest.raises(ConflictError):
+        await store.awrite(snapshot(), expected_version=0)
+    assert await store.adelete("docs") is True
+    with pytest.raises(NotFoundError):
+        await store.aread("docs")
+    assert await store.alist() == []
