@@ -1,0 +1,156 @@
+"""Client over the embedded store: resume by name, long-term indexes, and what a bad
+call leaves behind (nothing)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lichen import (
+    Client,
+    ConflictError,
+    CorruptDataError,
+    DocumentInfo,
+    IndexNotLoadedError,
+    InvalidArgumentError,
+    NotFoundError,
+    QueryOptions,
+)
+from lichen.stores import LocalStore
+
+DOCS = [
+    DocumentInfo(id="a", text="The refund arrives in 3-5 business days.", metadata={"kind": "billing"}),
+    DocumentInfo(id="b", text="Passwords can be reset from the sign-in page.", metadata={"kind": "account"}),
+]
+
+
+def stored_bytes(client: Client, name: str) -> bytes:
+    assert isinstance(client.store, LocalStore)
+    return client.store.index_path(name).read_bytes()
+
+
+async def test_resume_adopts_stored_vectors_without_reembedding(monkeypatch):
+    client = Client()
+    session = await client.session("idx")
+    await session.add_docs(DOCS)
+    await session.push_index()
+    pushed = session.core.matrix.copy()
+
+    from lichen.models._onnx import OnnxEmbedder
+
+    monkeypatch.setattr(OnnxEmbedder, "embed", lambda self, texts: pytest.fail("resume must not re-embed"))
+    resumed = await Client().session("idx")
+    assert resumed.doc_count == 2 and resumed.model_id == "lichen-minilm"
+    assert resumed.core.matrix.tobytes() == pushed.tobytes()
+    assert [d.metadata for d in await resumed.get_docs()] == [d.metadata for d in DOCS]
+
+
+async def test_resuming_with_another_model_is_a_value_error_and_stores_nothing():
+    client = Client()
+    session = await client.session("idx")
+    await session.add_docs(DOCS)
+    await session.push_index()
+    before = stored_bytes(client, "idx")
+    with pytest.raises(ValueError, match="built with model_id 'lichen-minilm'; resuming it with 'custom'"):
+        await client.session("idx", model_id="custom")
+    assert stored_bytes(client, "idx") == before
+
+
+async def test_corrupt_stored_index_is_refused_at_session_and_load():
+    client = Client()
+    await client.create_index("idx", DOCS)
+    path = client.store.index_path("idx")
+    data = bytearray(path.read_bytes())
+    data[-10] ^= 0xFF  # flip a byte inside the matrix
+    path.write_bytes(bytes(data))
+    with pytest.raises(CorruptDataError, match="checksum"):
+        await client.session("idx")
+    with pytest.raises(CorruptDataError):
+        await client.load_index("idx")
+
+
+async def test_stale_push_conflicts_and_keeps_the_newer_version():
+    client = Client()
+    first = await client.session("shared")
+    second = await client.session("shared")
+    await first.add_docs([DOCS[0]])
+    await second.add_docs([DOCS[1]])
+    await first.push_index()
+    with pytest.raises(ConflictError):
+        await second.push_index()
+    assert [d.id for d in await client.get_docs("shared")] == ["a"]
+    await second.push_index(overwrite=True)
+    assert [d.id for d in await client.get_docs("shared")] == ["b"]
+
+
+async def test_long_term_index_lifecycle():
+    client = Client()
+    await client.create_index("faqs", DOCS)
+    with pytest.raises(IndexNotLoadedError, match="load_index"):
+        await client.query("faqs", "refund")
+    await client.load_index("faqs")
+    result = await client.query("faqs", "how long does a refund take", QueryOptions(top_k=1))
+    assert result.docs[0].id == "a" and result.index_name == "faqs"
+    filtered = await client.query("faqs", "refund", QueryOptions(top_k=2, filter={"kind": "account"}))
+    assert [d.id for d in filtered.docs] == ["b"]
+    assert await client.unload_index("faqs") is True
+    with pytest.raises(IndexNotLoadedError):
+        await client.query("faqs", "refund")
+
+
+async def test_loaded_index_is_read_only():
+    client = Client()
+    await client.create_index("faqs", DOCS)
+    loaded = await client.load_index("faqs")
+    with pytest.raises(InvalidArgumentError, match="read-only"):
+        await loaded.add_docs([DocumentInfo(id="c", text="x")])
+    assert loaded.doc_count == 2
+
+
+async def test_query_many_tags_each_hit_with_its_index():
+    client = Client()
+    await client.create_index("billing", [DOCS[0]])
+    await client.create_index("account", [DOCS[1]])
+    await client.load_index("billing")
+    await client.load_index("account")
+    result = await client.query_many(["billing", "account"], "reset my password", QueryOptions(top_k=2))
+    assert [(d.id, d.index_name) for d in result.docs] == [("b", "account"), ("a", "billing")]
+
+
+async def test_stored_index_crud():
+    client = Client()
+    with pytest.raises(NotFoundError):
+        await client.get_index("nope")
+    await client.create_index("idx", DOCS)
+    with pytest.raises(ConflictError):
+        await client.create_index("idx", DOCS)
+    assert await client.add_docs("idx", [DocumentInfo(id="c", text="Shipping takes a week.")]) == (1, 0)
+    assert await client.delete_docs("idx", ["a"]) == 1
+    info = await client.get_index("idx")
+    assert (info.doc_count, info.version, info.dimension) == (2, 3, 384)
+    assert [i.name for i in await client.list_indexes()] == ["idx"]
+    assert [d.id for d in await client.get_docs("idx", ["c"])] == ["c"]
+    assert await client.delete_index("idx") is True
+    assert await client.list_indexes() == []
+
+
+async def test_failed_add_to_stored_index_changes_nothing():
+    client = Client()
+    await client.create_index("idx", DOCS)
+    before = stored_bytes(client, "idx")
+    with pytest.raises(InvalidArgumentError, match="duplicate ids"):
+        await client.add_docs("idx", [DocumentInfo(id="x", text="1"), DocumentInfo(id="x", text="2")])
+    with pytest.raises(InvalidArgumentError, match="NaN"):
+        await client.add_docs("idx", [DocumentInfo(id="y", text="1", embedding=[float("nan")] * 384)])
+    assert stored_bytes(client, "idx") == before
+
+
+def test_sync_twins_match_async():
+    client = Client()
+    session = client.session_sync("s")
+    session.add_docs_sync(DOCS)
+    session.push_index_sync()
+    client.load_index_sync("s")
+    hits = client.query_sync("s", "refund", QueryOptions(top_k=1)).docs
+    assert hits[0].id == "a"
+    assert np.isclose(hits[0].score, session.query_sync("refund", QueryOptions(top_k=1)).docs[0].score)
