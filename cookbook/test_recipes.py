@@ -3,32 +3,9 @@ store) and prints what it promises."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-import pytest
-
-HERE = Path(__file__).parent
-
-
-def run_recipe(name: str, home: Path, extra_env: dict[str, str] | None = None) -> str:
-    env = {**os.environ, "LICHEN_HOME": str(home), **(extra_env or {})}
-    completed = subprocess.run(
-        [sys.executable, str(HERE / name)], capture_output=True, text=True, env=env, timeout=300
-    )
-    assert completed.returncode == 0, completed.stdout + completed.stderr
-    return completed.stdout
-
-
-@pytest.fixture
-def home(tmp_path) -> Path:
-    return tmp_path / "home"
-
-
-def test_live_call_context_resumes_the_call_and_finds_the_right_faqs(home):
-    out = run_recipe("live_call_context.py", home)
+def test_live_call_context_resumes_the_call_and_finds_the_right_faqs(run_recipe):
+    out = run_recipe("live_call_context.py")
     assert "[call-42] session opened with 0 earlier turns" in out
     assert "[call-42] pushed 3 turns (version 1)" in out
     assert "[call-42] session opened with 3 earlier turns" in out  # resumed by name
@@ -39,12 +16,12 @@ def test_live_call_context_resumes_the_call_and_finds_the_right_faqs(home):
     first = lines.index("  user: Hi, I was billed twice for my annual renewal this morning.")
     assert lines[first + 1].split()[:2] == ["knowledge", "faq-double-charge"]
     # Running again resumes the pushed call from the store.
-    again = run_recipe("live_call_context.py", home)
+    again = run_recipe("live_call_context.py")
     assert "[call-42] session opened with 4 earlier turns" in again
 
 
-def test_per_user_working_sets_are_isolated_and_filtered(home):
-    out = run_recipe("per_user_working_set.py", home)
+def test_per_user_working_sets_are_isolated_and_filtered(run_recipe):
+    out = run_recipe("per_user_working_set.py")
     sections = {}
     current = None
     for line in out.splitlines():
@@ -61,7 +38,7 @@ def test_per_user_working_sets_are_isolated_and_filtered(home):
     assert {row[1] for row in sections["user-ben, recent requests or context:"]} == {"n1", "n2"}
 
 
-def test_bring_your_own_embeddings_uses_the_custom_vectors(home):
-    out = run_recipe("bring_your_own_embeddings.py", home).splitlines()
+def test_bring_your_own_embeddings_uses_the_custom_vectors(run_recipe):
+    out = run_recipe("bring_your_own_embeddings.py").splitlines()
     assert out[0] == "model_id=custom dimension=256 docs=3"
     assert out[1].startswith("kb-2 score=")
