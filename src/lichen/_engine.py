@@ -196,6 +196,8 @@ class IndexCore:
     ) -> list[QueryResultDocument]:
         """Exact top-k by cosine similarity, optionally fused with BM25 (``alpha < 1``)."""
         compiled = compile_filter(filter) if filter else None
+        if compiled is not None and compiled.matches_all:
+            compiled = None
         if query_vector is not None:
             query_vector = as_vectors(query_vector, self._dimension, "query embedding")[0]
         with self._lock:
@@ -218,7 +220,11 @@ class IndexCore:
             positions = top_k_indices(scores, top_k)
             chosen = scores[positions]
         else:
-            scores = self._matrix[candidates] @ query
+            if candidates.size * 3 > n:
+                # A loose filter: gathering the rows costs more than scoring them all.
+                scores = (self._matrix[:n] @ query)[candidates]
+            else:
+                scores = self._matrix[candidates] @ query
             winners = top_k_indices(scores, top_k)
             positions, chosen = candidates[winners], scores[winners]
         return [self._result(p, float(s), float(s), None) for p, s in zip(positions.tolist(), chosen.tolist())]
