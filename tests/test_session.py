@@ -75,7 +75,11 @@ def test_top_k_larger_than_index_and_zero(session):
 
 def test_filters_restrict_results(session):
     result = session.query_sync("refund", QueryOptions(top_k=5, filter={"speaker": "customer"}))
-    assert {d.id for d in result.docs} == {"turn-1", "turn-3"}
+    assert {d.id for d in result.docs} == {"turn-1", "turn-3"}  # loose filter: one matvec, then mask
+    sparse = session.query_sync("refund", QueryOptions(top_k=5, filter={"speaker": "agent"}))
+    assert [d.id for d in sparse.docs] == ["turn-2"]  # selective filter: gathered rows only
+    unfiltered = {d.id: d.score for d in session.query_sync("refund", QueryOptions(top_k=5)).docs}
+    assert all(math.isclose(d.score, unfiltered[d.id], rel_tol=1e-6) for d in result.docs + sparse.docs)
     seed_form = {"field": "ts", "condition": {"$gte": 2}}
     assert {d.id for d in session.get_docs_sync(filter=seed_form)} == {"turn-2", "turn-3"}
     assert session.query_sync("refund", QueryOptions(filter={"speaker": "nobody"})).docs == []
