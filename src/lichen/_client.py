@@ -207,9 +207,19 @@ class Client:
         return self._build(name, docs, model_id, None).push_index_sync()
 
     def add_docs_sync(self, name: str, docs: Sequence[DocumentInfo]) -> tuple[int, int]:
+        add_documents = getattr(self.store, "add_documents", None)
+        if add_documents is not None:
+            # The store merges server-side: embed only the new documents, send only them.
+            info = self.store.get_info(name)
+            batch = SessionIndex(name, info.model_id, dimension=info.dimension or None)
+            batch.add_docs_sync(docs)
+            return add_documents(batch.core.snapshot(name, info.model_id))
         return self._mutate(name, lambda session: session.add_docs_sync(docs))
 
     def delete_docs_sync(self, name: str, ids: Sequence[str]) -> int:
+        delete_documents = getattr(self.store, "delete_documents", None)
+        if delete_documents is not None:
+            return delete_documents(name, ids)
         return self._mutate(name, lambda session: session.delete_docs_sync(ids))
 
     def get_docs_sync(self, name: str, ids: Sequence[str] | None = None, filter: dict[str, Any] | None = None) -> list[DocumentInfo]:
