@@ -1,0 +1,356 @@
+"""The HTTP face of a Lichen server: a Starlette ASGI app (protocol version 1).
+
+Starlette rather than FastAPI: the server has ten routes, streams multi-hundred-megabyte
+bodies in and out (which FastAPI's body handling adds nothing to), and validates its few
+JSON bodies with the pydantic models of :mod:`lichen.server.protocol`, shared with the
+client. Starlette is what FastAPI is built on, so the choice costs nothing in speed.
+
+Every route needs ``Authorization: Bearer <project_id>:<project_key>`` and only ever
+touches that project's indexes. Errors are JSON: ``{"error": {"code", "message"}}``
+(see ``docs/protocol.md``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+from .._errors import (
+    ConflictError,
+    CorruptDataError,
+    InvalidArgumentError,
+    LimitExceededError,
+    NotFoundError,
+    UnauthorizedError,
+)
+from ..artifact import MEDIA_TYPE
+from .auth import Authenticator
+from .protocol import (
+    API_PREFIX,
+    HEADER_CREATED_AT,
+    HEADER_DOC_COUNT,
+    HEADER_JOB_ID,
+    HEADER_UPDATED_AT,
+    HEADER_VERSION,
+    PROTOCOL_VERSION,
+    DeleteDocsRequest,
+    DeleteIndexResultModel,
+    ErrorBody,
+    ErrorCode,
+    ErrorResponse,
+    IndexInfoModel,
+    IndexListModel,
+    LimitsModel,
+    ProjectModel,
+    PushResultModel,
+    parse_version_tag,
+)
+from .service import IndexService, InvalidUploadError, Limits
+from .storage import IndexConflict, IndexHead, Storage, Upload
+
+__all__ = ["ServerConfig", "create_app"]
+
+logger = logging.getLogger("lichen.server")
+
+# A body over the limit is still read (and dropped) up to this much, so the client gets
+# the 413 rather than a connection reset in the middle of its upload.
+_DRAIN_LIMIT = 256 << 20
+
+
+@dataclass
+class ServerConfig:
+    storage: Storage
+    limits: Limits = field(default_factory=Limits)
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str, *, current: IndexHead | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.current = current
+
+
+def _json(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(model.model_dump_json(), status_code=status, media_type="application/json", headers=headers)
+
+
+def _error_response(error: ApiError) -> Response:
+    body = ErrorResponse(
+        error=ErrorBody(
+            code=error.code,
+            message=error.message,
+            current_version=error.current.version if error.current else None,
+            current_etag=error.current.etag if error.current else None,
+        )
+    )
+    headers = {"WWW-Authenticate": 'Bearer realm="lichen"'} if error.status == 401 else None
+    return _json(body, error.status, headers)
+
+
+def _to_api_error(exc: Exception, request: Request) -> ApiError:
+    conditional = "if-match" in request.headers or "if-none-match" in request.headers
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, UnauthorizedError):
+        return ApiError(401, ErrorCode.UNAUTHORIZED, str(exc))
+    if isinstance(exc, NotFoundError):
+        return ApiError(404, ErrorCode.NOT_FOUND, str(exc))
+    if isinstance(exc, IndexConflict):
+        return ApiError(412 if conditional else 409, ErrorCode.CONFLICT, str(exc), current=exc.current)
+    if isinstance(exc, ConflictError):
+        return ApiError(409, ErrorCode.CONFLICT, str(exc))
+    if isinstance(exc, LimitExceededError):
+        return ApiError(422, ErrorCode.LIMIT_EXCEEDED, str(exc))
+    if isinstance(exc, InvalidUploadError):
+        return ApiError(422, ErrorCode.CORRUPT_DATA, str(exc))
+    if isinstance(exc, InvalidArgumentError):
+        return ApiError(422, ErrorCode.INVALID_ARGUMENT, str(exc))
+    if isinstance(exc, CorruptDataError):
+        return ApiError(500, ErrorCode.CORRUPT_DATA, str(exc))
+    logger.exception("unexpected error serving %s %s", request.method, request.url.path)
+    return ApiError(500, ErrorCode.INTERNAL, f"internal server error ({type(exc).__name__})")
+
+
+def _head_headers(head: IndexHead) -> dict[str, str]:
+    return {
+        "ETag": f'"{head.etag}"',
+        HEADER_VERSION: str(head.version),
+        HEADER_CREATED_AT: head.created_at,
+        HEADER_UPDATED_AT: head.updated_at,
+        HEADER_DOC_COUNT: str(head.doc_count),
+        HEADER_JOB_ID: head.job_id,
+        "Cache-Control": "private, no-cache",
+    }
+
+
+def _info(head: IndexHead) -> IndexInfoModel:
+    return IndexInfoModel(
+        name=head.name, doc_count=head.doc_count, model_id=head.model_id, dimension=head.dimension,
+        version=head.version, created_at=head.created_at, updated_at=head.updated_at, etag=head.etag, size=head.size,
+    )
+
+
+def _expected_version(request: Request) -> int | None:
+    """``If-Match: "<version>"`` pins the version a write applies to; ``If-None-Match: *``
+    means the index must not exist yet (version 0)."""
+    if_match = request.headers.get("if-match")
+    if_none_match = request.headers.get("if-none-match")
+    if if_match is not None and if_none_match is not None:
+        raise ApiError(400, ErrorCode.INVALID_ARGUMENT, "send If-Match or If-None-Match, not both")
+    if if_none_match is not None:
+        if if_none_match.strip() != "*":
+            raise ApiError(400, ErrorCode.INVALID_ARGUMENT, "on writes, If-None-Match only accepts '*'")
+        return 0
+    if if_match is not None:
+        version = parse_version_tag(if_match)
+        if version is None:
+            raise ApiError(400, ErrorCode.INVALID_ARGUMENT, f"If-Match must be an index version, got {if_match!r}")
+        return version
+    return None
+
+
+def _etag_matches(header: str | None, etag: str) -> bool:
+    if not header:
+        return False
+    if header.strip() == "*":
+        return True
+    tags = {tag.strip().removeprefix("W/").strip('"') for tag in header.split(",")}
+    return etag in tags
+
+
+Handler = Callable[[Request, str], Awaitable[Response]]
+
+
+def create_app(config: ServerConfig) -> Starlette:
+    """Build the ASGI app over ``config.storage``."""
+    storage = config.storage
+    limits = config.limits
+    service = IndexService(storage, limits)
+    authenticator = Authenticator(storage)
+
+    def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        async def run(request: Request) -> Response:
+            try:
+                project_id = await run_in_threadpool(authenticator.authenticate, request.headers.get("authorization"))
+                return await handler(request, project_id)
+            except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON error
+                return _error_response(_to_api_error(exc, request))
+
+        run.__name__ = handler.__name__
+        return run
+
+    async def receive_upload(request: Request) -> Upload:
+        """Spool the request body to a local file, enforcing the size limit."""
+        declared = request.headers.get("content-length")
+        too_large = ApiError(
+            413, ErrorCode.LIMIT_EXCEEDED,
+            f"request body is larger than this server's limit of {limits.max_body_bytes} bytes",
+        )
+        if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes + _DRAIN_LIMIT:
+            raise too_large
+        upload = await run_in_threadpool(storage.new_upload)
+        over = False
+        received = 0
+        try:
+            async for chunk in request.stream():
+                received += len(chunk)
+                if received > limits.max_body_bytes:
+                    over = True
+                    if received > limits.max_body_bytes + _DRAIN_LIMIT:
+                        break
+                    continue
+                upload.write(chunk)
+        except ClientDisconnect:
+            upload.discard()
+            raise ApiError(400, ErrorCode.INVALID_ARGUMENT, "the client disconnected during the upload") from None
+        except BaseException:
+            upload.discard()
+            raise
+        if over:
+            upload.discard()
+            raise too_large
+        return upload
+
+    async def with_upload(request: Request, work: Callable[[Upload], Any]) -> Any:
+        upload = await receive_upload(request)
+        try:
+            return await run_in_threadpool(work, upload)
+        finally:
+            await run_in_threadpool(upload.discard)
+
+    def index_name(request: Request) -> str:
+        return request.path_params["name"]
+
+    # ---- routes
+    async def get_project(request: Request, project_id: str) -> Response:
+        return _json(
+            ProjectModel(
+                project_id=project_id,
+                protocol=PROTOCOL_VERSION,
+                limits=LimitsModel(max_body_bytes=limits.max_body_bytes, max_docs=limits.max_docs),
+            )
+        )
+
+    async def list_indexes(request: Request, project_id: str) -> Response:
+        heads = await run_in_threadpool(service.list, project_id)
+        return _json(IndexListModel(indexes=[_info(h) for h in heads]))
+
+    async def get_index(request: Request, project_id: str) -> Response:
+        head = await run_in_threadpool(service.info, project_id, index_name(request))
+        return _json(_info(head), headers=_head_headers(head))
+
+    async def delete_index(request: Request, project_id: str) -> Response:
+        name = index_name(request)
+        expected = _expected_version(request)
+        deleted = await run_in_threadpool(lambda: service.delete_index(project_id, name, expected_version=expected))
+        if not deleted:
+            raise NotFoundError(f"index {name!r} not found")
+        return _json(DeleteIndexResultModel(index_name=name, deleted=True))
+
+    async def get_artifact(request: Request, project_id: str) -> Response:
+        name = index_name(request)
+        if_none_match = request.headers.get("if-none-match")
+        if if_none_match:
+            head = await run_in_threadpool(service.info, project_id, name)
+            if _etag_matches(if_none_match, head.etag):
+                return Response(status_code=304, headers=_head_headers(head))
+        stored, chunks = await run_in_threadpool(service.open_download, project_id, name)
+        headers = _head_headers(stored.head)
+        headers["Content-Length"] = str(stored.head.size)
+
+        async def body() -> AsyncIterator[bytes]:
+            try:
+                while True:
+                    chunk = await run_in_threadpool(next, chunks, None)
+                    if chunk is None:
+                        return
+                    yield chunk
+            finally:
+                stored.close()
+
+        return StreamingResponse(body(), media_type=MEDIA_TYPE, headers=headers)
+
+    async def put_artifact(request: Request, project_id: str) -> Response:
+        name = index_name(request)
+        expected = _expected_version(request)
+        head = await with_upload(request, lambda upload: service.push(project_id, name, upload, expected_version=expected))
+        result = PushResultModel(
+            job_id=head.job_id, index_name=name, doc_count=head.doc_count, status="completed",
+            version=head.version, etag=head.etag,
+        )
+        return _json(result, 201 if head.version == 1 else 200, headers=_head_headers(head))
+
+    async def add_docs(request: Request, project_id: str) -> Response:
+        name = index_name(request)
+        expected = _expected_version(request)
+        result = await with_upload(
+            request, lambda upload: service.add_docs(project_id, name, upload, expected_version=expected)
+        )
+        return _json(result)
+
+    async def delete_docs(request: Request, project_id: str) -> Response:
+        name = index_name(request)
+        expected = _expected_version(request)
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limits.max_body_bytes:
+            raise ApiError(413, ErrorCode.LIMIT_EXCEEDED, "request body is larger than this server's limit")
+        body = await request.body()
+        if len(body) > limits.max_body_bytes:
+            raise ApiError(413, ErrorCode.LIMIT_EXCEEDED, "request body is larger than this server's limit")
+        try:
+            ids = DeleteDocsRequest.model_validate_json(body).ids
+        except ValidationError as exc:
+            raise ApiError(422, ErrorCode.INVALID_ARGUMENT, f"expected {{\"ids\": [str, ...]}}: {exc.errors()[0]['msg']}") from None
+        result = await run_in_threadpool(
+            lambda: service.delete_docs(project_id, name, ids, expected_version=expected)
+        )
+        return _json(result)
+
+    async def get_docs(request: Request, project_id: str) -> Response:
+        name = index_name(request)
+        ids = request.query_params.getlist("ids") or None
+        include = request.query_params.get("include_embeddings", "false").lower() in ("1", "true", "yes")
+        result = await run_in_threadpool(
+            lambda: service.get_docs(project_id, name, ids, include_embeddings=include)
+        )
+        return _json(result)
+
+    async def get_job(request: Request, project_id: str) -> Response:
+        job = await run_in_threadpool(service.job, project_id, request.path_params["job_id"])
+        return _json(job)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = getattr(exc, "status_code", 500)
+        code = ErrorCode.NOT_FOUND if status == 404 else ErrorCode.INVALID_ARGUMENT
+        detail = getattr(exc, "detail", "") or "error"
+        return _error_response(ApiError(status, code, f"{detail}: {request.method} {request.url.path}"))
+
+    p = API_PREFIX
+    routes = [
+        Route(f"{p}/project", endpoint(get_project), methods=["GET"]),
+        Route(f"{p}/indexes", endpoint(list_indexes), methods=["GET"]),
+        Route(f"{p}/indexes/{{name}}", endpoint(get_index), methods=["GET"]),
+        Route(f"{p}/indexes/{{name}}", endpoint(delete_index), methods=["DELETE"]),
+        Route(f"{p}/indexes/{{name}}/artifact", endpoint(get_artifact), methods=["GET"]),
+        Route(f"{p}/indexes/{{name}}/artifact", endpoint(put_artifact), methods=["PUT"]),
+        Route(f"{p}/indexes/{{name}}/docs", endpoint(get_docs), methods=["GET"]),
+        Route(f"{p}/indexes/{{name}}/docs", endpoint(add_docs), methods=["POST"]),
+        Route(f"{p}/indexes/{{name}}/docs/delete", endpoint(delete_docs), methods=["POST"]),
+        Route(f"{p}/jobs/{{job_id}}", endpoint(get_job), methods=["GET"]),
+    ]
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    app.state.config = config
+    app.state.service = service
+    return app

@@ -1,0 +1,187 @@
+"""The wire protocol between :class:`~lichen.stores.http.HttpStore` and a Lichen server.
+
+One definition shared by both ends: the JSON bodies as pydantic models, the header
+names, the error codes and the protocol version. It imports nothing but pydantic, so the
+client can use it without the server's optional dependencies (starlette, uvicorn,
+boto3). ``docs/protocol.md`` describes the routes in prose.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "API_PREFIX",
+    "HEADER_VERSION",
+    "HEADER_CREATED_AT",
+    "HEADER_UPDATED_AT",
+    "HEADER_DOC_COUNT",
+    "HEADER_JOB_ID",
+    "ErrorCode",
+    "ErrorBody",
+    "ErrorResponse",
+    "LimitsModel",
+    "ProjectModel",
+    "IndexInfoModel",
+    "IndexListModel",
+    "PushResultModel",
+    "AddDocsResultModel",
+    "DeleteDocsRequest",
+    "DeleteDocsResultModel",
+    "DeleteIndexResultModel",
+    "DocumentModel",
+    "DocsModel",
+    "JobModel",
+    "format_version_tag",
+    "parse_version_tag",
+]
+
+PROTOCOL_VERSION = 1
+API_PREFIX = "/v1"
+
+# Response headers of GET .../artifact (also sent with 304): the server's record of the
+# index is authoritative over what the uploader wrote into the artifact's manifest.
+HEADER_VERSION = "Lichen-Version"
+HEADER_CREATED_AT = "Lichen-Created-At"
+HEADER_UPDATED_AT = "Lichen-Updated-At"
+HEADER_DOC_COUNT = "Lichen-Doc-Count"
+HEADER_JOB_ID = "Lichen-Job-Id"
+
+
+class ErrorCode:
+    """The ``error.code`` values; the client maps each to one :mod:`lichen` exception."""
+
+    UNAUTHORIZED = "unauthorized"  # 401 -> UnauthorizedError
+    NOT_FOUND = "not_found"  # 404 -> NotFoundError
+    CONFLICT = "conflict"  # 409 / 412 -> ConflictError
+    LIMIT_EXCEEDED = "limit_exceeded"  # 413 / 422 -> LimitExceededError
+    INVALID_ARGUMENT = "invalid_argument"  # 400 / 422 -> InvalidArgumentError
+    CORRUPT_DATA = "corrupt_data"  # 422 (upload) / 500 (stored) -> CorruptDataError
+    INTERNAL = "internal"  # 500 / 503 -> NetworkError after retries
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class ErrorBody(_Model):
+    code: str
+    message: str
+    current_version: Optional[int] = None
+    current_etag: Optional[str] = None
+
+
+class ErrorResponse(_Model):
+    """Every 4xx/5xx body: ``{"error": {"code": ..., "message": ...}}``."""
+
+    error: ErrorBody
+
+
+class LimitsModel(_Model):
+    max_body_bytes: int
+    max_docs: int
+
+
+class ProjectModel(_Model):
+    """``GET /v1/project``: who the credentials belong to, and the server's limits."""
+
+    project_id: str
+    protocol: int = PROTOCOL_VERSION
+    limits: LimitsModel
+
+
+class IndexInfoModel(_Model):
+    name: str
+    doc_count: int
+    model_id: str
+    dimension: int
+    version: int
+    created_at: str
+    updated_at: str
+    etag: str = ""
+    size: int = 0
+
+
+class IndexListModel(_Model):
+    indexes: list[IndexInfoModel]
+
+
+class PushResultModel(_Model):
+    job_id: str
+    index_name: str
+    doc_count: int
+    status: str = "completed"
+    version: int
+    etag: str
+
+
+class AddDocsResultModel(_Model):
+    job_id: str
+    index_name: str
+    added: int
+    updated: int
+    doc_count: int
+    version: int
+
+
+class DeleteDocsRequest(_Model):
+    ids: list[str] = Field(max_length=1_000_000)
+
+
+class DeleteDocsResultModel(_Model):
+    job_id: str
+    index_name: str
+    deleted: int
+    doc_count: int
+    version: int
+
+
+class DeleteIndexResultModel(_Model):
+    index_name: str
+    deleted: bool
+
+
+class DocumentModel(_Model):
+    id: str
+    text: str
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    embedding: Optional[list[float]] = None
+
+
+class DocsModel(_Model):
+    index_name: str
+    version: int
+    docs: list[DocumentModel]
+
+
+class JobModel(_Model):
+    """``GET /v1/jobs/{job_id}``. Writes complete before their response is sent, so a job
+    is ``completed`` when the client first learns its id; records remain for lookups."""
+
+    job_id: str
+    kind: str
+    index_name: str
+    status: str
+    doc_count: int
+    version: int
+    created_at: str
+
+
+def format_version_tag(version: int) -> str:
+    """The ``If-Match`` value for a conditional write at ``version``: ``"3"``."""
+    return f'"{int(version)}"'
+
+
+def parse_version_tag(value: str) -> int | None:
+    """Parse an ``If-Match`` version (quoted or bare, weak prefix tolerated); ``None`` if
+    it is not a non-negative integer."""
+    value = value.strip()
+    if value.startswith("W/"):
+        value = value[2:]
+    value = value.strip('"')
+    if not value.isdigit():
+        return None
+    return int(value)

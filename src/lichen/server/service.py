@@ -1,0 +1,329 @@
+"""What the server does with indexes, independent of HTTP: checking uploads against the
+limits and the artifact format, publishing them, merging document batches, answering
+reads. Blocking code, run by the app in worker threads; it raises :mod:`lichen` errors
+that the app turns into status codes.
+
+The server never embeds: pushed artifacts are stored byte for byte as uploaded, and
+document batches arrive with their vectors already computed by the client.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import orjson
+
+from .._errors import ConflictError, CorruptDataError, InvalidArgumentError, LimitExceededError, NotFoundError
+from ..artifact import HEADER_SIZE, MAGIC, ArtifactManifest, encode_artifact, read_artifact, verify_artifact
+from ..stores._base import IndexSnapshot
+from ..stores.local import validate_index_name
+from .protocol import AddDocsResultModel, DeleteDocsResultModel, DocsModel, DocumentModel, JobModel
+from .storage import IndexConflict, IndexHead, Storage, StoredArtifact, Upload, utc_now
+
+__all__ = ["Limits", "IndexService", "InvalidUploadError", "merge_upsert"]
+
+logger = logging.getLogger(__name__)
+
+_MERGE_ATTEMPTS = 5
+_FINITE_CHECK_ROWS = 16_384
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Server limits (``lichen serve --max-body-bytes / --max-docs``)."""
+
+    max_body_bytes: int = 1 << 30
+    """Largest request body accepted (413 beyond)."""
+    max_docs: int = 1_000_000
+    """Most documents one index may hold after a push or merge (422 beyond)."""
+    max_docs_per_read: int = 10_000
+    """Most documents ``GET .../docs`` returns without explicit ids (422 beyond)."""
+
+
+class InvalidUploadError(CorruptDataError):
+    """An uploaded body is not a valid artifact (the client's fault: 422, not 500)."""
+
+
+def merge_upsert(current: IndexSnapshot, batch: IndexSnapshot) -> tuple[IndexSnapshot, int, int]:
+    """Upsert ``batch`` into ``current`` by id, like ``IndexCore.upsert``: existing ids are
+    replaced in place, new ids appended in batch order. Returns ``(merged, added, updated)``."""
+    positions = {doc_id: i for i, doc_id in enumerate(current.ids)}
+    ids, texts, metadata = list(current.ids), list(current.texts), list(current.metadata)
+    updated_at: list[int] = []
+    updated_from: list[int] = []
+    added_from: list[int] = []
+    for j, doc_id in enumerate(batch.ids):
+        position = positions.get(doc_id)
+        if position is None:
+            positions[doc_id] = len(ids)
+            ids.append(doc_id)
+            texts.append(batch.texts[j])
+            metadata.append(batch.metadata[j])
+            added_from.append(j)
+        else:
+            texts[position] = batch.texts[j]
+            metadata[position] = batch.metadata[j]
+            updated_at.append(position)
+            updated_from.append(j)
+    dimension = current.dimension if current.doc_count else batch.dimension
+    n = current.doc_count
+    matrix = np.empty((len(ids), dimension), dtype=np.float32)
+    matrix[:n] = current.matrix
+    if updated_at:
+        matrix[updated_at] = batch.matrix[updated_from]
+    if added_from:
+        matrix[n:] = batch.matrix[added_from]
+    merged = dataclasses.replace(current, dimension=dimension, ids=ids, texts=texts, metadata=metadata, matrix=matrix)
+    return merged, len(added_from), len(updated_at)
+
+
+class IndexService:
+    def __init__(self, storage: Storage, limits: Limits | None = None) -> None:
+        self.storage = storage
+        self.limits = limits or Limits()
+
+    # ---- checks
+    def inspect_upload(self, upload: Upload, name: str) -> ArtifactManifest:
+        """Verify every checksum of an uploaded artifact and what the format alone cannot
+        promise (ids unique, vectors finite), before anything refers to it."""
+        upload.finish()
+        try:
+            manifest = verify_artifact(upload.path)
+        except CorruptDataError as exc:
+            raise InvalidUploadError(f"uploaded body is not a valid Lichen index artifact: {_plain(exc)}") from None
+        if manifest.name != name:
+            raise InvalidArgumentError(f"the artifact holds index {manifest.name!r} but was sent to {name!r}")
+        self.check_doc_count(name, manifest.doc_count)
+        with open(upload.path, "rb") as f:
+            ids_section = manifest.sections["ids"]
+            f.seek(ids_section.offset)
+            ids = orjson.loads(f.read(ids_section.length))
+            if not isinstance(ids, list) or len(ids) != manifest.doc_count or not set(map(type, ids)) <= {str}:
+                raise InvalidUploadError("uploaded artifact: ids section does not hold doc_count strings")
+            if len(set(ids)) != len(ids):
+                raise InvalidArgumentError("uploaded artifact holds duplicate document ids")
+        matrix_section = manifest.sections["matrix"]
+        if manifest.doc_count and manifest.dimension:
+            vectors = np.memmap(
+                upload.path, dtype="<f4", mode="r", offset=matrix_section.offset,
+                shape=(manifest.doc_count, manifest.dimension),
+            )
+            for start in range(0, manifest.doc_count, _FINITE_CHECK_ROWS):
+                if not np.isfinite(vectors[start : start + _FINITE_CHECK_ROWS]).all():
+                    raise InvalidArgumentError("uploaded artifact holds a vector with NaN or infinity")
+            del vectors
+        return manifest
+
+    def check_doc_count(self, name: str, doc_count: int) -> None:
+        if doc_count > self.limits.max_docs:
+            raise LimitExceededError(
+                f"index {name!r} would hold {doc_count} documents; this server allows {self.limits.max_docs} per index"
+            )
+
+    # ---- writes
+    def push(self, project_id: str, name: str, upload: Upload, *, expected_version: int | None) -> IndexHead:
+        validate_index_name(name)
+        manifest = self.inspect_upload(upload, name)
+        head = self.storage.publish(
+            project_id, name, upload, manifest, expected_version=expected_version, job_id=uuid.uuid4().hex
+        )
+        self._record_job(project_id, "push", head)
+        return head
+
+    def add_docs(
+        self, project_id: str, name: str, upload: Upload, *, expected_version: int | None
+    ) -> AddDocsResultModel:
+        validate_index_name(name)
+        self.inspect_upload(upload, name)
+        batch = read_artifact(upload.path)
+
+        def change(current: IndexSnapshot) -> tuple[IndexSnapshot, tuple[int, int]] | None:
+            if batch.doc_count == 0:
+                return None
+            if batch.model_id != current.model_id:
+                raise InvalidArgumentError(
+                    f"index {name!r} uses model {current.model_id!r}; the documents were embedded with {batch.model_id!r}"
+                )
+            if current.doc_count and batch.dimension != current.dimension:
+                raise InvalidArgumentError(
+                    f"index {name!r} has dimension {current.dimension}; the documents have {batch.dimension}"
+                )
+            merged, added, updated = merge_upsert(current, batch)
+            self.check_doc_count(name, merged.doc_count)
+            return merged, (added, updated)
+
+        head, outcome = self._rewrite(project_id, name, "add_docs", change, expected_version)
+        added, updated = outcome or (0, 0)
+        return AddDocsResultModel(
+            job_id=head.job_id, index_name=name, added=added, updated=updated,
+            doc_count=head.doc_count, version=head.version,
+        )
+
+    def delete_docs(
+        self, project_id: str, name: str, ids: Sequence[str], *, expected_version: int | None
+    ) -> DeleteDocsResultModel:
+        validate_index_name(name)
+        doomed = set(ids)
+
+        def change(current: IndexSnapshot) -> tuple[IndexSnapshot, int] | None:
+            keep = np.fromiter((doc_id not in doomed for doc_id in current.ids), dtype=bool, count=current.doc_count)
+            deleted = int(current.doc_count - keep.sum())
+            if not deleted:
+                return None
+            kept = dataclasses.replace(
+                current,
+                ids=[x for x, k in zip(current.ids, keep) if k],
+                texts=[x for x, k in zip(current.texts, keep) if k],
+                metadata=[x for x, k in zip(current.metadata, keep) if k],
+                matrix=np.ascontiguousarray(current.matrix[keep]),
+            )
+            return kept, deleted
+
+        head, deleted = self._rewrite(project_id, name, "delete_docs", change, expected_version)
+        return DeleteDocsResultModel(
+            job_id=head.job_id, index_name=name, deleted=deleted or 0, doc_count=head.doc_count, version=head.version
+        )
+
+    def delete_index(self, project_id: str, name: str, *, expected_version: int | None) -> bool:
+        validate_index_name(name)
+        return self.storage.delete(project_id, name, expected_version=expected_version)
+
+    def _rewrite(self, project_id: str, name: str, kind: str, change: Any, expected_version: int | None) -> tuple[IndexHead, Any]:
+        """Read-modify-publish with optimistic concurrency: conditional on the version read,
+        retried when another writer got in first (unless the caller pinned a version)."""
+        for attempt in range(_MERGE_ATTEMPTS):
+            head, current = self.read(project_id, name)
+            if expected_version is not None and head.version != expected_version:
+                raise IndexConflict(f"index {name!r} is at version {head.version}, expected {expected_version}", head)
+            current.version = head.version
+            changed = change(current)
+            if changed is None:
+                return head, None  # nothing to do: no new version
+            snapshot, outcome = changed
+            snapshot = dataclasses.replace(
+                snapshot, version=head.version + 1, created_at=head.created_at, updated_at=utc_now()
+            )
+            encoded = encode_artifact(snapshot)
+            upload = self.storage.new_upload()
+            try:
+                for chunk in encoded:
+                    upload.write(chunk)
+                new_head = self.storage.publish(
+                    project_id, name, upload, encoded.manifest, expected_version=head.version,
+                    job_id=uuid.uuid4().hex,
+                )
+            except IndexConflict:
+                if expected_version is not None or attempt == _MERGE_ATTEMPTS - 1:
+                    raise
+                continue
+            finally:
+                upload.discard()
+            self._record_job(project_id, kind, new_head)
+            return new_head, outcome
+        raise ConflictError(f"index {name!r} is being written by others; retry")  # pragma: no cover
+
+    # ---- reads
+    def info(self, project_id: str, name: str) -> IndexHead:
+        validate_index_name(name)
+        head = self.storage.head(project_id, name)
+        if head is None:
+            raise NotFoundError(f"index {name!r} not found")
+        return head
+
+    def list(self, project_id: str) -> list[IndexHead]:
+        return self.storage.list_heads(project_id)
+
+    def read(self, project_id: str, name: str) -> tuple[IndexHead, IndexSnapshot]:
+        validate_index_name(name)
+        with self.storage.open_artifact(project_id, name) as stored:
+            try:
+                snapshot = read_artifact(stored.seekable())
+            except CorruptDataError as exc:
+                raise CorruptDataError(f"stored index {name!r} is corrupt: {_plain(exc)}") from None
+            return stored.head, snapshot
+
+    def open_download(self, project_id: str, name: str) -> tuple[StoredArtifact, Iterator[bytes]]:
+        """Open the current artifact for streaming, after checking that its header still
+        matches the head's record (so a damaged object fails here with a clear error,
+        not as a mysterious failure on the client). The client verifies every checksum."""
+        validate_index_name(name)
+        stored = self.storage.open_artifact(project_id, name)
+        try:
+            head = stored.head
+            chunks = stored.chunks()
+            first = next(chunks, b"")
+            problem = None
+            if len(first) < min(HEADER_SIZE, head.size) or first[: len(MAGIC)] != MAGIC[: len(first)]:
+                problem = "it does not start with a Lichen artifact header"
+            elif head.size >= HEADER_SIZE and first[24:40].hex() != head.etag:
+                problem = "its manifest digest does not match the published version"
+            elif stored.size is not None and stored.size != head.size:
+                problem = f"it is {stored.size} bytes, the published version has {head.size}"
+            if problem:
+                raise CorruptDataError(f"stored index {name!r} (version {head.version}) is corrupt: {problem}")
+        except BaseException:
+            stored.close()
+            raise
+
+        def body() -> Iterator[bytes]:
+            yield first
+            yield from chunks
+
+        return stored, body()
+
+    def get_docs(
+        self, project_id: str, name: str, ids: Sequence[str] | None, *, include_embeddings: bool
+    ) -> DocsModel:
+        head, snapshot = self.read(project_id, name)
+        if ids is None:
+            if snapshot.doc_count > self.limits.max_docs_per_read:
+                raise LimitExceededError(
+                    f"index {name!r} holds {snapshot.doc_count} documents; list at most "
+                    f"{self.limits.max_docs_per_read} without ids, or download the artifact"
+                )
+            rows = range(snapshot.doc_count)
+        else:
+            positions = {doc_id: i for i, doc_id in enumerate(snapshot.ids)}
+            rows = [positions[doc_id] for doc_id in dict.fromkeys(ids) if doc_id in positions]
+        docs = [
+            DocumentModel(
+                id=snapshot.ids[i],
+                text=snapshot.texts[i],
+                metadata=snapshot.metadata[i],
+                embedding=snapshot.matrix[i].tolist() if include_embeddings else None,
+            )
+            for i in rows
+        ]
+        return DocsModel(index_name=name, version=head.version, docs=docs)
+
+    # ---- jobs
+    def _record_job(self, project_id: str, kind: str, head: IndexHead) -> None:
+        record = JobModel(
+            job_id=head.job_id, kind=kind, index_name=head.name, status="completed",
+            doc_count=head.doc_count, version=head.version, created_at=head.updated_at,
+        )
+        try:
+            self.storage.put_job(project_id, record.model_dump())
+        except Exception:  # noqa: BLE001 - the write itself succeeded; the record is a courtesy
+            logger.warning("could not record job %s", head.job_id, exc_info=True)
+
+    def job(self, project_id: str, job_id: str) -> JobModel:
+        record = self.storage.get_job(project_id, job_id)
+        if record is None:
+            raise NotFoundError(f"job {job_id!r} not found")
+        return JobModel.model_validate(record)
+
+
+def _plain(exc: Exception) -> str:
+    """The message of a format error without the temporary file name it was read from."""
+    text = str(exc)
+    prefix = "corrupt Lichen index artifact"
+    if text.startswith(prefix):
+        text = text.split(": ", 1)[-1]
+    return text

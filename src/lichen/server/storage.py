@@ -1,0 +1,278 @@
+"""Where a Lichen server keeps its state: the contract every backend implements.
+
+A server is stateless apart from its :class:`Storage`; replicas over one storage share
+projects, indexes and job records. Per project and index the storage holds:
+
+- immutable *artifact objects*, the uploaded bytes unchanged, one per version;
+- a small *head* record (:class:`IndexHead`) naming the current artifact object, its
+  version, ETag and summary. Publishing a version is writing a new head, atomically and
+  only if the head is still the one the writer read (file lock + rename on the file
+  system, a conditional ``PutObject`` on S3), so a reader sees the old version or the
+  new one, never a mix, and concurrent writers are serialised or refused.
+
+Uploads are spooled to a local temporary file first (:class:`Upload`), verified, and only
+then published; an upload interrupted at any point never touches the head.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import re
+import tempfile
+import time
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+import xxhash
+
+from .._errors import ConflictError, InvalidArgumentError
+from ..artifact import ArtifactManifest
+
+__all__ = [
+    "IndexHead",
+    "IndexConflict",
+    "Upload",
+    "StoredArtifact",
+    "Storage",
+    "open_storage",
+    "storage_key",
+    "utc_now",
+    "next_head",
+]
+
+_SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+DOWNLOAD_CHUNK = 1 << 20
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def storage_key(name: str) -> str:
+    """A short portable object/file name for an index name: an ASCII slug plus a hash of
+    the exact spelling (names differing only in case never collide)."""
+    slug = _SLUG_UNSAFE.sub("_", name)[:48].strip("_") or "index"
+    return f"{slug}-{xxhash.xxh3_64_hexdigest(name.encode('utf-8'))}"
+
+
+@dataclass(frozen=True)
+class IndexHead:
+    """The current version of one index: what ``list`` and ``get_info`` answer from, and
+    which artifact object ``GET .../artifact`` streams. ``object`` is backend-specific
+    (a file name, an object key)."""
+
+    name: str
+    version: int
+    object: str
+    etag: str
+    size: int
+    doc_count: int
+    model_id: str
+    dimension: int
+    created_at: str
+    updated_at: str
+    job_id: str
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, data: bytes) -> IndexHead:
+        raw = orjson.loads(data)
+        return cls(**{f.name: raw[f.name] for f in dataclasses.fields(cls)})
+
+
+class IndexConflict(ConflictError):
+    """A conditional write found another version than it expected; carries the current
+    head (``None`` if the index does not exist) for the error response."""
+
+    def __init__(self, message: str, current: IndexHead | None) -> None:
+        super().__init__(message)
+        self.current = current
+
+
+def next_head(
+    current: IndexHead | None,
+    name: str,
+    manifest: ArtifactManifest,
+    object_name: str,
+    *,
+    expected_version: int | None,
+    job_id: str,
+) -> IndexHead:
+    """The head that publishing ``manifest`` over ``current`` produces, or
+    :class:`IndexConflict` if ``expected_version`` (0: must not exist) is stale."""
+    stored_version = current.version if current is not None else 0
+    if expected_version is not None and expected_version != stored_version:
+        if current is None:
+            message = f"index {name!r} does not exist (expected version {expected_version})"
+        elif expected_version == 0:
+            message = f"index {name!r} already exists (version {stored_version})"
+        else:
+            message = f"index {name!r} is at version {stored_version}, expected {expected_version}"
+        raise IndexConflict(message, current)
+    now = utc_now()
+    return IndexHead(
+        name=name,
+        version=stored_version + 1,
+        object=object_name,
+        etag=manifest.etag,
+        size=manifest.size,
+        doc_count=manifest.doc_count,
+        model_id=manifest.model_id,
+        dimension=manifest.dimension,
+        created_at=current.created_at if current is not None else now,
+        updated_at=now,
+        job_id=job_id,
+    )
+
+
+class Upload:
+    """A request body spooled to a local temporary file before it is verified and
+    published. ``discard`` removes the file unless a backend has taken it over."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".upload-", suffix=".tmp", dir=directory)
+        self.path = Path(name)
+        self.file: BinaryIO = open(fd, "wb")  # noqa: SIM115 - closed by finish/discard
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        self.file.write(chunk)
+        self.size += len(chunk)
+
+    def finish(self) -> None:
+        """Make the bytes durable before anything refers to them."""
+        if not self.file.closed:
+            self.file.flush()
+            os.fsync(self.file.fileno())
+            self.file.close()
+
+    def discard(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+class StoredArtifact:
+    """One stored artifact opened for reading, pinned to the head it was opened at (the
+    bytes stay readable even if a newer version is published meanwhile)."""
+
+    head: IndexHead
+    size: int | None = None
+    """Size of the stored object in bytes, if the backend knows it without reading."""
+
+    def chunks(self, chunk_size: int = DOWNLOAD_CHUNK) -> Iterator[bytes]:
+        raise NotImplementedError
+
+    def seekable(self) -> BinaryIO:
+        """A seekable binary file of the whole artifact (downloaded first if remote)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> StoredArtifact:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class Storage(ABC):
+    """Projects, index heads, artifact objects and job records (see module docstring).
+    All methods are blocking; the server calls them from worker threads."""
+
+    spool_dir: Path
+
+    @abstractmethod
+    def describe(self) -> str: ...
+
+    # ---- projects
+    @abstractmethod
+    def get_project(self, project_id: str) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def create_project(self, record: dict[str, Any]) -> bool:
+        """Store a new project record; ``False`` if the id is taken."""
+
+    # ---- indexes
+    @abstractmethod
+    def head(self, project_id: str, name: str) -> IndexHead | None: ...
+
+    @abstractmethod
+    def list_heads(self, project_id: str) -> list[IndexHead]: ...
+
+    @abstractmethod
+    def open_artifact(self, project_id: str, name: str) -> StoredArtifact:
+        """Open the current artifact; ``NotFoundError`` if there is no index."""
+
+    @abstractmethod
+    def publish(
+        self,
+        project_id: str,
+        name: str,
+        upload: Upload,
+        manifest: ArtifactManifest,
+        *,
+        expected_version: int | None,
+        job_id: str,
+    ) -> IndexHead:
+        """Make ``upload`` (verified, described by ``manifest``) the current version,
+        atomically; :class:`IndexConflict` if ``expected_version`` is stale."""
+
+    @abstractmethod
+    def delete(self, project_id: str, name: str, *, expected_version: int | None = None) -> bool: ...
+
+    # ---- jobs
+    @abstractmethod
+    def put_job(self, project_id: str, record: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def get_job(self, project_id: str, job_id: str) -> dict[str, Any] | None: ...
+
+    def new_upload(self) -> Upload:
+        return Upload(self.spool_dir)
+
+    @staticmethod
+    def new_object_name() -> str:
+        """Artifact objects are never overwritten: each gets a fresh, time-ordered name."""
+        return f"{time.time_ns():020d}-{uuid.uuid4().hex}.lix"
+
+
+def open_storage(
+    data_dir: str | os.PathLike[str] | None,
+    storage_url: str | None = None,
+    *,
+    s3_endpoint_url: str | None = None,
+) -> Storage:
+    """``--data DIR`` alone: the file-system backend in DIR. ``--storage s3://bucket/prefix``:
+    the S3 backend (DIR, if given, holds only temporary upload spools)."""
+    if storage_url:
+        if storage_url.startswith("s3://"):
+            from .s3 import S3Storage
+
+            bucket, _, prefix = storage_url[len("s3://") :].partition("/")
+            if not bucket:
+                raise InvalidArgumentError(f"storage URL {storage_url!r} names no bucket")
+            return S3Storage(bucket, prefix, endpoint_url=s3_endpoint_url, spool_dir=data_dir)
+        if storage_url.startswith("file://"):
+            from .fs import FileStorage
+
+            return FileStorage(storage_url[len("file://") :])
+        raise InvalidArgumentError(f"unsupported storage URL {storage_url!r}: use s3://bucket/prefix or file://DIR")
+    if data_dir is None:
+        raise InvalidArgumentError("give --data DIR (file system) or --storage s3://bucket/prefix")
+    from .fs import FileStorage
+
+    return FileStorage(data_dir)
