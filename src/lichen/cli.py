@@ -1,0 +1,347 @@
+"""The ``lichen`` command: run a server, create projects, and manage indexes.
+
+Server side::
+
+    lichen serve --host 127.0.0.1 --port 8080 --data DIR [--storage s3://bucket/prefix]
+    lichen project create --data DIR [--json]
+
+Client side (the embedded store by default; a server with ``--url`` / ``LICHEN_URL`` and
+the project's credentials in ``--project-id`` / ``--project-key`` or
+``LICHEN_PROJECT_ID`` / ``LICHEN_PROJECT_KEY``)::
+
+    lichen ls | info NAME | push PATH-or-JSONL [--name N] | pull NAME [-o PATH]
+    lichen query NAME "text" [--top-k K] [--filter JSON] [--alpha A] | rm NAME
+
+Human output by default, ``--json`` for scripts. Errors go to stderr with exit status 1
+(2 for usage errors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ._errors import InvalidArgumentError, LichenError
+
+__all__ = ["main", "build_parser"]
+
+
+# ------------------------------------------------------------------ output helpers
+def _emit_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, ensure_ascii=False, indent=None) + "\n")
+
+
+def _info_dict(info: Any) -> dict[str, Any]:
+    return {
+        "name": info.name, "doc_count": info.doc_count, "model_id": info.model_id, "dimension": info.dimension,
+        "version": info.version, "created_at": info.created_at, "updated_at": info.updated_at,
+    }
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    return "\n".join(lines)
+
+
+def _shorten(text: str, width: int = 100) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "\u2026"
+
+
+# ------------------------------------------------------------------ server commands
+def _limits(args: argparse.Namespace) -> Any:
+    from .server.service import Limits
+
+    defaults = Limits()
+    return Limits(
+        max_body_bytes=args.max_body_bytes if args.max_body_bytes is not None else defaults.max_body_bytes,
+        max_docs=args.max_docs if args.max_docs is not None else defaults.max_docs,
+    )
+
+
+def _storage(args: argparse.Namespace) -> Any:
+    from .server.storage import open_storage
+
+    return open_storage(args.data, args.storage, s3_endpoint_url=args.s3_endpoint_url)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from .server.app import ServerConfig, create_app
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise LichenError(f"the server needs the 'server' extra: pip install 'lichen[server]' ({exc})") from None
+    storage = _storage(args)
+    limits = _limits(args)
+    app = create_app(ServerConfig(storage=storage, limits=limits))
+    print(
+        f"lichen: serving on http://{args.host}:{args.port} (storage: {storage.describe()}; "
+        f"max body {limits.max_body_bytes} bytes, max {limits.max_docs} docs per index)",
+        file=sys.stderr, flush=True,
+    )
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log,
+        timeout_graceful_shutdown=5,
+    )
+    return 0
+
+
+def cmd_project_create(args: argparse.Namespace) -> int:
+    from .server.auth import create_project
+
+    credentials = create_project(_storage(args), project_id=args.id)
+    if args.json:
+        _emit_json({"project_id": credentials.project_id, "project_key": credentials.project_key})
+    else:
+        print(f"project_id:  {credentials.project_id}")
+        print(f"project_key: {credentials.project_key}")
+        print("The key is shown once and stored only hashed: keep it now. Clients use:", file=sys.stderr)
+        print(
+            f"  export LICHEN_PROJECT_ID={credentials.project_id} LICHEN_PROJECT_KEY={credentials.project_key}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+# ------------------------------------------------------------------ index commands
+def _client(args: argparse.Namespace) -> Any:
+    from ._client import Client
+
+    return Client(args.project_id, args.project_key, url=args.url, home=args.home)
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    infos = _client(args).list_indexes_sync()
+    if args.json:
+        _emit_json([_info_dict(i) for i in infos])
+    elif not infos:
+        print("no indexes")
+    else:
+        rows = [[i.name, str(i.doc_count), i.model_id, str(i.dimension), str(i.version), i.updated_at] for i in infos]
+        print(_table(rows, ["NAME", "DOCS", "MODEL", "DIM", "VERSION", "UPDATED"]))
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    info = _client(args).get_index_sync(args.name)
+    if args.json:
+        _emit_json(_info_dict(info))
+    else:
+        for key, value in _info_dict(info).items():
+            print(f"{key + ':':<12} {value}")
+    return 0
+
+
+def _read_jsonl(path: Path) -> list[Any]:
+    from ._types import DocumentInfo
+
+    docs = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                docs.append(
+                    DocumentInfo(
+                        id=str(row["id"]), text=row["text"], metadata=row.get("metadata"), embedding=row.get("embedding")
+                    )
+                )
+            except (ValueError, KeyError, TypeError) as exc:
+                raise InvalidArgumentError(
+                    f"{path}:{number}: expected a JSON object with 'id' and 'text' ({type(exc).__name__}: {exc})"
+                ) from None
+    return docs
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from ._session import SessionIndex
+
+    client = _client(args)
+    path = Path(args.path)
+    if not path.is_file():
+        raise InvalidArgumentError(f"{path} is not a file")
+    if path.suffix in (".jsonl", ".ndjson"):
+        name = args.name or path.stem
+        docs = _read_jsonl(path)
+        model_id = args.model_id or ("custom" if docs and all(d.embedding is not None for d in docs) else None)
+        session = SessionIndex(name, model_id or "lichen-minilm", store=client.store)
+        session.add_docs_sync(docs)
+    else:
+        from .artifact import read_artifact_file
+
+        session = SessionIndex.from_snapshot(read_artifact_file(path), name=args.name, store=client.store)
+    result = session.push_index_sync(overwrite=True)
+    if args.json:
+        _emit_json({
+            "index_name": result.index_name, "doc_count": result.doc_count, "job_id": result.job_id,
+            "status": result.status, "version": result.version,
+        })
+    else:
+        print(f"pushed {result.index_name!r}: {result.doc_count} docs, version {result.version} (job {result.job_id})")
+    return 0
+
+
+def _default_output(name: str) -> Path:
+    return Path((re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._") or "index") + ".lix")
+
+
+def cmd_pull(args: argparse.Namespace) -> int:
+    from .artifact import write_artifact_file
+
+    snapshot = _client(args).store.read(args.name)
+    output = Path(args.output) if args.output else _default_output(args.name)
+    if output.suffix in (".jsonl", ".ndjson"):
+        tmp = output.with_name(f".{output.name}.tmp")
+        with open(tmp, "w", encoding="utf-8") as handle:
+            for i, doc_id in enumerate(snapshot.ids):
+                row: dict[str, Any] = {"id": doc_id, "text": snapshot.texts[i], "metadata": snapshot.metadata[i]}
+                if args.embeddings:
+                    row["embedding"] = snapshot.matrix[i].tolist()
+                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+        os.replace(tmp, output)
+    else:
+        write_artifact_file(snapshot, output)
+    if args.json:
+        _emit_json({"index_name": snapshot.name, "doc_count": snapshot.doc_count, "version": snapshot.version, "path": str(output)})
+    else:
+        print(f"pulled {snapshot.name!r}: {snapshot.doc_count} docs, version {snapshot.version} -> {output}")
+    return 0
+
+
+def cmd_query(args: argparse.Namespace) -> int:
+    from ._types import QueryOptions
+
+    flt = None
+    if args.filter:
+        try:
+            flt = json.loads(args.filter)
+        except ValueError as exc:
+            raise InvalidArgumentError(f"--filter is not valid JSON: {exc}") from None
+    client = _client(args)
+    client.load_index_sync(args.name)
+    result = client.query_sync(args.name, args.text, QueryOptions(top_k=args.top_k, filter=flt, alpha=args.alpha))
+    if args.json:
+        _emit_json({
+            "query": result.query, "index_name": result.index_name, "time_taken_ms": result.time_taken_ms,
+            "docs": [
+                {"id": d.id, "score": d.score, "text": d.text, "metadata": d.metadata,
+                 "vector_score": d.vector_score, "keyword_score": d.keyword_score}
+                for d in result.docs
+            ],
+        })
+    else:
+        if not result.docs:
+            print("no results")
+        for rank, doc in enumerate(result.docs, start=1):
+            print(f"{rank:>3}. {doc.score:.4f}  {doc.id}  {_shorten(doc.text)}")
+    return 0
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    deleted = _client(args).delete_index_sync(args.name)
+    if args.json:
+        _emit_json({"index_name": args.name, "deleted": deleted})
+    else:
+        print(f"deleted {args.name!r}" if deleted else f"no index {args.name!r}")
+    return 0 if deleted else 1
+
+
+# ------------------------------------------------------------------ parser
+def _add_storage_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", metavar="DIR", help="server data directory (file-system storage; with --storage s3://, the upload spool)")
+    parser.add_argument("--storage", metavar="URL", help="s3://bucket/prefix for S3-compatible object storage")
+    parser.add_argument("--s3-endpoint-url", metavar="URL", default=os.environ.get("AWS_ENDPOINT_URL"), help="S3-compatible endpoint (default: AWS, or $AWS_ENDPOINT_URL)")
+
+
+def _add_client_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", help="Lichen server URL (default $LICHEN_URL; none: the embedded store)")
+    parser.add_argument("--project-id", help="default $LICHEN_PROJECT_ID")
+    parser.add_argument("--project-key", help="default $LICHEN_PROJECT_KEY")
+    parser.add_argument("--home", help="embedded store / download cache directory (default $LICHEN_HOME)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lichen", description="Lichen: local-first retrieval, and its server.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run a Lichen server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    _add_storage_options(serve)
+    serve.add_argument("--max-body-bytes", type=int, default=None, help="largest request body (default 1 GiB)")
+    serve.add_argument("--max-docs", type=int, default=None, help="most documents per index (default 1,000,000)")
+    serve.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument("--access-log", action="store_true", help="log every request")
+    serve.set_defaults(func=cmd_serve)
+
+    project = sub.add_parser("project", help="manage server projects")
+    project_sub = project.add_subparsers(dest="project_command", required=True, metavar="ACTION")
+    create = project_sub.add_parser("create", help="create a project and print its id and key")
+    _add_storage_options(create)
+    create.add_argument("--id", help="choose the project id (default: random)")
+    create.add_argument("--json", action="store_true", help='print {"project_id": ..., "project_key": ...}')
+    create.set_defaults(func=cmd_project_create)
+
+    ls = sub.add_parser("ls", help="list indexes")
+    _add_client_options(ls)
+    ls.set_defaults(func=cmd_ls)
+
+    info = sub.add_parser("info", help="show one index")
+    info.add_argument("name")
+    _add_client_options(info)
+    info.set_defaults(func=cmd_info)
+
+    push = sub.add_parser("push", help="create or replace an index from an artifact (.lix) or a JSONL file")
+    push.add_argument("path", help="a .lix file (from pull or SessionIndex.save) or JSONL of {id, text, metadata?, embedding?}")
+    push.add_argument("--name", help="index name (default: the artifact's, or the JSONL file's stem)")
+    push.add_argument("--model-id", help="embedding model for JSONL (default lichen-minilm; 'custom' if every row has an embedding)")
+    _add_client_options(push)
+    push.set_defaults(func=cmd_push)
+
+    pull = sub.add_parser("pull", help="download an index to a .lix (or .jsonl) file")
+    pull.add_argument("name")
+    pull.add_argument("-o", "--output", help="output path (default ./NAME.lix; .jsonl exports documents)")
+    pull.add_argument("--embeddings", action="store_true", help="include embeddings in a .jsonl export")
+    _add_client_options(pull)
+    pull.set_defaults(func=cmd_pull)
+
+    query = sub.add_parser("query", help="query an index")
+    query.add_argument("name")
+    query.add_argument("text")
+    query.add_argument("--top-k", type=int, default=5)
+    query.add_argument("--filter", help='metadata filter as JSON, e.g. \'{"city": "Paris"}\'')
+    query.add_argument("--alpha", type=float, default=None, help="1.0 pure vector ... 0.0 pure keyword")
+    _add_client_options(query)
+    query.set_defaults(func=cmd_query)
+
+    rm = sub.add_parser("rm", help="delete an index")
+    rm.add_argument("name")
+    _add_client_options(rm)
+    rm.set_defaults(func=cmd_rm)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except LichenError as exc:
+        print(f"lichen: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # pragma: no cover
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""The ``lichen`` command: ``project create`` and ``serve`` (run by the server fixtures),
+and ``ls / info / push / pull / query / rm`` against the embedded store and a server,
+in human and ``--json`` output."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from server_helpers import Deployment
+
+from lichen import Client, DocumentInfo, SessionIndex
+from lichen.cli import main
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory):
+    deployed = Deployment("fs", tmp_path_factory.mktemp("cli"), None)
+    yield deployed
+    deployed.stop()
+
+
+@pytest.fixture(params=["embedded", "server"])
+def target(request, monkeypatch):
+    """Where the commands point: the embedded store (LICHEN_HOME) or a server (env)."""
+    if request.param == "server":
+        deployment = request.getfixturevalue("deployment")
+        credentials = deployment.server.create_project()
+        for key, value in credentials.env(deployment.server.url).items():
+            monkeypatch.setenv(key, value)
+    return request.param
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def run_json(capsys, *argv: str):
+    code, out, err = run(capsys, *argv, "--json")
+    assert code == 0, err
+    return json.loads(out)
+
+
+def write_jsonl(path, rows) -> None:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+
+
+def test_project_create_prints_credentials(tmp_path):
+    command = [shutil.which("lichen")] if shutil.which("lichen") else [sys.executable, "-m", "lichen.cli"]
+    done = subprocess.run([*command, "project", "create", "--data", str(tmp_path), "--json"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    created = json.loads(done.stdout)
+    assert set(created) == {"project_id", "project_key"}
+    record = json.loads((tmp_path / "projects" / f"{created['project_id']}.json").read_text())
+    assert created["project_key"] not in json.dumps(record)  # stored hashed only
+    assert record["key_hash"].startswith("scrypt$")
+
+    human = subprocess.run([*command, "project", "create", "--data", str(tmp_path), "--id", "team-a"], capture_output=True, text=True, timeout=60)
+    assert human.returncode == 0 and human.stdout.startswith("project_id:  team-a\nproject_key: lk_")
+    again = subprocess.run([*command, "project", "create", "--data", str(tmp_path), "--id", "team-a"], capture_output=True, text=True, timeout=60)
+    assert again.returncode == 1 and "already exists" in again.stderr
+
+
+def test_push_ls_info_query_pull_rm(target, capsys, tmp_path):
+    rows = [
+        {"id": "faq-1", "text": "Refunds arrive within 5 business days.", "metadata": {"topic": "billing"}},
+        {"id": "faq-2", "text": "Reset your password from the sign-in page.", "metadata": {"topic": "account"}},
+        {"id": "faq-3", "text": "Shipping takes 3 to 7 days.", "metadata": {"topic": "shipping"}},
+    ]
+    write_jsonl(tmp_path / "faqs.jsonl", rows)
+
+    code, out, _ = run(capsys, "push", str(tmp_path / "faqs.jsonl"))
+    assert code == 0 and out.startswith("pushed 'faqs': 3 docs, version 1")
+    assert run_json(capsys, "push", str(tmp_path / "faqs.jsonl"))["version"] == 2  # push replaces
+
+    listed = run_json(capsys, "ls")
+    assert [(i["name"], i["doc_count"], i["model_id"]) for i in listed] == [("faqs", 3, "lichen-minilm")]
+    code, out, _ = run(capsys, "ls")
+    assert out.splitlines()[0].split() == ["NAME", "DOCS", "MODEL", "DIM", "VERSION", "UPDATED"]
+    assert out.splitlines()[1].split()[:5] == ["faqs", "3", "lichen-minilm", "384", "2"]
+    assert run_json(capsys, "info", "faqs")["dimension"] == 384
+    code, out, _ = run(capsys, "info", "faqs")
+    assert "doc_count:   3" in out
+
+    hits = run_json(capsys, "query", "faqs", "when will my refund come", "--top-k", "2")
+    assert hits["docs"][0]["id"] == "faq-1" and len(hits["docs"]) == 2
+    filtered = run_json(capsys, "query", "faqs", "refund", "--filter", '{"topic": "shipping"}')
+    assert [d["id"] for d in filtered["docs"]] == ["faq-3"]
+    code, out, _ = run(capsys, "query", "faqs", "password help", "--top-k", "1")
+    assert code == 0 and "faq-2" in out.splitlines()[0]
+
+    pulled = run_json(capsys, "pull", "faqs", "-o", str(tmp_path / "copy.lix"))
+    assert pulled["doc_count"] == 3
+    copy = SessionIndex.open(tmp_path / "copy.lix")
+    original = Client().store.read("faqs")
+    assert np.array_equal(copy.core.matrix, original.matrix)
+    run_json(capsys, "pull", "faqs", "-o", str(tmp_path / "copy.jsonl"), "--embeddings")
+    exported = [json.loads(line) for line in (tmp_path / "copy.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in exported] == ["faq-1", "faq-2", "faq-3"] and len(exported[0]["embedding"]) == 384
+
+    # An artifact pushes back unchanged under a new name: no re-embedding.
+    assert run_json(capsys, "push", str(tmp_path / "copy.lix"), "--name", "faqs-copy")["doc_count"] == 3
+    assert np.array_equal(Client().store.read("faqs-copy").matrix, original.matrix)
+
+    assert run_json(capsys, "rm", "faqs-copy") == {"index_name": "faqs-copy", "deleted": True}
+    code, out, _ = run(capsys, "rm", "faqs-copy")
+    assert code == 1 and "no index 'faqs-copy'" in out
+
+
+def test_push_jsonl_with_own_embeddings_uses_the_custom_model(target, capsys, tmp_path):
+    rows = [{"id": f"v{i}", "text": f"vector {i}", "embedding": list(np.eye(4)[i])} for i in range(3)]
+    write_jsonl(tmp_path / "vectors.jsonl", rows)
+    assert run_json(capsys, "push", str(tmp_path / "vectors.jsonl"), "--name", "vectors")["doc_count"] == 3
+    assert run_json(capsys, "info", "vectors")["model_id"] == "custom"
+
+
+def test_errors_are_clear_and_exit_nonzero(target, capsys, tmp_path):
+    code, _, err = run(capsys, "info", "missing")
+    assert code == 1 and err.startswith("lichen: error: index 'missing' not found")
+    (tmp_path / "bad.jsonl").write_text('{"text": "no id"}\n')
+    code, _, err = run(capsys, "push", str(tmp_path / "bad.jsonl"))
+    assert code == 1 and "bad.jsonl:1" in err
+    code, _, err = run(capsys, "query", "missing", "x", "--filter", "{not json")
+    assert code == 1 and "--filter is not valid JSON" in err
+
+
+def test_wrong_credentials_from_the_cli(deployment, capsys, monkeypatch):
+    monkeypatch.setenv("LICHEN_URL", deployment.server.url)
+    code, _, err = run(capsys, "ls", "--project-id", "prj_nobody", "--project-key", "lk_wrong")
+    assert code == 1 and "invalid project id or key" in err
+
+
+def test_embedded_and_server_are_separate_worlds(deployment, capsys, monkeypatch):
+    Client().create_index_sync("local-only", [DocumentInfo(id="a", text="a", embedding=[1.0, 0.0])], model_id="custom")
+    credentials = deployment.server.create_project()
+    code, out, _ = run(capsys, "ls", "--url", deployment.server.url, "--project-id", credentials.project_id,
+                       "--project-key", credentials.project_key)
+    assert code == 0 and out.strip() == "no indexes"
+    assert [i["name"] for i in run_json(capsys, "ls")] == ["local-only"]
+    assert os.environ.get("LICHEN_URL") is None
