@@ -42,3 +42,15 @@ def test_bring_your_own_embeddings_uses_the_custom_vectors(run_recipe):
     out = run_recipe("bring_your_own_embeddings.py").splitlines()
     assert out[0] == "model_id=custom dimension=256 docs=3"
     assert out[1].startswith("kb-2 score=")
+
+
+def test_agent_handoff_resumes_over_a_real_server(run_recipe):
+    lines = run_recipe("agent_handoff.py").splitlines()
+    assert lines[0].startswith("[server] lichen serve on http://127.0.0.1:")
+    assert "[triage] pushed 3 notes to 'ticket-1042' (version 1)" in lines
+    assert "[specialist] resumed 'ticket-1042' with 3 notes from the triage agent" in lines
+    context = [line.split()[2] for line in lines if line.startswith("[specialist]   context")]
+    assert context and set(context) <= {"triage-1", "triage-2", "triage-3"}
+    assert "triage-3" in context  # the note about backup codes answers "what has been tried"
+    assert "[specialist] pushed 5 notes (version 2)" in lines
+    assert lines[-1] == "[server] 'ticket-1042' now holds 5 notes at version 2"
