@@ -233,3 +233,30 @@ async def test_async_faces_do_not_block_each_other():
     added, _ = await s.add_docs(docs)
     results = await asyncio.gather(*(s.query(f"topic {i}") for i in range(5)))
     assert added == 40 and all(len(r.docs) == 5 for r in results)
+
+
+def test_resumed_read_only_matrix_is_copied_on_first_write(tmp_path):
+    """A loaded index adopts its stored matrix without copying (it may be memory-mapped
+    and read-only); the first upsert, delete or add must copy, never write through."""
+    from lichen.stores import IndexSnapshot
+
+    vectors = np.eye(4, dtype=np.float32)
+    vectors.flags.writeable = False
+    snapshot = IndexSnapshot(
+        name="ro", model_id="custom", dimension=4, ids=["a", "b", "c", "d"], texts=list("abcd"),
+        metadata=[{"n": i} for i in range(4)], matrix=vectors,
+    )
+    for change in (
+        lambda s: s.add_docs_sync([custom_doc("a", [0.0, 1.0, 0.0, 0.0])]),  # update in place
+        lambda s: s.delete_docs_sync(["b"]),
+        lambda s: s.add_docs_sync([custom_doc("e", [1.0, 1.0, 0.0, 0.0])]),
+    ):
+        session = SessionIndex.from_snapshot(snapshot)
+        change(session)
+        assert np.array_equal(vectors, np.eye(4, dtype=np.float32))
+    session = SessionIndex.from_snapshot(snapshot)
+    assert [d.id for d in session.get_docs_sync(filter={"n": {"$gte": 2}})] == ["c", "d"]
+    session.add_docs_sync([custom_doc("a", [0.0, 0.0, 0.0, 1.0], metadata={"n": 9})])
+    assert [d.id for d in session.get_docs_sync(filter={"n": {"$gte": 2}})] == ["a", "c", "d"]
+    hits = session.query_sync("", QueryOptions(top_k=2, embedding=[0.0, 0.0, 0.0, 1.0])).docs
+    assert [h.id for h in hits] == ["a", "d"]  # equal scores: insertion order breaks the tie

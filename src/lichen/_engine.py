@@ -58,8 +58,10 @@ class IndexCore:
         self._positions: dict[str, int] = {}
         self._texts: list[str] = []
         self._metadata: list[dict[str, Any]] = []
-        self._columns = MetadataColumns()
-        self._keywords: KeywordIndex | None = None  # built on the first hybrid query
+        # Both derived structures are built on first use: a loaded 100k-document index
+        # that is never filtered (or never searched by keyword) never pays for them.
+        self._columns: MetadataColumns | None = MetadataColumns()
+        self._keywords: KeywordIndex | None = None
         self._matrix = np.zeros((_INITIAL_CAPACITY, dimension or 0), dtype=np.float32)
 
     # ------------------------------------------------------------------ properties
@@ -101,12 +103,14 @@ class IndexCore:
             new_rows = [i for i, position in enumerate(existing) if position is None]
 
             if update_rows:
+                self._reserve(len(self._ids))
                 positions = [existing[i] for i in update_rows]
                 self._matrix[positions] = vectors[update_rows]
                 for i, position in zip(update_rows, positions):
                     self._texts[position] = docs[i].text
                     self._metadata[position] = _copy_metadata(docs[i].metadata or {})
-                self._columns.replace(positions, [self._metadata[p] for p in positions])
+                if self._columns is not None:
+                    self._columns.replace(positions, [self._metadata[p] for p in positions])
                 if self._keywords is not None:
                     self._keywords.replace(positions, [self._texts[p] for p in positions])
 
@@ -120,7 +124,8 @@ class IndexCore:
                     self._ids.append(doc.id)
                     self._texts.append(doc.text)
                     self._metadata.append(_copy_metadata(doc.metadata or {}))
-                self._columns.append(self._metadata[start:])
+                if self._columns is not None:
+                    self._columns.append(self._metadata[start:])
                 if self._keywords is not None:
                     self._keywords.append(self._texts[start:])
             return len(new_rows), len(update_rows)
@@ -130,6 +135,7 @@ class IndexCore:
             doomed = {self._positions[i] for i in ids if i in self._positions}
             if not doomed:
                 return 0
+            self._reserve(len(self._ids))
             keep = np.ones(len(self._ids), dtype=bool)
             keep[list(doomed)] = False
             n_keep = int(keep.sum())
@@ -138,7 +144,8 @@ class IndexCore:
             self._texts = [text for text, kept in zip(self._texts, keep) if kept]
             self._metadata = [meta for meta, kept in zip(self._metadata, keep) if kept]
             self._positions = {doc_id: position for position, doc_id in enumerate(self._ids)}
-            self._columns.keep(keep)
+            if self._columns is not None:
+                self._columns.keep(keep)
             if self._keywords is not None:
                 self._keywords.keep(keep)
             return len(doomed)
@@ -147,11 +154,17 @@ class IndexCore:
         with self._lock:
             return self.delete(list(self._ids))
 
+    def _metadata_columns(self) -> MetadataColumns:
+        if self._columns is None:
+            self._columns = MetadataColumns(self._metadata)
+        return self._columns
+
     def _reserve(self, rows: int) -> None:
         capacity = self._matrix.shape[0]
-        if rows <= capacity:
+        if rows <= capacity and self._matrix.flags.writeable:
             return
-        grown = np.zeros((max(rows, capacity * 2), self._dimension or 0), dtype=np.float32)
+        # Amortised growth; also the copy-on-first-write of an adopted read-only matrix.
+        grown = np.zeros((max(rows, capacity + capacity // 2, _INITIAL_CAPACITY), self._dimension or 0), dtype=np.float32)
         grown[: len(self._ids)] = self._matrix[: len(self._ids)]
         self._matrix = grown
 
@@ -172,7 +185,7 @@ class IndexCore:
             else:
                 positions = list(range(len(self._ids)))
             if compiled is not None and positions:
-                mask = compiled.evaluate(self._columns)
+                mask = compiled.evaluate(self._metadata_columns())
                 positions = [p for p in positions if mask[p]]
             return [
                 DocumentInfo(
@@ -206,7 +219,7 @@ class IndexCore:
                 return []
             candidates = None
             if compiled is not None:
-                candidates = np.flatnonzero(compiled.evaluate(self._columns))
+                candidates = np.flatnonzero(compiled.evaluate(self._metadata_columns()))
                 if candidates.size == 0:
                     return []
             if alpha >= 1.0:
@@ -293,13 +306,14 @@ class IndexCore:
         matrix = np.asarray(snapshot.matrix, dtype=np.float32)
         if matrix.shape != (n, snapshot.dimension):
             raise InvalidArgumentError(f"snapshot matrix has shape {matrix.shape}, expected ({n}, {snapshot.dimension})")
-        core._matrix = np.zeros((max(_INITIAL_CAPACITY, n + n // 8), snapshot.dimension), dtype=np.float32)
-        core._matrix[:n] = matrix
+        # Adopted as is, even read-only (a memory-mapped download): the first write
+        # copies it into a growable buffer (see _reserve), reads never do.
+        core._matrix = np.ascontiguousarray(matrix)
         core._ids = list(snapshot.ids)
         core._positions = {doc_id: position for position, doc_id in enumerate(core._ids)}
         if len(core._positions) != n:
             raise InvalidArgumentError("snapshot holds duplicate ids")
         core._texts = list(snapshot.texts)
         core._metadata = list(snapshot.metadata)
-        core._columns.append(core._metadata)
+        core._columns = None
         return core
