@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ._errors import InvalidArgumentError
+from ._util import copy_metadata
 
 __all__ = ["MetadataColumns", "FieldColumn", "StringPool", "ValueSet", "list_key", "parse_lat_lng"]
 
@@ -541,11 +542,11 @@ class MetadataColumns:
         """A copy of the metadata stored at ``position``, exactly as given."""
         if not 0 <= position < self._n:
             raise IndexError(f"row {position} out of range for {self._n} rows")
-        return _copy_row(self._rows[position])
+        return copy_metadata(self._rows[position])
 
     def rows(self) -> Iterator[dict[str, Any]]:
         """Copies of every row's metadata, in position order."""
-        return map(_copy_row, self._rows)
+        return map(copy_metadata, self._rows)
 
     # -- mutation --------------------------------------------------------------------
 
@@ -618,11 +619,6 @@ class MetadataColumns:
         self._n = m
 
 
-def _copy_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    # Lists are copied so that no caller can mutate what the columns were built from.
-    return {k: (v.copy() if type(v) is list else v) for k, v in row.items()}
-
-
 def _position(position: Any, n: int) -> int:
     if isinstance(position, (bool, np.bool_)) or not isinstance(position, (int, np.integer)):
         raise InvalidArgumentError(f"row positions must be integers, got {position!r}")
@@ -642,7 +638,7 @@ def _validated_rows(rows: Sequence[Mapping[str, Any] | None]) -> list[dict[str, 
         for key in row:
             if not isinstance(key, str):
                 raise InvalidArgumentError(f"metadata keys must be strings, got {key!r}")
-        copies.append(_copy_row(row))
+        copies.append(copy_metadata(row))
     return copies
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from ._columns import MetadataColumns
 from ._errors import InvalidArgumentError
 from ._types import DocumentInfo, QueryResultDocument
+from ._util import copy_metadata
 from ._validation import as_vectors
 from .filters import compile_filter
 from .fusion import DEFAULT_FUSION, fuse_rankings
@@ -41,11 +42,6 @@ def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
         chosen = np.argpartition(-scores, k - 1)[:k]
     order = np.lexsort((chosen, -scores[chosen]))
     return chosen[order]
-
-
-def _copy_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
-    """A copy deep enough that callers mutating results cannot reach stored lists."""
-    return {key: list(value) if isinstance(value, list) else value for key, value in metadata.items()}
 
 
 class IndexCore:
@@ -108,7 +104,7 @@ class IndexCore:
                 self._matrix[positions] = vectors[update_rows]
                 for i, position in zip(update_rows, positions):
                     self._texts[position] = docs[i].text
-                    self._metadata[position] = _copy_metadata(docs[i].metadata or {})
+                    self._metadata[position] = copy_metadata(docs[i].metadata or {})
                 if self._columns is not None:
                     self._columns.replace(positions, [self._metadata[p] for p in positions])
                 if self._keywords is not None:
@@ -123,7 +119,7 @@ class IndexCore:
                     self._positions[doc.id] = start + offset
                     self._ids.append(doc.id)
                     self._texts.append(doc.text)
-                    self._metadata.append(_copy_metadata(doc.metadata or {}))
+                    self._metadata.append(copy_metadata(doc.metadata or {}))
                 if self._columns is not None:
                     self._columns.append(self._metadata[start:])
                 if self._keywords is not None:
@@ -191,7 +187,7 @@ class IndexCore:
                 DocumentInfo(
                     id=self._ids[p],
                     text=self._texts[p],
-                    metadata=_copy_metadata(self._metadata[p]),
+                    metadata=copy_metadata(self._metadata[p]),
                     embedding=self._matrix[p].tolist() if include_embeddings else None,
                 )
                 for p in positions
@@ -277,7 +273,7 @@ class IndexCore:
         return QueryResultDocument(
             id=self._ids[position],
             text=self._texts[position],
-            metadata=_copy_metadata(self._metadata[position]),
+            metadata=copy_metadata(self._metadata[position]),
             score=score,
             vector_score=vector_score,
             keyword_score=keyword_score,
@@ -293,7 +289,7 @@ class IndexCore:
                 dimension=self._dimension or 0,
                 ids=list(self._ids),
                 texts=list(self._texts),
-                metadata=[_copy_metadata(m) for m in self._metadata],
+                metadata=[copy_metadata(m) for m in self._metadata],
                 matrix=self._matrix[:n].copy(),
             )
 

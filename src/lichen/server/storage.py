@@ -19,21 +19,19 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import re
 import tempfile
 import time
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
-import xxhash
 
 from .._errors import ConflictError, InvalidArgumentError
+from .._util import storage_key, utc_now
 from ..artifact import ArtifactManifest
 
 __all__ = [
@@ -48,19 +46,7 @@ __all__ = [
     "next_head",
 ]
 
-_SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 DOWNLOAD_CHUNK = 1 << 20
-
-
-def utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def storage_key(name: str) -> str:
-    """A short portable object/file name for an index name: an ASCII slug plus a hash of
-    the exact spelling (names differing only in case never collide)."""
-    slug = _SLUG_UNSAFE.sub("_", name)[:48].strip("_") or "index"
-    return f"{slug}-{xxhash.xxh3_64_hexdigest(name.encode('utf-8'))}"
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,6 @@ import time
 import uuid
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -60,6 +59,7 @@ from .._errors import (
     UnauthorizedError,
 )
 from .._types import DocumentInfo, IndexInfo, PushIndexResult
+from .._util import utc_now
 from ..server.protocol import (
     API_PREFIX,
     HEADER_CREATED_AT,
@@ -172,9 +172,6 @@ class _Reply:
 
 Operation = Generator[_Call, _Reply, T]
 
-
-def _utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _progress_wanted(option: bool | None) -> bool:
@@ -563,7 +560,7 @@ class _HttpStoreBase:
         name = validate_index_name(snapshot.name)
         conditions = self._conditions(expected_version)
         limits = yield from self._op_limits()
-        now = _utc_now()
+        now = utc_now()
         base = expected_version if expected_version is not None else snapshot.version
         encoded = _artifact.encode_artifact(
             dataclasses.replace(snapshot, version=base + 1, created_at=snapshot.created_at or now, updated_at=now)

@@ -24,19 +24,17 @@ import contextlib
 import dataclasses
 import logging
 import os
-import re
 import unicodedata
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 
 import platformdirs
-import xxhash
 
 from .. import artifact as _artifact
 from .._errors import ConflictError, CorruptDataError, InvalidArgumentError, NotFoundError
 from .._types import IndexInfo, PushIndexResult
+from .._util import storage_key, utc_now
 from ._base import IndexSnapshot
 
 try:
@@ -51,7 +49,6 @@ logger = logging.getLogger(__name__)
 
 MAX_INDEX_NAME_LENGTH = 200
 _FORBIDDEN_CATEGORIES = {"Cc", "Cs", "Zl", "Zp"}  # control chars, lone surrogates, line breaks
-_SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 def default_home() -> Path:
@@ -87,13 +84,6 @@ def validate_index_name(name: object) -> str:
     return name
 
 
-def _safe_name(name: str) -> str:
-    slug = _SLUG_UNSAFE.sub("_", name)[:48].strip("_") or "index"
-    return f"{slug}-{xxhash.xxh3_64_hexdigest(name.encode('utf-8'))}"
-
-
-def _utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _lock_fd(fd: int) -> None:
@@ -147,7 +137,7 @@ class LocalStore:
 
     def index_path(self, name: str) -> Path:
         """The artifact file of index ``name`` (which may not exist)."""
-        return self._indexes / (_safe_name(validate_index_name(name)) + _artifact.FILE_SUFFIX)
+        return self._indexes / (storage_key(validate_index_name(name)) + _artifact.FILE_SUFFIX)
 
     # ---- sync face ---------------------------------------------------------------
 
@@ -178,7 +168,7 @@ class LocalStore:
             raise InvalidArgumentError(
                 f"expected_version must be a non-negative int or None, got {expected_version!r}"
             )
-        safe = _safe_name(name)
+        safe = storage_key(name)
         path = self._indexes / (safe + _artifact.FILE_SUFFIX)
         self._indexes.mkdir(parents=True, exist_ok=True)
         with self._locked(safe):
@@ -191,7 +181,7 @@ class LocalStore:
                     if stored_version
                     else f"index {name!r} does not exist, expected version {expected_version}"
                 )
-            now = _utc_now()
+            now = utc_now()
             stored = dataclasses.replace(
                 snapshot,
                 version=stored_version + 1,
@@ -226,7 +216,7 @@ class LocalStore:
         return infos
 
     def delete(self, name: str) -> bool:
-        safe = _safe_name(validate_index_name(name))
+        safe = storage_key(validate_index_name(name))
         path = self._indexes / (safe + _artifact.FILE_SUFFIX)
         if not path.exists():
             return False
