@@ -154,3 +154,26 @@ def test_sync_twins_match_async():
     hits = client.query_sync("s", "refund", QueryOptions(top_k=1)).docs
     assert hits[0].id == "a"
     assert np.isclose(hits[0].score, session.query_sync("refund", QueryOptions(top_k=1)).docs[0].score)
+
+
+async def test_query_many_keeps_the_same_id_from_different_indexes():
+    client = Client()
+    await client.create_index("a", [DocumentInfo(id="doc-1", text="refunds take five days")])
+    await client.create_index("b", [DocumentInfo(id="doc-1", text="refunds take five business days")])
+    await client.load_index("a")
+    await client.load_index("b")
+    result = await client.query_many(["a", "b"], "refund time", QueryOptions(top_k=5))
+    assert sorted((d.id, d.index_name) for d in result.docs) == [("doc-1", "a"), ("doc-1", "b")]
+
+
+async def test_reading_stored_docs_needs_no_model():
+    """An index built elsewhere with a model this machine lacks can still be read."""
+    from lichen.stores import IndexSnapshot
+
+    client = Client()
+    client.store.write(IndexSnapshot(
+        name="foreign", model_id="bge-large-not-installed", dimension=2, ids=["x"], texts=["t"],
+        metadata=[{"k": 1}], matrix=np.array([[1.0, 0.0]], dtype=np.float32),
+    ))
+    assert [d.id for d in await client.get_docs("foreign")] == ["x"]
+    assert [d.id for d in client.get_docs_sync("foreign", filter={"k": 1})] == ["x"]

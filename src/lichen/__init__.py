@@ -16,6 +16,7 @@ from ._errors import (
     ModelUnavailableError,
     NetworkError,
     NotFoundError,
+    StorageError,
     Unauthorized,
     UnauthorizedError,
 )
@@ -50,5 +51,6 @@ __all__ = [
     "CorruptDataError",
     "ModelUnavailableError",
     "LimitExceededError",
+    "StorageError",
     "__version__",
 ]

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from ._errors import ConflictError, IndexNotLoadedError, InvalidArgumentError, NotFoundError
+from ._engine import IndexCore
 from ._session import SessionIndex
 from ._types import DocumentInfo, IndexInfo, PushIndexResult, QueryOptions, SearchResult
-from .merge import merge_ranked
 from .models import DEFAULT_MODEL_ID
 from .stores._base import IndexSnapshot, IndexStore
 
@@ -103,11 +103,20 @@ class Client:
         with self._loaded_lock:
             return self._loaded.pop(name, None) is not None
 
-    def _query_many(self, names: Sequence[str], text: str, options: QueryOptions | None, per_index: list[SearchResult]) -> SearchResult:
+    def _query_many(self, text: str, options: QueryOptions | None, per_index: list[SearchResult]) -> SearchResult:
+        """Merge by score without de-duplicating: the same id in two indexes is two
+        different documents, each tagged with its ``index_name``."""
         options = options or QueryOptions()
-        hits = merge_ranked({r.index_name or "": r.docs for r in per_index}, options.top_k, method="score")
+        docs = sorted((doc for result in per_index for doc in result.docs), key=lambda doc: -doc.score)
         elapsed = sum(r.time_taken_ms for r in per_index)
-        return SearchResult(docs=[h.doc for h in hits], query=text, index_name=None, time_taken_ms=elapsed)
+        return SearchResult(docs=docs[: options.top_k], query=text, index_name=None, time_taken_ms=elapsed)
+
+    @staticmethod
+    def _stored_docs(snapshot: IndexSnapshot, ids: Sequence[str] | None, filter: dict[str, Any] | None) -> list[DocumentInfo]:
+        """Reading documents needs no embedding model, so none is loaded."""
+        if isinstance(ids, str):
+            raise InvalidArgumentError("ids must be a list of strings, not one string")
+        return IndexCore.from_snapshot(snapshot).get(ids, filter)
 
     def _build(self, name: str, docs: Sequence[DocumentInfo], model_id: str | None, base: IndexSnapshot | None) -> SessionIndex:
         session = self._session_from(name, model_id, base)
@@ -154,7 +163,7 @@ class Client:
     async def query_many(self, names: Sequence[str], text: str, options: QueryOptions | None = None) -> SearchResult:
         """Query several loaded indexes and merge by score; each hit keeps ``index_name``."""
         results = [await self.loaded_index(name).query(text, options) for name in names]
-        return self._query_many(names, text, options, results)
+        return self._query_many(text, options, results)
 
     async def create_index(self, name: str, docs: Sequence[DocumentInfo], model_id: str | None = None) -> PushIndexResult:
         """Embed locally and store a new index; ``ConflictError`` if the name exists."""
@@ -169,7 +178,7 @@ class Client:
 
     async def get_docs(self, name: str, ids: Sequence[str] | None = None, filter: dict[str, Any] | None = None) -> list[DocumentInfo]:
         snapshot = await self.store.aread(name)
-        return SessionIndex.from_snapshot(snapshot).get_docs_sync(ids, filter)
+        return await asyncio.to_thread(self._stored_docs, snapshot, ids, filter)
 
     async def get_index(self, name: str) -> IndexInfo:
         return await self.store.aget_info(name)
@@ -178,8 +187,9 @@ class Client:
         return await self.store.alist()
 
     async def delete_index(self, name: str) -> bool:
-        self._unload(name)
-        return await self.store.adelete(name)
+        deleted = await self.store.adelete(name)
+        self._unload(name)  # only once the store has let go of it
+        return deleted
 
     # ------------------------------------------------------------------ sync twins
     def session_sync(self, index_name: str, model_id: str | None = None) -> SessionIndex:
@@ -201,7 +211,7 @@ class Client:
 
     def query_many_sync(self, names: Sequence[str], text: str, options: QueryOptions | None = None) -> SearchResult:
         results = [self.loaded_index(name).query_sync(text, options) for name in names]
-        return self._query_many(names, text, options, results)
+        return self._query_many(text, options, results)
 
     def create_index_sync(self, name: str, docs: Sequence[DocumentInfo], model_id: str | None = None) -> PushIndexResult:
         return self._build(name, docs, model_id, None).push_index_sync()
@@ -223,7 +233,7 @@ class Client:
         return self._mutate(name, lambda session: session.delete_docs_sync(ids))
 
     def get_docs_sync(self, name: str, ids: Sequence[str] | None = None, filter: dict[str, Any] | None = None) -> list[DocumentInfo]:
-        return SessionIndex.from_snapshot(self.store.read(name)).get_docs_sync(ids, filter)
+        return self._stored_docs(self.store.read(name), ids, filter)
 
     def get_index_sync(self, name: str) -> IndexInfo:
         return self.store.get_info(name)
@@ -232,5 +242,6 @@ class Client:
         return self.store.list()
 
     def delete_index_sync(self, name: str) -> bool:
+        deleted = self.store.delete(name)
         self._unload(name)
-        return self.store.delete(name)
+        return deleted

@@ -56,7 +56,7 @@ class IndexCore:
         self._metadata: list[dict[str, Any]] = []
         # Both derived structures are built on first use: a loaded 100k-document index
         # that is never filtered (or never searched by keyword) never pays for them.
-        self._columns: MetadataColumns | None = MetadataColumns()
+        self._columns: MetadataColumns | None = None
         self._keywords: KeywordIndex | None = None
         self._matrix = np.zeros((_INITIAL_CAPACITY, dimension or 0), dtype=np.float32)
 

@@ -17,6 +17,7 @@ __all__ = [
     "ModelUnavailableError",
     "LimitExceededError",
     "IndexNotLoadedError",
+    "StorageError",
 ]
 
 
@@ -55,6 +56,11 @@ class NetworkError(LichenError):
 
 class CorruptDataError(LichenError):
     """A stored artifact fails its checksum, is truncated, or has an unknown format."""
+
+
+class StorageError(LichenError):
+    """The disk (or the server's storage) refused a read or write: a missing directory,
+    no space, no permission. What was stored before is left as it was."""
 
 
 class ModelUnavailableError(LichenError):

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from ._engine import IndexCore
-from ._errors import InvalidArgumentError
+from ._errors import InvalidArgumentError, NotFoundError, StorageError
 from ._types import DocumentInfo, IndexInfo, PushIndexResult, QueryOptions, SearchResult
 from ._validation import as_vectors, check_documents
 from .artifact import read_artifact_file, write_artifact_file
@@ -210,13 +210,16 @@ class SessionIndex:
         return await asyncio.to_thread(self._add, docs)
 
     async def delete_docs(self, ids: Sequence[str]) -> int:
-        """Delete by id; unknown ids are ignored. Returns how many were deleted."""
-        return self._delete(ids)
+        """Delete by id; unknown ids are ignored. Returns how many were deleted.
+
+        Like every async face here it runs on a worker thread: compacting or filtering
+        a large index takes milliseconds the event loop should not wait for."""
+        return await asyncio.to_thread(self._delete, ids)
 
     async def get_docs(
         self, ids: Sequence[str] | None = None, filter: dict[str, Any] | None = None, *, include_embeddings: bool = False
     ) -> list[DocumentInfo]:
-        return self._get(ids, filter, include_embeddings)
+        return await asyncio.to_thread(self._get, ids, filter, include_embeddings)
 
     async def query(self, text: str, options: QueryOptions | None = None) -> SearchResult:
         """Exact top-k in memory; see :class:`QueryOptions` for filters and hybrid.
@@ -228,7 +231,7 @@ class SessionIndex:
 
     async def clear(self) -> int:
         """Delete every document; returns how many there were."""
-        return self._clear()
+        return await asyncio.to_thread(self._clear)
 
     async def push_index(self, *, overwrite: bool = False) -> PushIndexResult:
         """Create or replace the stored index of this name with the session's documents
@@ -268,12 +271,20 @@ class SessionIndex:
 
     def save(self, path: str | Path) -> None:
         """Write the session to one artifact file (atomically), e.g. for a local backup."""
-        write_artifact_file(self._snapshot(), Path(path))
+        try:
+            write_artifact_file(self._snapshot(), Path(path))
+        except OSError as exc:
+            raise StorageError(f"cannot save index {self.name!r} to {path}: {exc}") from exc
 
     @classmethod
     def open(cls, path: str | Path, *, name: str | None = None) -> SessionIndex:
         """Load a file written by :meth:`save`, without re-embedding."""
-        snapshot = read_artifact_file(Path(path))
+        try:
+            snapshot = read_artifact_file(Path(path))
+        except FileNotFoundError as exc:
+            raise NotFoundError(f"no index file at {path}") from exc
+        except OSError as exc:
+            raise StorageError(f"cannot read index file {path}: {exc}") from exc
         return cls.from_snapshot(snapshot, name=name)
 
     @classmethod

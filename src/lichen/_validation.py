@@ -15,6 +15,8 @@ from ._types import DocumentInfo
 MAX_TEXT_BYTES = 1 << 20  # 1 MiB: far beyond what embeds (256 tokens) or reads well.
 MAX_ID_LENGTH = 512
 _SCALARS = (str, int, float, bool)
+# Integers are stored as 64-bit (JSON via orjson); larger ones could be added but never pushed.
+_INT_RANGE = (-(2**63), 2**64 - 1)
 
 
 def check_documents(docs: Sequence[DocumentInfo]) -> None:
@@ -53,15 +55,23 @@ def check_metadata(metadata: Any, doc_id: str) -> None:
         if not isinstance(key, str):
             raise InvalidArgumentError(f"document {doc_id!r}: metadata keys must be strings, got {key!r}")
         if value is None or isinstance(value, _SCALARS):
-            if isinstance(value, float) and not math.isfinite(value):
-                raise InvalidArgumentError(f"document {doc_id!r}: metadata {key!r} is {value}, which cannot be stored")
+            _check_scalar(value, key, doc_id)
             continue
         if isinstance(value, (list, tuple)) and all(item is None or isinstance(item, _SCALARS) for item in value):
+            for item in value:
+                _check_scalar(item, key, doc_id)
             continue
         raise InvalidArgumentError(
             f"document {doc_id!r}: metadata {key!r} has type {type(value).__name__}; "
             "values must be str, int, float, bool, None or a list of those"
         )
+
+
+def _check_scalar(value: Any, key: str, doc_id: str) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InvalidArgumentError(f"document {doc_id!r}: metadata {key!r} is {value}, which cannot be stored")
+    if type(value) is int and not _INT_RANGE[0] <= value <= _INT_RANGE[1]:
+        raise InvalidArgumentError(f"document {doc_id!r}: metadata {key!r} integer {value} does not fit in 64 bits")
 
 
 def as_vectors(vectors: Any, dimension: int | None, what: str) -> np.ndarray:
