@@ -129,6 +129,9 @@ def test_errors_are_clear_and_exit_nonzero(target, capsys, tmp_path):
     assert code == 1 and "bad.jsonl:1" in err
     code, _, err = run(capsys, "query", "missing", "x", "--filter", "{not json")
     assert code == 1 and "--filter is not valid JSON" in err
+    Client().create_index_sync("here", [DocumentInfo(id="a", text="a", embedding=[1.0, 0.0])], model_id="custom")
+    code, _, err = run(capsys, "pull", "here", "-o", str(tmp_path / "no-such-dir" / "here.lix"))
+    assert code == 1 and err.startswith("lichen: error:") and "Traceback" not in err
 
 
 def test_wrong_credentials_from_the_cli(deployment, capsys, monkeypatch):

@@ -177,3 +177,10 @@ async def test_reading_stored_docs_needs_no_model():
     ))
     assert [d.id for d in await client.get_docs("foreign")] == ["x"]
     assert [d.id for d in client.get_docs_sync("foreign", filter={"k": 1})] == ["x"]
+
+
+async def test_client_is_a_context_manager_in_both_faces():
+    with Client() as client:
+        client.create_index_sync("ctx", DOCS)
+    async with Client() as client:
+        assert (await client.get_index("ctx")).doc_count == 2

@@ -71,6 +71,32 @@ class Client:
         where = self.url or "embedded"
         return f"Client(store={where!r}, loaded={sorted(self._loaded)})"
 
+    # ------------------------------------------------------------------ lifecycle
+    def close(self) -> None:
+        """Release the store's connections (a no-op for the embedded store)."""
+        close = getattr(self.store, "close", None)
+        if close is not None:
+            close()
+
+    async def aclose(self) -> None:
+        aclose = getattr(self.store, "aclose", None)
+        if aclose is not None:
+            await aclose()
+        else:
+            self.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
     # ------------------------------------------------------------------ private steps
     def _session_from(self, name: str, model_id: str | None, snapshot: IndexSnapshot | None) -> SessionIndex:
         if snapshot is None:

@@ -336,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except LichenError as exc:
+    except (LichenError, OSError) as exc:  # OSError: an output path that cannot be written, say
         print(f"lichen: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:  # pragma: no cover

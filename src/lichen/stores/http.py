@@ -33,6 +33,7 @@ import mmap
 import os
 import random
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Generator, Iterator, Sequence
@@ -710,11 +711,16 @@ class HttpStore(_HttpStoreBase):
         self._client: httpx.Client | None = None
         self._aclient: httpx.AsyncClient | None = None
         self._aclient_loop: asyncio.AbstractEventLoop | None = None
+        self._clients_lock = threading.Lock()  # threads racing to create the one sync client
 
     # ---- the two ways of sending
     def _sync_client(self) -> httpx.Client:
         if self._client is None:
-            self._client = httpx.Client(transport=self._transport, event_hooks=self._event_hooks, **self._client_options())
+            with self._clients_lock:
+                if self._client is None:
+                    self._client = httpx.Client(
+                        transport=self._transport, event_hooks=self._event_hooks, **self._client_options()
+                    )
         return self._client
 
     def _async_client(self) -> httpx.AsyncClient:
