@@ -14,6 +14,7 @@ Ranking, filtering by metadata and hybrid fusion all happen in the engine.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Optional, Union
@@ -139,9 +140,10 @@ class IndexSearch:
     async def aquery_vector(self, text: str) -> list[float]:
         if self.embedding is not None:
             return await self.embedding.aembed_query(text)
-        # One short text through the shipped model takes milliseconds: the engine's own
-        # async query embeds inline too.
-        return self.index.embed_texts([text])[0].tolist()
+        # On a worker thread, like the engine's own async query: embedding can take tens
+        # of milliseconds on a busy machine.
+        vectors = await asyncio.to_thread(self.index.embed_texts, [text])
+        return vectors[0].tolist()
 
     def _needs_vector(self, alpha: float, predicate: Callable[[Document], bool] | None) -> bool:
         if alpha <= 0.0:

@@ -12,6 +12,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 from lichen import InvalidArgumentError, QueryResultDocument, SessionIndex
+from lichen.fusion import DEFAULT_RRF_K
 from lichen.models import CUSTOM_MODEL_ID
 from typing_extensions import Self
 
@@ -39,8 +40,9 @@ def _cosine_to_relevance(similarity: float) -> float:
 def _relevance(hit: QueryResultDocument) -> float:
     if hit.keyword_score is None:  # pure vector search: the score is the cosine
         return _cosine_to_relevance(hit.score)
-    # Hybrid: the engine's fused score, already in [0, 1] but rank-based (see class doc).
-    return min(1.0, max(0.0, hit.score))
+    # Hybrid: reciprocal-rank fusion peaks at 1 / (k + 1) (rank 1 in both rankings);
+    # rescaled so the top of the scale is 1 and score thresholds stay usable.
+    return min(1.0, max(0.0, hit.score * (DEFAULT_RRF_K + 1)))
 
 
 def _new_index(name: str, embedding: Optional[Embeddings]) -> SessionIndex:
@@ -146,8 +148,9 @@ class LichenVectorStore(VectorStore):
         ```
         `alpha` weighs the vector ranking against BM25 keyword ranking (1.0 vector only,
         the default here; 0.0 keywords only). With `alpha < 1` the score is the engine's
-        rank-fusion score, meaningful for ordering within one query rather than as an
-        absolute threshold.
+        reciprocal-rank-fusion score; relevance scores rescale it so that 1.0 means
+        "ranked first by both", which keeps `score_threshold` usable, but it measures
+        rank agreement within one query, not absolute similarity.
 
     Async:
         ```python

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+import threading
 
 import numpy as np
 import pytest
@@ -42,23 +42,15 @@ def test_same_vectors_as_a_session_embedding_the_text_itself(embed_model):
     np.testing.assert_allclose(stored, embed_model.get_text_embedding_batch(TEXTS), atol=1e-5)
 
 
-async def test_async_matches_sync_and_leaves_the_loop_free(embed_model):
-    ticks = 0
-    done = asyncio.Event()
+async def test_async_matches_sync_and_leaves_the_loop_free(embed_model, monkeypatch):
+    from lichen.models._onnx import OnnxEmbedder
 
-    async def ticker():
-        nonlocal ticks
-        while not done.is_set():
-            ticks += 1
-            await asyncio.sleep(0.001)
-
-    task = asyncio.create_task(ticker())
-    await asyncio.sleep(0)
+    threads: list[int] = []
+    original = OnnxEmbedder.embed
+    monkeypatch.setattr(OnnxEmbedder, "embed", lambda self, texts: threads.append(threading.get_ident()) or original(self, texts))
     long_texts = [t * 12 for t in TEXTS] * 3
     batch = await embed_model.aget_text_embedding_batch(long_texts)
-    done.set()
-    await task
-    assert ticks >= 3
+    assert threads and threading.get_ident() not in threads  # the model ran on a worker thread
     np.testing.assert_allclose(batch, embed_model.get_text_embedding_batch(long_texts), atol=1e-5)
     np.testing.assert_allclose(await embed_model.aget_query_embedding(TEXTS[1]), embed_model.get_query_embedding(TEXTS[1]), atol=1e-6)
     np.testing.assert_allclose(await embed_model.aget_text_embedding(TEXTS[2]), embed_model.get_text_embedding(TEXTS[2]), atol=1e-6)

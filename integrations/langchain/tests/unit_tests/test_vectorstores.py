@@ -159,7 +159,7 @@ async def test_callable_filter_finds_low_ranked_matches(table_embeddings):
 def test_callable_filter_receives_documents(store):
     seen = []
     store.similarity_search("cats", k=1, filter=lambda doc: seen.append(doc) or True)
-    assert all(isinstance(doc, Document) and doc.id for doc in seen)
+    assert seen and all(isinstance(doc, Document) and doc.id for doc in seen)
 
 
 def test_bad_filters_raise(store):
@@ -205,6 +205,8 @@ def test_hybrid_is_opt_in(store):
     relevance = store.similarity_search_with_relevance_scores("upstream spawn", k=4, alpha=0.5)
     assert all(0.0 <= rel <= 1.0 for _, rel in relevance)
     assert [rel for _, rel in relevance] == sorted((rel for _, rel in relevance), reverse=True)
+    # "d" is first by both rankings: the rescaled fusion score reaches the top of the scale.
+    assert relevance[0][0].id == "d" and relevance[0][1] == pytest.approx(1.0)
 
 
 def test_hybrid_with_custom_embeddings():

@@ -7,7 +7,6 @@ The store translates (nodes to documents, ``VectorStoreQuery`` to ``QueryOptions
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -244,12 +243,7 @@ class LichenVectorStore(BasePydanticVectorStore):
 
     # ------------------------------------------------------------------ async API
     async def async_add(self, nodes: Sequence[BaseNode], **kwargs: Any) -> List[str]:
-        docs = nodes_to_documents(nodes)
-        if any(doc.embedding is None for doc in docs):
-            # Lichen embeds these itself: never on the event loop, however few.
-            await asyncio.to_thread(self._index.add_docs_sync, docs)
-        else:
-            await self._index.add_docs(docs)
+        await self._index.add_docs(nodes_to_documents(nodes))  # embeds on a worker thread
         return [node.node_id for node in nodes]
 
     async def adelete(self, ref_doc_id: str, **delete_kwargs: Any) -> None:
@@ -281,13 +275,7 @@ class LichenVectorStore(BasePydanticVectorStore):
 
     async def aquery(self, query: VectorStoreQuery, **kwargs: Any) -> VectorStoreQueryResult:
         text, options = self._query_options(query)
-        if options.embedding is None or options.alpha != 1.0:
-            # Embedding the query text, or building the keyword index on the first
-            # hybrid query, is worth a thread; a dot product over the matrix is not.
-            result = await asyncio.to_thread(self._index.query_sync, text, options)
-        else:
-            result = await self._index.query(text, options)
-        return self._result(result)
+        return self._result(await self._index.query(text, options))  # on a worker thread
 
     # ------------------------------------------------------------------ persistence
     def persist(self, persist_path: str, fs: Any = None) -> None:
