@@ -12,6 +12,10 @@ the project's credentials in ``--project-id`` / ``--project-key`` or
     lichen ls | info NAME | push PATH-or-JSONL [--name N] | pull NAME [-o PATH]
     lichen query NAME "text" [--top-k K] [--filter JSON] [--alpha A] | rm NAME
 
+Embedding models (built into ``$LICHEN_HOME/models``; needs ``lichen[build-model]``)::
+
+    lichen models build SRC_DIR --id NAME [--fp32] [--force] | models ls
+
 Human output by default, ``--json`` for scripts. Errors go to stderr with exit status 1
 (2 for usage errors).
 """
@@ -255,6 +259,45 @@ def cmd_rm(args: argparse.Namespace) -> int:
     return 0 if deleted else 1
 
 
+# ------------------------------------------------------------------ model commands
+def _model_dict(info: Any) -> dict[str, Any]:
+    return {
+        "model_id": info.model_id, "dimension": info.dimension, "max_tokens": info.max_tokens,
+        "pooling": info.pooling, "builtin": info.builtin, "source": info.source, "path": str(info.path),
+    }
+
+
+def cmd_models_build(args: argparse.Namespace) -> int:
+    from .models.build import build_user_model
+
+    path, manifest = build_user_model(args.source, args.id, fp32=args.fp32, overwrite=args.force)
+    if args.json:
+        _emit_json({**manifest, "path": str(path)})
+    else:
+        size_mb = (path / "model.onnx").stat().st_size / 1e6
+        print(
+            f"built {manifest['model_id']!r}: {manifest['dimension']}-d, {manifest['pooling']} pooling, "
+            f"max {manifest['max_tokens']} tokens, {manifest['weights_dtype']} weights ({size_mb:.1f} MB) -> {path}"
+        )
+        print(f"use it with SessionIndex(name, model_id={manifest['model_id']!r})", file=sys.stderr)
+    return 0
+
+
+def cmd_models_ls(args: argparse.Namespace) -> int:
+    from .models import list_models
+
+    infos = list_models()
+    if args.json:
+        _emit_json([_model_dict(i) for i in infos])
+    else:
+        rows = [
+            [i.model_id, str(i.dimension), i.pooling, str(i.max_tokens), "built-in" if i.builtin else str(i.path)]
+            for i in infos
+        ]
+        print(_table(rows, ["MODEL", "DIM", "POOLING", "MAX_TOKENS", "LOCATION"]))
+    return 0
+
+
 # ------------------------------------------------------------------ parser
 def _add_storage_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", metavar="DIR", help="server data directory (file-system storage; with --storage s3://, the upload spool)")
@@ -328,6 +371,23 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("name")
     _add_client_options(rm)
     rm.set_defaults(func=cmd_rm)
+
+    models = sub.add_parser("models", help="list embedding models, or build one from a sentence-transformers directory")
+    models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    models_build = models_sub.add_parser(
+        "build", help="turn a BERT sentence-transformers directory (bge, e5, gte, ...) into a Lichen model",
+        description="Build SRC_DIR (config.json, model.safetensors, tokenizer.json, 1_Pooling/; mean or CLS pooling) "
+        "into $LICHEN_HOME/models/NAME. Vectors are always L2-normalised. Needs: pip install 'lichen[build-model]'.",
+    )
+    models_build.add_argument("source", metavar="SRC_DIR", help="a sentence-transformers model directory on disk")
+    models_build.add_argument("--id", required=True, metavar="NAME", help="model id to use as SessionIndex(model_id=NAME)")
+    models_build.add_argument("--fp32", action="store_true", help="store float32 weights (default float16: half the size)")
+    models_build.add_argument("--force", action="store_true", help="replace an existing model of that id")
+    models_build.add_argument("--json", action="store_true", help="machine-readable output")
+    models_build.set_defaults(func=cmd_models_build)
+    models_ls = models_sub.add_parser("ls", help="list built-in and built models")
+    models_ls.add_argument("--json", action="store_true", help="machine-readable output")
+    models_ls.set_defaults(func=cmd_models_ls)
     return parser
 
 
