@@ -20,9 +20,10 @@ from lichen import (
     LimitExceededError,
     NetworkError,
     NotFoundError,
+    StorageError,
     UnauthorizedError,
 )
-from lichen.artifact import read_manifest
+from lichen.artifact import encode_artifact, read_manifest
 from lichen.stores._base import IndexSnapshot
 from lichen.stores.http import HttpStore, Retries, Timeout, _progress_wanted
 
@@ -255,3 +256,14 @@ def test_long_id_lists_are_split_across_requests():
     docs = store_for(script).get_documents("i", ids)
     assert [d.id for d in docs] == ids and len(script.requests) > 5
     assert store_for(Script()).get_documents("i", []) == []
+
+
+def test_an_unwritable_download_cache_is_a_storage_error(tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the cache directory should be")
+    body = encode_artifact(snapshot()).to_bytes()
+    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=body, headers={"ETag": '"e"'}))
+    store = HttpStore("http://lichen.test", "prj_1", "lk_secret", transport=transport, async_transport=transport,
+                      cache_dir=blocker, retries=FAST)
+    with pytest.raises(StorageError, match="cannot write the download cache"):
+        store.read("idx")

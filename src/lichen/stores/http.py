@@ -57,6 +57,7 @@ from .._errors import (
     LimitExceededError,
     NetworkError,
     NotFoundError,
+    StorageError,
     UnauthorizedError,
 )
 from .._types import DocumentInfo, IndexInfo, PushIndexResult
@@ -245,7 +246,7 @@ class _ArtifactCache:
             return None
         try:
             manifest = _artifact.read_manifest(path)
-        except FileNotFoundError:
+        except OSError:  # missing, or the cache directory is unusable: a miss either way
             return None
         except CorruptDataError:
             self.discard(name)
@@ -266,7 +267,10 @@ class _ArtifactCache:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(downloaded)
             return
-        os.replace(downloaded, final)
+        try:
+            os.replace(downloaded, final)
+        except OSError as exc:
+            raise StorageError(f"cannot write the download cache: {exc}") from exc
         self._remove_stale_temps()
 
     def _remove_stale_temps(self) -> None:
@@ -758,6 +762,10 @@ class HttpStore(_HttpStoreBase):
                 delay = self._retry_delay(call, attempt, exc=exc)
                 if delay is None:
                     raise self._network_error(call, exc) from None
+            except OSError as exc:  # the download cache cannot be written (disk full, ...)
+                if sink is not None:
+                    sink.discard()
+                raise StorageError(f"cannot write the download cache: {exc}") from exc
             else:
                 delay = self._retry_delay(call, attempt, reply=reply)
                 if delay is None:
@@ -791,6 +799,10 @@ class HttpStore(_HttpStoreBase):
                 delay = self._retry_delay(call, attempt, exc=exc)
                 if delay is None:
                     raise self._network_error(call, exc) from None
+            except OSError as exc:  # the download cache cannot be written (disk full, ...)
+                if sink is not None:
+                    sink.discard()
+                raise StorageError(f"cannot write the download cache: {exc}") from exc
             else:
                 delay = self._retry_delay(call, attempt, reply=reply)
                 if delay is None:
