@@ -381,6 +381,18 @@ class _HttpStoreBase:
         total = int(response.headers.get("content-length", "0") or 0)
         return _Download(call.download, total, call.label, _progress_wanted(self.progress))
 
+    def _after_failed_attempt(self, call: _Call, attempt: int, sink: _Download | None, exc: Exception) -> float:
+        """Drop a partial download, then return how long to wait before retrying or raise
+        the error this failure maps to (shared by both faces' send loops)."""
+        if sink is not None:
+            sink.discard()
+        if not isinstance(exc, httpx.TransportError):  # OSError: the download cache cannot be written
+            raise StorageError(f"cannot write the download cache: {exc}") from exc
+        delay = self._retry_delay(call, attempt, exc=exc)
+        if delay is None:
+            raise self._network_error(call, exc) from None
+        return delay
+
     def _retry_delay(self, call: _Call, attempt: int, *, exc: Exception | None = None, reply: _Reply | None = None) -> float | None:
         """Seconds to wait before repeating ``call``, or ``None`` to give up now."""
         if attempt >= self.retries.attempts:
@@ -756,16 +768,8 @@ class HttpStore(_HttpStoreBase):
                         reply = _Reply(response.status_code, response.headers, response.read(), attempts=attempt + 1)
                 finally:
                     response.close()
-            except httpx.TransportError as exc:
-                if sink is not None:
-                    sink.discard()
-                delay = self._retry_delay(call, attempt, exc=exc)
-                if delay is None:
-                    raise self._network_error(call, exc) from None
-            except OSError as exc:  # the download cache cannot be written (disk full, ...)
-                if sink is not None:
-                    sink.discard()
-                raise StorageError(f"cannot write the download cache: {exc}") from exc
+            except (httpx.TransportError, OSError) as exc:
+                delay = self._after_failed_attempt(call, attempt, sink, exc)
             else:
                 delay = self._retry_delay(call, attempt, reply=reply)
                 if delay is None:
@@ -793,16 +797,8 @@ class HttpStore(_HttpStoreBase):
                         reply = _Reply(response.status_code, response.headers, await response.aread(), attempts=attempt + 1)
                 finally:
                     await response.aclose()
-            except httpx.TransportError as exc:
-                if sink is not None:
-                    sink.discard()
-                delay = self._retry_delay(call, attempt, exc=exc)
-                if delay is None:
-                    raise self._network_error(call, exc) from None
-            except OSError as exc:  # the download cache cannot be written (disk full, ...)
-                if sink is not None:
-                    sink.discard()
-                raise StorageError(f"cannot write the download cache: {exc}") from exc
+            except (httpx.TransportError, OSError) as exc:
+                delay = self._after_failed_attempt(call, attempt, sink, exc)
             else:
                 delay = self._retry_delay(call, attempt, reply=reply)
                 if delay is None:
