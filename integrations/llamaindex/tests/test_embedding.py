@@ -47,7 +47,7 @@ async def test_async_matches_sync_and_leaves_the_loop_free(embed_model, monkeypa
 
     threads: list[int] = []
     original = OnnxEmbedder.embed
-    monkeypatch.setattr(OnnxEmbedder, "embed", lambda self, texts: threads.append(threading.get_ident()) or original(self, texts))
+    monkeypatch.setattr(OnnxEmbedder, "embed", lambda self, texts, *a, **kw: threads.append(threading.get_ident()) or original(self, texts, *a, **kw))
     long_texts = [t * 12 for t in TEXTS] * 3
     batch = await embed_model.aget_text_embedding_batch(long_texts)
     assert threads and threading.get_ident() not in threads  # the model ran on a worker thread

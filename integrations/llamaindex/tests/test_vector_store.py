@@ -312,9 +312,9 @@ def record_embedding_threads(monkeypatch) -> list[int]:
     threads: list[int] = []
     original = OnnxEmbedder.embed
 
-    def spy(self, texts):
+    def spy(self, texts, *args, **kwargs):
         threads.append(threading.get_ident())
-        return original(self, texts)
+        return original(self, texts, *args, **kwargs)
 
     monkeypatch.setattr(OnnxEmbedder, "embed", spy)
     return threads
