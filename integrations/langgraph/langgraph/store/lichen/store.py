@@ -1,0 +1,412 @@
+"""``LichenStore``: LangGraph's ``BaseStore`` (long-term memory) on a Lichen index.
+
+Every operation goes through :meth:`LichenStore._run`: validate the batch and collect the
+texts to embed, embed them outside the lock (the slow part), then, under the lock, answer
+the reads and apply the writes. ``batch`` and ``abatch`` differ only in how they wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypedDict
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+from langgraph.store.base import (
+    BaseStore,
+    GetOp,
+    InvalidNamespaceError,
+    Item,
+    ListNamespacesOp,
+    MatchCondition,
+    Op,
+    PutOp,
+    Result,
+    SearchItem,
+    SearchOp,
+    ensure_embeddings,
+    tokenize_path,
+)
+from lichen import Client, DocumentInfo, InvalidArgumentError, PushIndexResult, QueryOptions, SessionIndex
+
+from . import _records as records
+from ._filters import filter_clauses
+
+__all__ = ["LichenStore", "LichenIndexConfig"]
+
+DEFAULT_INDEX_NAME = "langgraph-store"
+
+
+class LichenIndexConfig(TypedDict, total=False):
+    """What to embed, LangGraph's ``IndexConfig`` without the need for a model.
+
+    ``fields``: JSON paths of the value to embed (default ``["$"]``, the whole value); a
+    ``put(..., index=[...])`` overrides them per item, ``index=False`` embeds nothing.
+    ``embed``: a LangChain ``Embeddings`` or embedding function, only for a session opened
+    with ``model_id="custom"`` (otherwise the session's own model embeds, locally).
+    ``dims``: the vector size; checked against the session, required with ``embed``.
+    """
+
+    fields: list[str]
+    embed: Any
+    dims: int
+
+
+@dataclass
+class _Put:
+    namespace: tuple[str, ...]
+    key: str
+    value: Mapping[str, Any] | None
+    value_json: str = ""
+    fields: dict[str, Any] = field(default_factory=dict)
+    labels: list[str] = field(default_factory=list)
+    first_text: int = 0
+
+
+@dataclass
+class _Plan:
+    """A validated batch: the effective write per item (the last one wins, as in
+    LangGraph's InMemoryStore) and every text to embed."""
+
+    puts: dict[str, _Put] = field(default_factory=dict)
+    texts: list[str] = field(default_factory=list)
+    queries: list[str] = field(default_factory=list)
+
+
+class LichenStore(BaseStore):
+    """LangGraph long-term memory in one Lichen index: namespaced items, metadata filters
+    and semantic search, in-process, embedded by Lichen's shipped model (no API key).
+
+    Setup::
+
+        from lichen import Client
+        from langgraph.store.lichen import LichenStore
+
+        store = LichenStore.open(Client(), "agent-memory")   # resumes a pushed index of that name
+
+    Put, get, delete::
+
+        store.put(("memories", "user-1"), "food", {"text": "Allergic to peanuts", "kind": "health"})
+        store.get(("memories", "user-1"), "food").value       # {"text": ..., "kind": "health"}
+        store.delete(("memories", "user-1"), "food")
+
+    Search by meaning, within a namespace prefix, with a filter on the value's fields::
+
+        store.search(("memories", "user-1"), query="what can I cook?", filter={"kind": "health"}, limit=3)
+
+    Namespaces::
+
+        store.list_namespaces(prefix=("memories",), max_depth=2)
+
+    Persist (the index lives in memory until pushed, like any Lichen session)::
+
+        store.push()                                          # or await store.apush()
+
+    In a graph: ``builder.compile(store=store)``; nodes receive it as ``runtime.store``
+    (or a ``store: BaseStore`` argument). Every method has its async twin (``aput``,
+    ``aget``, ``asearch``, ...), which runs the same code off the event loop.
+    """
+
+    def __init__(self, session: SessionIndex, *, index: LichenIndexConfig | None = None) -> None:
+        config = dict(index or {})
+        unknown = sorted(set(config) - {"fields", "embed", "dims"})
+        if unknown:
+            raise InvalidArgumentError(f"unknown index option(s) {unknown}; expected 'fields', 'embed' or 'dims'")
+        self._embeddings: Embeddings | None = ensure_embeddings(config["embed"]) if config.get("embed") is not None else None
+        if self._embeddings is None and session.model_id == "custom":
+            raise InvalidArgumentError('a model_id="custom" session embeds nothing itself: pass index={"embed": ..., "dims": ...}')
+        dims = config.get("dims")
+        if dims is not None and session.dimension is not None and dims != session.dimension:
+            raise InvalidArgumentError(f"index dims={dims} does not match the session's dimension {session.dimension}")
+        self._dimension: int | None = session.dimension or dims
+        if self._dimension is None:
+            raise InvalidArgumentError('an empty model_id="custom" session needs index={"dims": ...}')
+        paths = config.get("fields") or ["$"]
+        if isinstance(paths, str) or not all(isinstance(p, str) and p for p in paths):
+            raise InvalidArgumentError(f"index fields must be a list of JSON paths, got {paths!r}")
+        self._paths: list[records.TextPath] = [(p, p if p == "$" else tokenize_path(p)) for p in paths]
+        self._session = session
+        self._lock = threading.RLock()
+        # Item count per namespace, for list_namespaces without scanning every record.
+        self._namespaces: Counter[tuple[str, ...]] = Counter(
+            records.parse_record_id(doc.id)[0] for doc in session.get_docs_sync(filter={records.KIND: records.RECORD})
+        )
+
+    @classmethod
+    def open(
+        cls,
+        client: Client,
+        index_name: str = DEFAULT_INDEX_NAME,
+        *,
+        index: LichenIndexConfig | None = None,
+        model_id: str | None = None,
+    ) -> LichenStore:
+        """A store on ``client.session(index_name)``: resumes what was pushed under that
+        name (no re-embedding), or starts empty."""
+        return cls(client.session_sync(index_name, model_id=model_id), index=index)
+
+    @classmethod
+    async def aopen(
+        cls,
+        client: Client,
+        index_name: str = DEFAULT_INDEX_NAME,
+        *,
+        index: LichenIndexConfig | None = None,
+        model_id: str | None = None,
+    ) -> LichenStore:
+        session = await client.session(index_name, model_id=model_id)
+        return await asyncio.to_thread(cls, session, index=index)
+
+    @property
+    def session(self) -> SessionIndex:
+        """The Lichen session underneath (one index holds every namespace)."""
+        return self._session
+
+    def __repr__(self) -> str:
+        return f"LichenStore(index={self._session.name!r}, items={sum(self._namespaces.values())})"
+
+    # ------------------------------------------------------------------ persistence
+    def push(self, *, overwrite: bool = False) -> PushIndexResult:
+        """Push the index to the client's store (embedded directory or server), so a
+        later ``LichenStore.open(client, name)`` (any process) resumes it."""
+        with self._lock:  # a whole batch or none of it
+            return self._session.push_index_sync(overwrite=overwrite)
+
+    async def apush(self, *, overwrite: bool = False) -> PushIndexResult:
+        return await asyncio.to_thread(self.push, overwrite=overwrite)
+
+    # ------------------------------------------------------------------ BaseStore
+    def batch(self, ops: Iterable[Op]) -> list[Result]:
+        ops = list(ops)
+        plan = self._plan(ops)
+        return self._run(ops, plan, *self._embed(plan))
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        ops = list(ops)
+        plan = self._plan(ops)
+        if self._embeddings is None:
+            embedded = await asyncio.to_thread(self._embed, plan)
+        else:
+            embedded = await self._aembed(plan)
+        return await asyncio.to_thread(self._run, ops, plan, *embedded)
+
+    # ------------------------------------------------------------------ step 1: validate
+    def _plan(self, ops: Sequence[Op]) -> _Plan:
+        plan = _Plan()
+        for position, op in enumerate(ops):
+            where = f"ops[{position}]"
+            if isinstance(op, PutOp):
+                _check_namespace(op.namespace, where, writing=op.value is not None)
+                _check_key(op.key, where)
+                if op.ttl is not None:
+                    raise NotImplementedError(f"{where}: TTL is not supported by LichenStore; put with ttl=None")
+                put = _Put(tuple(op.namespace), op.key, op.value)
+                if op.value is not None:
+                    put.value_json = records.encode_value(op.value, where)
+                    put.fields = records.value_fields(op.value)
+                    if op.index is not False:
+                        paths = self._paths if op.index is None else _index_paths(op.index, where)
+                        selected = records.texts_to_embed(op.value, paths)
+                        put.labels = [label for label, _ in selected]
+                        put.first_text = len(plan.texts)
+                        plan.texts.extend(text for _, text in selected)
+                plan.puts.pop(records.record_id(put.namespace, put.key), None)  # keep the last one, in order
+                plan.puts[records.record_id(put.namespace, put.key)] = put
+            elif isinstance(op, GetOp):
+                _check_namespace(op.namespace, where)
+                _check_key(op.key, where)
+            elif isinstance(op, SearchOp):
+                _check_namespace(op.namespace_prefix, where)
+                _check_count(op.limit, f"{where}.limit")
+                _check_count(op.offset, f"{where}.offset")
+                filter_clauses(op.filter)  # fail before anything is embedded
+                if op.query is not None and not isinstance(op.query, str):
+                    raise InvalidArgumentError(f"{where}.query must be a string, got {type(op.query).__name__}")
+                if op.query and op.query not in plan.queries:
+                    plan.queries.append(op.query)
+            elif isinstance(op, ListNamespacesOp):
+                for condition in op.match_conditions or ():
+                    _check_condition(condition, where)
+                if op.max_depth is not None:
+                    _check_count(op.max_depth, f"{where}.max_depth")
+                _check_count(op.limit, f"{where}.limit")
+                _check_count(op.offset, f"{where}.offset")
+            else:
+                raise InvalidArgumentError(f"{where}: unknown operation type {type(op).__name__}")
+        return plan
+
+    # ------------------------------------------------------------------ step 2: embed
+    def _embed(self, plan: _Plan) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        if self._embeddings is not None:
+            docs = self._embeddings.embed_documents(plan.texts) if plan.texts else []
+            queries = [self._embeddings.embed_query(q) for q in plan.queries]
+            return self._vectors(docs, len(plan.texts)), dict(zip(plan.queries, self._vectors(queries, len(queries))))
+        if not plan.texts and not plan.queries:
+            return np.empty((0, self._dimension or 0), dtype=np.float32), {}
+        vectors = self._session.embed_texts(plan.texts + plan.queries)  # one batch for both
+        return vectors[: len(plan.texts)], dict(zip(plan.queries, vectors[len(plan.texts) :]))
+
+    async def _aembed(self, plan: _Plan) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        assert self._embeddings is not None
+        docs = await self._embeddings.aembed_documents(plan.texts) if plan.texts else []
+        queries = await asyncio.gather(*(self._embeddings.aembed_query(q) for q in plan.queries))
+        return self._vectors(docs, len(plan.texts)), dict(zip(plan.queries, self._vectors(list(queries), len(queries))))
+
+    def _vectors(self, vectors: Sequence[Sequence[float]], expected: int) -> np.ndarray:
+        array = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1) if len(vectors) else np.empty((0, self._dimension or 0), dtype=np.float32)
+        if array.shape[0] != expected:
+            raise InvalidArgumentError(f"the embedding function returned {array.shape[0]} vectors for {expected} texts")
+        return array  # the engine checks dimension, NaN and normalises
+
+    # ------------------------------------------------------------------ step 3: read, then write
+    def _run(self, ops: Sequence[Op], plan: _Plan, texts: np.ndarray, queries: dict[str, np.ndarray]) -> list[Result]:
+        with self._lock:
+            # Reads see the store as it was before this batch's writes (as InMemoryStore).
+            results: list[Result] = []
+            for op in ops:
+                if isinstance(op, GetOp):
+                    results.append(self._get(op))
+                elif isinstance(op, SearchOp):
+                    results.append(self._search(op, queries.get(op.query) if op.query else None))
+                elif isinstance(op, ListNamespacesOp):
+                    results.append(self._list_namespaces(op))
+                else:
+                    results.append(None)
+            if plan.puts:
+                self._write(plan, texts)
+            return results
+
+    def _get(self, op: GetOp) -> Item | None:
+        docs = self._session.get_docs_sync(ids=[records.record_id(op.namespace, op.key)])
+        return records.to_item(docs[0]) if docs else None
+
+    def _search(self, op: SearchOp, query: np.ndarray | None) -> list[SearchItem]:
+        where = records.namespace_clauses(op.namespace_prefix) + filter_clauses(op.filter)
+        stop = op.offset + op.limit
+        if stop == 0:
+            return []
+        scored: list[tuple[str, float]] = []
+        complete = True
+        if query is not None:
+            scored, complete = self._rank(op.query or "", query, where, stop)
+        ranked: list[tuple[str, float | None]] = list(scored)
+        if complete and len(ranked) < stop:
+            # After every scored item: the items with nothing embedded (index=False),
+            # or, without a query, all matching items; most recently updated first.
+            unscored = where if query is None else [*where, {records.VECTOR_COUNT: {"$eq": 0}}]
+            ranked.extend((doc_id, None) for doc_id in self._records_by_recency(unscored))
+        page = ranked[op.offset : stop]
+        docs = {doc.id: doc for doc in self._session.get_docs_sync(ids=[doc_id for doc_id, _ in page])}
+        return [records.to_search_item(docs[doc_id], score) for doc_id, score in page]
+
+    def _rank(self, text: str, query: np.ndarray, where: list[dict[str, Any]], stop: int) -> tuple[list[tuple[str, float]], bool]:
+        """Items by their best-matching vector (max pooling, as LangGraph's stores),
+        fetching more vector hits until ``stop`` distinct items are found or none remain."""
+        condition = {"$and": [{records.KIND: {"$eq": records.VECTOR}}, *where]}
+        top_k = stop
+        while True:
+            hits = self._session.query_sync(text, QueryOptions(top_k=top_k, filter=condition, alpha=1.0, embedding=query)).docs
+            best: dict[str, float] = {}
+            for hit in hits:
+                best.setdefault(records.record_of(hit.id), hit.score)
+            exhausted = len(hits) < top_k
+            if exhausted or len(best) >= stop:
+                return list(best.items()), exhausted
+            top_k *= 2
+
+    def _records_by_recency(self, where: list[dict[str, Any]]) -> list[str]:
+        docs = self._session.get_docs_sync(filter={"$and": [{records.KIND: {"$eq": records.RECORD}}, *where]})
+        docs.sort(key=lambda doc: doc.metadata[records.UPDATED], reverse=True)  # stable: ties keep insertion order
+        return [doc.id for doc in docs]
+
+    def _list_namespaces(self, op: ListNamespacesOp) -> list[tuple[str, ...]]:
+        names: Iterable[tuple[str, ...]] = (
+            ns for ns in self._namespaces if all(_matches(condition, ns) for condition in op.match_conditions or ())
+        )
+        if op.max_depth is not None:
+            names = {ns[: op.max_depth] for ns in names}
+        return sorted(names)[op.offset : op.offset + op.limit]
+
+    def _write(self, plan: _Plan, texts: np.ndarray) -> None:
+        existing = {doc.id: doc.metadata or {} for doc in self._session.get_docs_sync(ids=list(plan.puts))}
+        now = records.timestamp()
+        zeros = np.zeros(self._dimension or texts.shape[1], dtype=np.float32)
+        docs: list[DocumentInfo] = []
+        stale: list[str] = []
+        for record, put in plan.puts.items():
+            old = existing.get(record)
+            old_count = int(old[records.VECTOR_COUNT]) if old else 0
+            if put.value is None:
+                if old is not None:
+                    stale += [record, *records.vector_ids(record, old_count)]
+                continue
+            count = len(put.labels)
+            docs.append(
+                records.record_document(
+                    put.namespace, put.key, put.value_json, put.fields,
+                    created=old[records.CREATED] if old else now, updated=now, vector_count=count, zeros=zeros,
+                )
+            )
+            for i, label in enumerate(put.labels):
+                vector = texts[put.first_text + i]
+                docs.append(records.vector_document(record, i, label, plan.texts[put.first_text + i], put.namespace, put.fields, vector))
+            stale += records.vector_ids(record, old_count, start=count)
+        # One validated batch: if Lichen refuses it (an oversized value, say), nothing changed.
+        if docs:
+            self._session.add_docs_sync(docs)
+        if stale:
+            self._session.delete_docs_sync(stale)
+        for record, put in plan.puts.items():
+            was, now_present = record in existing, put.value is not None
+            if was != now_present:
+                self._namespaces[put.namespace] += 1 if now_present else -1
+                if self._namespaces[put.namespace] <= 0:
+                    del self._namespaces[put.namespace]
+
+
+# ---------------------------------------------------------------------- checks and matching
+def _check_namespace(namespace: Any, where: str, *, writing: bool = False) -> None:
+    """LangGraph's rules (BaseStore checks them too, but batch() can be called directly)."""
+    if not isinstance(namespace, tuple):
+        raise InvalidNamespaceError(f"{where}: namespace must be a tuple of strings, got {namespace!r}")
+    if writing and not namespace:
+        raise InvalidNamespaceError(f"{where}: namespace cannot be empty")
+    if writing and namespace[0] == "langgraph":
+        raise InvalidNamespaceError(f'{where}: root label for namespace cannot be "langgraph", got {namespace}')
+    for label in namespace:
+        if not isinstance(label, str) or not label or "." in label:
+            raise InvalidNamespaceError(f"{where}: namespace labels must be non-empty strings without '.', got {namespace!r}")
+
+
+def _check_key(key: Any, where: str) -> None:
+    if not isinstance(key, str) or not key:
+        raise InvalidArgumentError(f"{where}: key must be a non-empty string, got {key!r}")
+
+
+def _check_count(value: Any, where: str) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise InvalidArgumentError(f"{where} must be a non-negative integer, got {value!r}")
+
+
+def _check_condition(condition: Any, where: str) -> None:
+    if not isinstance(condition, MatchCondition) or condition.match_type not in ("prefix", "suffix"):
+        raise InvalidArgumentError(f"{where}: match conditions must be MatchCondition('prefix'|'suffix', path), got {condition!r}")
+    _check_namespace(tuple(condition.path), where)
+
+
+def _index_paths(index: Any, where: str) -> list[records.TextPath]:
+    if isinstance(index, str) or not isinstance(index, list) or not all(isinstance(p, str) and p for p in index):
+        raise InvalidArgumentError(f"{where}: index must be False, None or a list of JSON paths, got {index!r}")
+    return [(p, p if p == "$" else tokenize_path(p)) for p in index]
+
+
+def _matches(condition: MatchCondition, namespace: tuple[str, ...]) -> bool:
+    path = tuple(condition.path)
+    if len(namespace) < len(path):
+        return False
+    window = namespace[: len(path)] if condition.match_type == "prefix" else namespace[len(namespace) - len(path) :]
+    return all(want == "*" or want == got for want, got in zip(path, window))
