@@ -244,6 +244,26 @@ class Deployment:
             return Path(location).read_bytes()
         return self.moto.client().get_object(Bucket=self.bucket, Key=location)["Body"].read()
 
+    def stored_objects(self, credentials: Credentials, name: str) -> dict[str, str]:
+        """Every file or object the storage holds for one index, with a digest of its
+        bytes: equal before and after means nothing stored changed."""
+        import hashlib
+
+        from lichen.server.storage import storage_key
+
+        if self.backend == "fs":
+            directory = self.server.data_dir / "indexes" / credentials.project_id / storage_key(name)
+            if not directory.exists():
+                return {}
+            return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(directory.iterdir())}
+        prefix = f"lichen/indexes/{credentials.project_id}/{storage_key(name)}/"
+        listed = self.moto.client().list_objects_v2(Bucket=self.bucket, Prefix=prefix).get("Contents", [])
+        return {obj["Key"][len(prefix):]: obj["ETag"] for obj in listed}
+
+    def spooled_files(self, server: LichenServer | None = None) -> list[Path]:
+        """Upload spool files of ``server`` (the main one by default)."""
+        return sorted((server or self.server).data_dir.joinpath("tmp").glob(".upload-*"))
+
     def overwrite_artifact_bytes(self, credentials: Credentials, name: str, data: bytes) -> None:
         location = self.artifact_location(credentials, name)
         if self.backend == "fs":
@@ -265,3 +285,72 @@ def shared_moto() -> MotoServer:
         _MOTO = MotoServer().start()
         atexit.register(_MOTO.stop)
     return _MOTO
+
+
+def auth(credentials: Credentials) -> dict[str, str]:
+    """The ``Authorization`` header for raw HTTP requests."""
+    return {"Authorization": f"Bearer {credentials.project_id}:{credentials.project_key}"}
+
+
+def snapshot_of(name: str, n: int, *, dim: int = 8, prefix: str = "d", seed: int = 0):
+    """A valid ``IndexSnapshot`` of ``n`` documents with unit random vectors (model "custom")."""
+    import numpy as np
+
+    from lichen.stores._base import IndexSnapshot
+
+    rng = np.random.default_rng(seed)
+    matrix = rng.standard_normal((n, dim)).astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
+    return IndexSnapshot(
+        name=name, model_id="custom", dimension=dim, ids=[f"{prefix}{i}" for i in range(n)],
+        texts=[f"text {i}" for i in range(n)], metadata=[{"i": i} for i in range(n)], matrix=matrix,
+    )
+
+
+# ---- artifacts a buggy or hostile client could send
+def forge_artifact(
+    name: str,
+    /,
+    *,
+    ids: object,
+    texts: object,
+    metadata: object,
+    matrix: bytes,
+    doc_count: int,
+    dimension: int,
+    **manifest_fields: object,
+) -> bytes:
+    """An artifact whose every checksum is right but whose sections hold whatever was
+    given: what ``encode_artifact`` refuses to write, byte for byte as the format lays it
+    out (``lichen.artifact`` module docstring). ``manifest_fields`` override or add
+    manifest entries (``version=-1``, ``model_id=""``...)."""
+    import struct
+
+    import orjson
+    import xxhash
+
+    from lichen.artifact import ALIGNMENT, FORMAT_VERSION, MAGIC
+
+    def align(n: int) -> int:
+        return (n + ALIGNMENT - 1) // ALIGNMENT * ALIGNMENT
+
+    columns = [orjson.dumps(ids), orjson.dumps(texts), orjson.dumps(metadata)]
+    docs_length = sum(map(len, columns))
+    matrix_offset = align(docs_length)
+    sections, offset = {}, 0
+    for key, data in zip(("ids", "texts", "metadata"), columns):
+        sections[key] = {"offset": offset, "length": len(data), "xxh3_128": xxhash.xxh3_128_hexdigest(data)}
+        offset += len(data)
+    sections["matrix"] = {"offset": matrix_offset, "length": len(matrix), "xxh3_128": xxhash.xxh3_128_hexdigest(matrix)}
+    manifest = {
+        "format_version": FORMAT_VERSION, "name": name, "model_id": "custom", "dimension": dimension,
+        "doc_count": doc_count, "version": 1, "created_at": "", "updated_at": "", "dtype": "float32",
+        "byte_order": "little", "body_length": matrix_offset + len(matrix), "sections": sections, "extra": {},
+        **manifest_fields,
+    }
+    manifest_bytes = orjson.dumps(manifest)
+    header = struct.pack("<8sIIQ16s", MAGIC, FORMAT_VERSION, 0, len(manifest_bytes), xxhash.xxh3_128_digest(manifest_bytes))
+    head = header + manifest_bytes
+    return b"".join((
+        head, bytes(align(len(head)) - len(head)), *columns, bytes(matrix_offset - docs_length), matrix,
+    ))

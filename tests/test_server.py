@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from server_helpers import Credentials, Deployment, LichenServer, free_port, shared_moto
+from server_helpers import Credentials, Deployment, LichenServer, auth, free_port, shared_moto, snapshot_of
 
 from lichen import (
     ConflictError,
@@ -65,20 +65,6 @@ def custom_docs(n: int, *, dim: int = 8, prefix: str = "d", seed: int = 0) -> li
         DocumentInfo(id=f"{prefix}{i}", text=f"{prefix} text {i}", metadata={"i": i, "tag": prefix}, embedding=rng.standard_normal(dim))
         for i in range(n)
     ]
-
-
-def snapshot_of(name: str, n: int, *, dim: int = 8, prefix: str = "d", seed: int = 0) -> IndexSnapshot:
-    rng = np.random.default_rng(seed)
-    matrix = rng.standard_normal((n, dim)).astype(np.float32)
-    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True)
-    return IndexSnapshot(
-        name=name, model_id="custom", dimension=dim, ids=[f"{prefix}{i}" for i in range(n)],
-        texts=[f"text {i}" for i in range(n)], metadata=[{"i": i} for i in range(n)], matrix=matrix,
-    )
-
-
-def auth(credentials: Credentials) -> dict[str, str]:
-    return {"Authorization": f"Bearer {credentials.project_id}:{credentials.project_key}"}
 
 
 def matrix_digest(matrix: np.ndarray) -> str:

@@ -1,7 +1,7 @@
 """What the server does with indexes, independent of HTTP: checking uploads against the
-limits and the artifact format, publishing them, merging document batches, answering
-reads. Blocking code, run by the app in worker threads; it raises :mod:`lichen` errors
-that the app turns into status codes.
+limits, the artifact format and :mod:`lichen.snapshot_checks`, publishing them, merging
+document batches, answering reads. Blocking code, run by the app in worker threads; it
+raises :mod:`lichen` errors that the app turns into status codes.
 
 The server never embeds: pushed artifacts are stored byte for byte as uploaded, and
 document batches arrive with their vectors already computed by the client.
@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import mmap
+import os
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
 from .._errors import ConflictError, CorruptDataError, InvalidArgumentError, LimitExceededError, NotFoundError
-from ..artifact import HEADER_SIZE, MAGIC, ArtifactManifest, encode_artifact, read_artifact, verify_artifact
+from ..artifact import HEADER_SIZE, MAGIC, ArtifactManifest, ArtifactSource, encode_artifact, read_artifact, read_manifest
+from ..snapshot_checks import check_snapshot
 from ..stores._base import IndexSnapshot
 from ..stores.local import validate_index_name
 from .protocol import AddDocsResultModel, DeleteDocsResultModel, DocsModel, DocumentModel, JobModel
@@ -31,7 +34,6 @@ __all__ = ["Limits", "IndexService", "InvalidUploadError", "merge_upsert"]
 logger = logging.getLogger(__name__)
 
 _MERGE_ATTEMPTS = 5
-_FINITE_CHECK_ROWS = 16_384
 
 
 @dataclass(frozen=True)
@@ -89,36 +91,29 @@ class IndexService:
         self.limits = limits or Limits()
 
     # ---- checks
-    def inspect_upload(self, upload: Upload, name: str) -> ArtifactManifest:
-        """Verify every checksum of an uploaded artifact and what the format alone cannot
-        promise (ids unique, vectors finite), before anything refers to it."""
+    def inspect_upload(self, upload: Upload, name: str) -> tuple[ArtifactManifest, IndexSnapshot]:
+        """Decode an uploaded artifact exactly as a client's reader will (every checksum,
+        every section) and check its content (:func:`~lichen.snapshot_checks.check_snapshot`)
+        before anything refers to it: whatever a server publishes, every client can load.
+        Refusals name the problem and never the spool file."""
         upload.finish()
+        source = _readable(upload.path)
         try:
-            manifest = verify_artifact(upload.path)
+            manifest = read_manifest(source)
         except CorruptDataError as exc:
             raise InvalidUploadError(f"uploaded body is not a valid Lichen index artifact: {_plain(exc)}") from None
         if manifest.name != name:
             raise InvalidArgumentError(f"the artifact holds index {manifest.name!r} but was sent to {name!r}")
-        self.check_doc_count(name, manifest.doc_count)
-        with open(upload.path, "rb") as f:
-            ids_section = manifest.sections["ids"]
-            f.seek(ids_section.offset)
-            ids = orjson.loads(f.read(ids_section.length))
-            if not isinstance(ids, list) or len(ids) != manifest.doc_count or not set(map(type, ids)) <= {str}:
-                raise InvalidUploadError("uploaded artifact: ids section does not hold doc_count strings")
-            if len(set(ids)) != len(ids):
-                raise InvalidArgumentError("uploaded artifact holds duplicate document ids")
-        matrix_section = manifest.sections["matrix"]
-        if manifest.doc_count and manifest.dimension:
-            vectors = np.memmap(
-                upload.path, dtype="<f4", mode="r", offset=matrix_section.offset,
-                shape=(manifest.doc_count, manifest.dimension),
-            )
-            for start in range(0, manifest.doc_count, _FINITE_CHECK_ROWS):
-                if not np.isfinite(vectors[start : start + _FINITE_CHECK_ROWS]).all():
-                    raise InvalidArgumentError("uploaded artifact holds a vector with NaN or infinity")
-            del vectors
-        return manifest
+        self.check_doc_count(name, manifest.doc_count)  # refused before paying for decoding
+        try:
+            snapshot = read_artifact(source, verify=True)
+        except CorruptDataError as exc:
+            raise InvalidUploadError(f"uploaded body is not a valid Lichen index artifact: {_plain(exc)}") from None
+        try:
+            check_snapshot(snapshot)
+        except InvalidArgumentError as exc:
+            raise type(exc)(f"uploaded index {name!r} is invalid: {exc}") from None
+        return manifest, snapshot
 
     def check_doc_count(self, name: str, doc_count: int) -> None:
         if doc_count > self.limits.max_docs:
@@ -129,7 +124,7 @@ class IndexService:
     # ---- writes
     def push(self, project_id: str, name: str, upload: Upload, *, expected_version: int | None) -> IndexHead:
         validate_index_name(name)
-        manifest = self.inspect_upload(upload, name)
+        manifest, _ = self.inspect_upload(upload, name)
         head = self.storage.publish(
             project_id, name, upload, manifest, expected_version=expected_version, job_id=uuid.uuid4().hex
         )
@@ -140,8 +135,7 @@ class IndexService:
         self, project_id: str, name: str, upload: Upload, *, expected_version: int | None
     ) -> AddDocsResultModel:
         validate_index_name(name)
-        self.inspect_upload(upload, name)
-        batch = read_artifact(upload.path)
+        _, batch = self.inspect_upload(upload, name)
 
         def change(current: IndexSnapshot) -> tuple[IndexSnapshot, tuple[int, int]] | None:
             if batch.doc_count == 0:
@@ -318,6 +312,17 @@ class IndexService:
         if record is None:
             raise NotFoundError(f"job {job_id!r} not found")
         return JobModel.model_validate(record)
+
+
+def _readable(path: Path) -> ArtifactSource:
+    """An upload to decode: memory-mapped on POSIX, so its vectors are checked in place
+    rather than copied (the mapping outlives the file's rename into storage)."""
+    if os.name != "posix":
+        return path
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return b""  # mmap refuses empty files: let the reader explain
+        return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
 
 
 def _plain(exc: Exception) -> str:

@@ -1,0 +1,209 @@
+"""Adversarial input against a real ``lichen serve``, over each storage backend (file
+system; S3 through a real moto server process): uploads that are checksum-valid but hold
+the wrong things, malformed conditional headers, deletes racing pushes, abandoned spool
+files. Whatever arrives, the server answers 4xx (never 5xx), names the problem without
+revealing its own paths, and leaves what it stores exactly as it was.
+"""
+
+from __future__ import annotations
+
+import math
+import socket
+import threading
+from collections import Counter
+from collections.abc import Callable
+
+import httpx
+import numpy as np
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from server_helpers import Credentials, Deployment, auth, forge_artifact, shared_moto, snapshot_of
+
+from lichen.artifact import encode_artifact
+from lichen.stores.http import HttpStore
+
+NAME = "target"
+DIM = 4
+
+
+@pytest.fixture(scope="module", params=["fs", "s3"])
+def deployment(request, tmp_path_factory):
+    moto = shared_moto() if request.param == "s3" else None
+    deployed = Deployment(request.param, tmp_path_factory.mktemp(request.param), moto)
+    yield deployed
+    deployed.stop()
+
+
+@pytest.fixture(scope="module")
+def project(deployment) -> Credentials:
+    return deployment.server.create_project()
+
+
+@pytest.fixture
+def seeded(deployment, project) -> dict[str, str]:
+    """A fresh version 1 of ``NAME`` (3 documents); returns what the storage holds for it."""
+    store = HttpStore(deployment.server.url, project.project_id, project.project_key, cache=False)
+    store.write(snapshot_of(NAME, 3, dim=DIM))
+    store.delete(NAME)
+    assert store.write(snapshot_of(NAME, 3, dim=DIM), expected_version=0).version == 1
+    return deployment.stored_objects(project, NAME)
+
+
+def valid_columns() -> dict:
+    matrix = np.eye(3, DIM, dtype="<f4")
+    return {
+        "ids": ["n0", "n1", "n2"], "texts": ["alpha", "beta", "gamma"],
+        "metadata": [{"i": 0}, {"i": 1, "tags": ["x", "y"]}, {}],
+        "matrix": matrix.tobytes(), "doc_count": 3, "dimension": DIM,
+    }
+
+
+def forged(**changes) -> bytes:
+    return forge_artifact(NAME, **{**valid_columns(), **changes})
+
+
+def nested(depth: int) -> dict:
+    value: dict = {"leaf": 1}
+    for _ in range(depth - 1):
+        value = {"k": value}
+    return value
+
+
+def matrix_with(value: float) -> bytes:
+    matrix = np.eye(3, DIM, dtype="<f4")
+    matrix[1, 2] = value
+    return matrix.tobytes()
+
+
+def url(deployment: Deployment, route: str) -> str:
+    return f"{deployment.server.url}/v1/indexes/{NAME}{route}"
+
+
+def assert_no_server_paths(deployment: Deployment, response: httpx.Response) -> None:
+    text = response.text
+    for secret in (str(deployment.server.data_dir), ".upload-", "/tmp/", "/home/", ".lix"):
+        assert secret not in text, f"error body reveals a server path ({secret!r}): {text}"
+
+
+def assert_unchanged(deployment: Deployment, project: Credentials, before: dict[str, str]) -> None:
+    """Still version 1, the same stored bytes, and loadable (served docs, client read)."""
+    assert deployment.stored_objects(project, NAME) == before
+    info = httpx.get(url(deployment, ""), headers=auth(project))
+    assert info.status_code == 200 and info.json()["version"] == 1, info.text
+    docs = httpx.get(url(deployment, "/docs"), headers=auth(project))
+    assert docs.status_code == 200 and len(docs.json()["docs"]) == 3, docs.text
+    snapshot = HttpStore(deployment.server.url, project.project_id, project.project_key, cache=False).read(NAME)
+    assert snapshot.version == 1 and snapshot.ids == ["d0", "d1", "d2"]
+
+
+# ------------------------------------------------------------------ 1, 2: invalid uploads
+INVALID = {
+    "text is an int": (dict(texts=[1, "beta", "gamma"]), "text"),
+    "text is null": (dict(texts=[None, "beta", "gamma"]), "text"),
+    "text is an object": (dict(texts=[{"a": 1}, "beta", "gamma"]), "text"),
+    "text over 1 MiB": (dict(texts=["a" * ((1 << 20) + 1), "beta", "gamma"]), "text"),
+    "texts count differs": (dict(texts=["alpha", "beta"]), "texts"),
+    "metadata entry is a list": (dict(metadata=[[1], {}, {}]), "metadata"),
+    "metadata entry is null": (dict(metadata=[None, {}, {}]), "metadata"),
+    "metadata entry is a string": (dict(metadata=["i", {}, {}]), "metadata"),
+    "metadata list holds an object": (dict(metadata=[{"k": [{"nested": 1}]}, {}, {}]), "metadata"),
+    "metadata nests 20 deep": (dict(metadata=[nested(20), {}, {}]), "metadata"),
+    "metadata list holds a list": (dict(metadata=[{"k": [[1]]}, {}, {}]), "metadata"),
+    "id is an int": (dict(ids=[7, "n1", "n2"]), "id"),
+    "id is null": (dict(ids=[None, "n1", "n2"]), "id"),
+    "id is empty": (dict(ids=["", "n1", "n2"]), "id"),
+    "id is too long": (dict(ids=["x" * 600, "n1", "n2"]), "id"),
+    "ids repeat": (dict(ids=["n0", "n0", "n2"]), "duplicate"),
+    "vector holds NaN": (dict(matrix=matrix_with(math.nan)), "NaN"),
+    "vector holds infinity": (dict(matrix=matrix_with(-math.inf)), "infinity"),
+    "documents without dimension": (dict(dimension=0, matrix=b""), "dimension"),
+    "model id is empty": (dict(model_id=""), "model"),
+    "model id is not a string": (dict(model_id=3), "model_id"),
+    "version is negative": (dict(version=-1), "version"),
+    "extra is a list": (dict(extra=[1]), "extra"),
+    "doc count disagrees": (dict(doc_count=4), "doc_count"),
+}
+
+
+@pytest.mark.parametrize("case", list(INVALID))
+def test_an_invalid_upload_is_refused_by_both_routes_and_changes_nothing(deployment, project, seeded, case):
+    changes, problem = INVALID[case]
+    body = forged(**changes)
+    for method, route in (("PUT", "/artifact"), ("POST", "/docs")):
+        response = httpx.request(method, url(deployment, route), headers=auth(project), content=body)
+        assert response.status_code == 422, f"{method} {route}: {response.status_code} {response.text}"
+        message = response.json()["error"]["message"]
+        assert problem.lower() in message.lower(), f"{method} {route}: {message}"
+        assert_no_server_paths(deployment, response)
+    assert_unchanged(deployment, project, seeded)
+    assert not deployment.spooled_files()
+
+
+# ------------------------------------------------------------------ the server's checks as a property
+json_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=4)
+json_values = st.recursive(
+    json_scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=6,
+)
+not_a_string = json_values.filter(lambda v: not isinstance(v, str))
+not_an_object = json_values.filter(lambda v: not isinstance(v, dict))
+not_a_list = json_values.filter(lambda v: not isinstance(v, list))
+bad_metadata_value = st.lists(json_values, min_size=1, max_size=3).filter(
+    lambda v: any(isinstance(x, (list, dict)) for x in v)
+) | st.integers(21, 40).map(nested)
+not_a_count = st.integers(max_value=-1) | st.floats(allow_nan=False) | st.text(max_size=3) | st.none() | st.booleans()
+
+
+@st.composite
+def invalid_artifacts(draw) -> bytes:
+    """A structurally valid artifact (right magic, layout and checksums) with at least one
+    wrong field type or value."""
+    columns = valid_columns()
+    columns["ids"], columns["texts"] = list(columns["ids"]), list(columns["texts"])
+    columns["metadata"] = [dict(m) for m in columns["metadata"]]
+    row = draw(st.integers(0, 2))
+    mutation = draw(st.sampled_from([
+        "id", "text", "metadata entry", "metadata value", "vector", "string field", "count field",
+        "extra", "column length", "column type",
+    ]))
+    manifest: dict = {}
+    if mutation == "id":
+        columns["ids"][row] = draw(not_a_string | st.just("") | st.just("i" * 513) | st.just(columns["ids"][row - 1]))
+    elif mutation == "text":
+        columns["texts"][row] = draw(not_a_string)
+    elif mutation == "metadata entry":
+        columns["metadata"][row] = draw(not_an_object)
+    elif mutation == "metadata value":
+        columns["metadata"][row][draw(st.text(max_size=3))] = draw(bad_metadata_value)
+    elif mutation == "vector":
+        matrix = np.frombuffer(columns["matrix"], dtype="<f4").copy()
+        matrix[draw(st.integers(0, matrix.size - 1))] = draw(st.sampled_from([math.nan, math.inf, -math.inf]))
+        columns["matrix"] = matrix.tobytes()
+    elif mutation == "string field":
+        manifest[draw(st.sampled_from(["name", "model_id", "created_at", "updated_at"]))] = draw(not_a_string)
+    elif mutation == "count field":
+        manifest[draw(st.sampled_from(["dimension", "doc_count", "version"]))] = draw(not_a_count)
+    elif mutation == "extra":
+        manifest["extra"] = draw(not_an_object.filter(lambda v: v is not None))
+    elif mutation == "column length":
+        key = draw(st.sampled_from(["ids", "texts", "metadata"]))
+        columns[key] = columns[key][:-1] if draw(st.booleans()) else columns[key] + columns[key][:1]
+    else:
+        columns[draw(st.sampled_from(["ids", "texts", "metadata"]))] = draw(not_a_list)
+    return forge_artifact(NAME, **{**columns, **manifest})
+
+
+@settings(
+    max_examples=40, deadline=None, derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(body=invalid_artifacts())
+def test_no_invalid_artifact_gets_past_either_route(deployment, project, seeded, body):
+    for method, route in (("PUT", "/artifact"), ("POST", "/docs")):
+        response = httpx.request(method, url(deployment, route), headers=auth(project), content=body)
+        assert 400 <= response.status_code < 500, f"{method} {route}: {response.status_code} {response.text}"
+        assert orjson.loads(response.content)["error"]["message"]
+        assert_no_server_paths(deployment, response)
+    assert_unchanged(deployment, project, seeded)
