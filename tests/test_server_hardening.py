@@ -141,6 +141,39 @@ def test_an_invalid_upload_is_refused_by_both_routes_and_changes_nothing(deploym
     assert not deployment.spooled_files()
 
 
+# ------------------------------------------------------------------ 3: malformed headers
+MALFORMED_IF_MATCH = [b'"' + b"9" * 5000 + b'"', b"9" * 5000, b'"\xb2"', b"\xb2", b'W/"1\xb2"', b'"1"x']
+
+
+@pytest.mark.parametrize("value", MALFORMED_IF_MATCH, ids=lambda v: v[:12].decode("latin-1"))
+def test_a_malformed_if_match_is_a_400_on_every_write(deployment, project, seeded, value):
+    writes = [
+        ("PUT", "/artifact", encode_artifact(snapshot_of(NAME, 2, dim=DIM)).to_bytes()),
+        ("POST", "/docs", encode_artifact(snapshot_of(NAME, 1, dim=DIM, prefix="new")).to_bytes()),
+        ("POST", "/docs/delete", b'{"ids": ["d0"]}'),
+        ("DELETE", "", None),
+    ]
+    for method, route, body in writes:
+        response = httpx.request(method, url(deployment, route), headers={**auth(project), "If-Match": value}, content=body)
+        assert response.status_code == 400, f"{method} {route}: {response.status_code} {response.text}"
+        error = response.json()["error"]
+        assert error["code"] == "invalid_argument" and "If-Match" in error["message"]
+        assert len(error["message"]) < 200, "the message should not echo a huge header back"
+    assert_unchanged(deployment, project, seeded)
+
+
+def test_odd_if_none_match_on_reads_and_writes(deployment, project, seeded):
+    for value in (b"\xb2", b'"' + b"9" * 5000 + b'"'):
+        read = httpx.get(url(deployment, "/artifact"), headers={**auth(project), "If-None-Match": value})
+        assert read.status_code == 200
+        write = httpx.put(
+            url(deployment, "/artifact"), headers={**auth(project), "If-None-Match": value},
+            content=encode_artifact(snapshot_of(NAME, 2, dim=DIM)).to_bytes(),
+        )
+        assert write.status_code == 400 and "If-None-Match" in write.json()["error"]["message"]
+    assert_unchanged(deployment, project, seeded)
+
+
 # ------------------------------------------------------------------ the server's checks as a property
 json_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=4)
 json_values = st.recursive(

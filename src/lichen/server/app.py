@@ -65,6 +65,7 @@ logger = logging.getLogger("lichen.server")
 # A body over the limit is still read (and dropped) up to this much, so the client gets
 # the 413 rather than a connection reset in the middle of its upload.
 _DRAIN_LIMIT = 256 << 20
+_SHOWN_HEADER_CHARS = 40
 
 
 @dataclass
@@ -123,6 +124,19 @@ def _to_api_error(exc: Exception, request: Request) -> ApiError:
     return ApiError(500, ErrorCode.INTERNAL, f"internal server error ({type(exc).__name__})")
 
 
+def _private_paths(storage: Storage) -> list[str]:
+    """Where the server keeps its files: never to be named in an error body."""
+    roots = {storage.spool_dir.parent, getattr(storage, "root", storage.spool_dir.parent)}
+    spelled = {str(p) for root in roots for p in (root, root.resolve())}
+    return sorted(spelled, key=len, reverse=True)
+
+
+def _redacted(message: str, private_paths: list[str]) -> str:
+    for path in private_paths:
+        message = message.replace(path, "<server>")
+    return message
+
+
 def _head_headers(head: IndexHead) -> dict[str, str]:
     return {
         "ETag": f'"{head.etag}"',
@@ -151,13 +165,34 @@ def _expected_version(request: Request) -> int | None:
         raise ApiError(400, ErrorCode.INVALID_ARGUMENT, "send If-Match or If-None-Match, not both")
     if if_none_match is not None:
         if if_none_match.strip() != "*":
-            raise ApiError(400, ErrorCode.INVALID_ARGUMENT, "on writes, If-None-Match only accepts '*'")
+            raise ApiError(
+                400, ErrorCode.INVALID_ARGUMENT, f"on writes, If-None-Match only accepts '*', got {_shown(if_none_match)}"
+            )
         return 0
     if if_match is not None:
         version = parse_version_tag(if_match)
         if version is None:
-            raise ApiError(400, ErrorCode.INVALID_ARGUMENT, f"If-Match must be an index version, got {if_match!r}")
+            raise ApiError(
+                400, ErrorCode.INVALID_ARGUMENT,
+                f'If-Match must be an index version such as "3", got {_shown(if_match)}',
+            )
         return version
+    return None
+
+
+def _shown(header: str) -> str:
+    """A header value fit to quote back in an error: short, whatever was sent."""
+    if len(header) > _SHOWN_HEADER_CHARS:
+        return f"{header[:_SHOWN_HEADER_CHARS]!r}... ({len(header)} characters)"
+    return repr(header)
+
+
+def _declared_length(request: Request) -> int | None:
+    """``Content-Length`` as an int, or ``None`` when absent or not plain ASCII digits
+    (the HTTP layer refuses those first; this keeps ``int()`` away from them anyway)."""
+    value = request.headers.get("content-length", "")
+    if value.isascii() and value.isdigit() and len(value) <= 19:
+        return int(value)
     return None
 
 
@@ -179,6 +214,7 @@ def create_app(config: ServerConfig) -> Starlette:
     limits = config.limits
     service = IndexService(storage, limits)
     authenticator = Authenticator(storage)
+    private_paths = _private_paths(storage)
 
     def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         async def run(request: Request) -> Response:
@@ -186,19 +222,21 @@ def create_app(config: ServerConfig) -> Starlette:
                 project_id = await run_in_threadpool(authenticator.authenticate, request.headers.get("authorization"))
                 return await handler(request, project_id)
             except Exception as exc:  # noqa: BLE001 - every failure becomes a JSON error
-                return _error_response(_to_api_error(exc, request))
+                error = _to_api_error(exc, request)
+                error.message = _redacted(error.message, private_paths)
+                return _error_response(error)
 
         run.__name__ = handler.__name__
         return run
 
     async def receive_upload(request: Request) -> Upload:
         """Spool the request body to a local file, enforcing the size limit."""
-        declared = request.headers.get("content-length")
+        declared = _declared_length(request)
         too_large = ApiError(
             413, ErrorCode.LIMIT_EXCEEDED,
             f"request body is larger than this server's limit of {limits.max_body_bytes} bytes",
         )
-        if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes + _DRAIN_LIMIT:
+        if declared is not None and declared > limits.max_body_bytes + _DRAIN_LIMIT:
             raise too_large
         upload = await run_in_threadpool(storage.new_upload)
         over = False
@@ -303,8 +341,8 @@ def create_app(config: ServerConfig) -> Starlette:
     async def delete_docs(request: Request, project_id: str) -> Response:
         name = index_name(request)
         expected = _expected_version(request)
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limits.max_body_bytes:
+        declared = _declared_length(request)
+        if declared is not None and declared > limits.max_body_bytes:
             raise ApiError(413, ErrorCode.LIMIT_EXCEEDED, "request body is larger than this server's limit")
         body = await request.body()
         if len(body) > limits.max_body_bytes:

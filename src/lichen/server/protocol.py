@@ -8,6 +8,7 @@ boto3). ``docs/protocol.md`` describes the routes in prose.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -49,6 +50,8 @@ HEADER_CREATED_AT = "Lichen-Created-At"
 HEADER_UPDATED_AT = "Lichen-Updated-At"
 HEADER_DOC_COUNT = "Lichen-Doc-Count"
 HEADER_JOB_ID = "Lichen-Job-Id"
+
+_VERSION_TAG = re.compile(r'(?:W/)?"?([0-9]{1,18})"?')
 
 
 class ErrorCode:
@@ -177,11 +180,7 @@ def format_version_tag(version: int) -> str:
 
 def parse_version_tag(value: str) -> int | None:
     """Parse an ``If-Match`` version (quoted or bare, weak prefix tolerated); ``None`` if
-    it is not a non-negative integer."""
-    value = value.strip()
-    if value.startswith("W/"):
-        value = value[2:]
-    value = value.strip('"')
-    if not value.isdigit():
-        return None
-    return int(value)
+    it is not a non-negative integer of ASCII digits that fits in 64 bits (so neither
+    ``"²"`` nor 5,000 digits reach ``int()``)."""
+    match = _VERSION_TAG.fullmatch(value.strip())
+    return int(match.group(1)) if match else None
