@@ -174,6 +174,51 @@ def test_odd_if_none_match_on_reads_and_writes(deployment, project, seeded):
     assert_unchanged(deployment, project, seeded)
 
 
+# ------------------------------------------------------------------ 4: delete racing put
+def test_deletes_racing_pushes_never_answer_5xx(deployment, project):
+    """Two pushers and two deleters on one name, across two server processes: every PUT
+    publishes or gets a 4xx, every DELETE deletes or finds nothing."""
+    servers = [deployment.server, deployment.replica]
+    body = encode_artifact(snapshot_of("raced", 3, dim=DIM)).to_bytes()
+    statuses: dict[str, Counter] = {"PUT": Counter(), "DELETE": Counter()}
+    errors: list[str] = []
+    pushes_done = threading.Event()
+    lock = threading.Lock()
+
+    def record(method: str, response: httpx.Response) -> None:
+        with lock:
+            statuses[method][response.status_code] += 1
+            if response.status_code >= 500:
+                errors.append(f"{method} {response.status_code} {response.text}")
+
+    def pusher(k: int) -> None:
+        with httpx.Client(base_url=servers[k % 2].url, headers=auth(project), timeout=30) as http:
+            for _ in range(40):
+                record("PUT", http.put("/v1/indexes/raced/artifact", content=body))
+
+    def deleter(k: int) -> None:
+        with httpx.Client(base_url=servers[(k + 1) % 2].url, headers=auth(project), timeout=30) as http:
+            while not pushes_done.is_set():
+                record("DELETE", http.delete("/v1/indexes/raced"))
+
+    pushers = [threading.Thread(target=pusher, args=(k,)) for k in range(2)]
+    deleters = [threading.Thread(target=deleter, args=(k,)) for k in range(2)]
+    for thread in pushers + deleters:
+        thread.start()
+    for thread in pushers:
+        thread.join(120)
+    pushes_done.set()
+    for thread in deleters:
+        thread.join(60)
+
+    assert not errors, f"{len(errors)} server errors, e.g. {errors[:3]}; statuses {statuses}"
+    assert set(statuses["PUT"]) <= {200, 201, 409} and statuses["PUT"][200] + statuses["PUT"][201] > 0, statuses
+    assert set(statuses["DELETE"]) <= {200, 404} and statuses["DELETE"][200] > 0, statuses
+    store = HttpStore(deployment.server.url, project.project_id, project.project_key, cache=False)
+    store.write(snapshot_of("raced", 3, dim=DIM))  # whatever the race left, the name works
+    assert store.read("raced").ids == ["d0", "d1", "d2"]
+
+
 # ------------------------------------------------------------------ the server's checks as a property
 json_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=4)
 json_values = st.recursive(

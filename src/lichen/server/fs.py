@@ -181,9 +181,10 @@ class FileStorage(Storage):
         job_id: str,
     ) -> IndexHead:
         directory = self._index_dir(project_id, name)
-        directory.mkdir(parents=True, exist_ok=True)
         upload.finish()
         with self._locked(project_id, name):
+            # Created under the lock: a delete removes the directory under the same lock.
+            directory.mkdir(parents=True, exist_ok=True)
             current = self._read_head(directory)
             head = next_head(
                 current, name, manifest, self.new_object_name(), expected_version=expected_version, job_id=job_id

@@ -161,7 +161,8 @@ class S3Storage(Storage):
                 Bucket=self.bucket, Key=key, Body=data, ContentType="application/json", **conditions
             )
         except Exception as exc:
-            if conditions and _code(exc) in _PRECONDITION_CODES:
+            # If-Match on a key deleted meanwhile answers 404 NoSuchKey rather than 412.
+            if conditions and _code(exc) in _PRECONDITION_CODES | _MISSING_CODES:
                 return False
             raise
         return True
