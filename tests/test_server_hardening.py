@@ -219,6 +219,82 @@ def test_deletes_racing_pushes_never_answer_5xx(deployment, project):
     assert store.read("raced").ids == ["d0", "d1", "d2"]
 
 
+# ------------------------------------------------------------------ 6: abandoned spool files
+def _stalled_upload(server_url: str, project: Credentials, declared: int, sent: bytes) -> socket.socket:
+    """A PUT that declares ``declared`` bytes, sends ``sent`` and then stalls (a client or
+    a server killed mid-push leaves exactly this behind)."""
+    host, port = server_url.removeprefix("http://").split(":")
+    conn = socket.create_connection((host, int(port)))
+    head = (
+        f"PUT /v1/indexes/stalled/artifact HTTP/1.1\r\nHost: {host}\r\n"
+        f"Authorization: Bearer {project.project_id}:{project.project_key}\r\n"
+        f"Content-Length: {declared}\r\n\r\n"
+    )
+    conn.sendall(head.encode() + sent)
+    return conn
+
+
+def _wait_for(condition: Callable[[], bool], what: str) -> None:
+    for _ in range(400):
+        if condition():
+            return
+        threading.Event().wait(0.025)
+    raise AssertionError(f"timed out waiting until {what}")
+
+
+def test_a_start_sweeps_spool_files_no_live_process_owns(deployment, project):
+    spool_owner = deployment.new_server()  # not started yet: its spool is ours to set up
+    spool_owner.data_dir.mkdir(parents=True, exist_ok=True)
+    live = spool_owner.open_storage().new_upload()  # owned by this (live) test process
+    live.write(b"still arriving")
+    try:
+        doomed = deployment.new_server()
+        doomed.data_dir = spool_owner.data_dir
+        doomed.start()
+        conn = _stalled_upload(doomed.url, project, 1 << 20, b"x" * 4096)
+        try:
+            _wait_for(lambda: len(deployment.spooled_files(doomed)) == 2, "the server spooled the upload")
+            doomed.kill()  # SIGKILL mid-upload: no cleanup of any kind
+        finally:
+            conn.close()
+        abandoned = [p for p in deployment.spooled_files(doomed) if p != live.path]
+        assert len(abandoned) == 1, "the killed server left no spool file: nothing to sweep"
+
+        restarted = deployment.new_server()
+        restarted.data_dir = spool_owner.data_dir
+        restarted.start()
+        try:
+            assert deployment.spooled_files(restarted) == [live.path], "the abandoned spool file survived a start"
+        finally:
+            restarted.stop()
+    finally:
+        live.discard()
+
+
+def test_the_spool_is_bounded(deployment, project, tmp_path):
+    """Uploads in flight may hold at most 4 x max_body_bytes of spool; beyond that the
+    server answers 503 (clients retry) instead of filling the disk."""
+    server = deployment.new_server(limits={"max_body_bytes": 1 << 20, "max_docs": 1000}).start()
+    stalled: list[socket.socket] = []
+    try:
+        for _ in range(4):
+            stalled.append(_stalled_upload(server.url, project, 1 << 20, b"x" * 1024))
+        _wait_for(lambda: len(deployment.spooled_files(server)) == 4, "four uploads are spooling")
+        body = encode_artifact(snapshot_of("bounded", 3, dim=DIM)).to_bytes()
+        refused = httpx.put(f"{server.url}/v1/indexes/bounded/artifact", headers=auth(project), content=body)
+        assert refused.status_code == 503 and "retry" in refused.json()["error"]["message"], refused.text
+        assert refused.headers.get("retry-after")
+        assert_no_server_paths(deployment, refused)
+        stalled.pop().close()  # one upload gives up: its reservation is released
+        _wait_for(lambda: len(deployment.spooled_files(server)) == 3, "the abandoned upload is discarded")
+        accepted = httpx.put(f"{server.url}/v1/indexes/bounded/artifact", headers=auth(project), content=body)
+        assert accepted.status_code == 201, accepted.text
+    finally:
+        for conn in stalled:
+            conn.close()
+        server.stop()
+
+
 # ------------------------------------------------------------------ the server's checks as a property
 json_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=4)
 json_values = st.recursive(

@@ -13,6 +13,7 @@ touches that project's indexes. Errors are JSON: ``{"error": {"code", "message"}
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,6 +66,9 @@ logger = logging.getLogger("lichen.server")
 # A body over the limit is still read (and dropped) up to this much, so the client gets
 # the 413 rather than a connection reset in the middle of its upload.
 _DRAIN_LIMIT = 256 << 20
+# An upload of undeclared length claims spool budget in steps of this much.
+_CLAIM_STEP = 8 << 20
+_RETRY_AFTER_S = "2"
 _SHOWN_HEADER_CHARS = 40
 
 
@@ -96,7 +100,11 @@ def _error_response(error: ApiError) -> Response:
             current_etag=error.current.etag if error.current else None,
         )
     )
-    headers = {"WWW-Authenticate": 'Bearer realm="lichen"'} if error.status == 401 else None
+    headers = None
+    if error.status == 401:
+        headers = {"WWW-Authenticate": 'Bearer realm="lichen"'}
+    elif error.status == 503:
+        headers = {"Retry-After": _RETRY_AFTER_S}
     return _json(body, error.status, headers)
 
 
@@ -196,6 +204,29 @@ def _declared_length(request: Request) -> int | None:
     return None
 
 
+class _SpoolBudget:
+    """The bytes that uploads in flight in this process may hold in the spool at once
+    (:attr:`Limits.spool_budget`): each upload claims its declared length, or its
+    received length as it grows, and releases its claim when it is done."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.used = 0
+        self._lock = threading.Lock()
+
+    def claim(self, total: int, held: int) -> bool:
+        """Grow one upload's claim from ``held`` to ``total`` bytes, if the budget allows."""
+        with self._lock:
+            if total > held and self.used - held + total > self.limit:
+                return False
+            self.used += total - held
+            return True
+
+    def release(self, held: int) -> None:
+        with self._lock:
+            self.used -= held
+
+
 def _etag_matches(header: str | None, etag: str) -> bool:
     if not header:
         return False
@@ -214,6 +245,7 @@ def create_app(config: ServerConfig) -> Starlette:
     limits = config.limits
     service = IndexService(storage, limits)
     authenticator = Authenticator(storage)
+    spool_budget = _SpoolBudget(limits.spool_budget)
     private_paths = _private_paths(storage)
 
     def endpoint(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
@@ -229,44 +261,75 @@ def create_app(config: ServerConfig) -> Starlette:
         run.__name__ = handler.__name__
         return run
 
-    async def receive_upload(request: Request) -> Upload:
-        """Spool the request body to a local file, enforcing the size limit."""
+    async def receive_upload(request: Request, claim: Callable[[int], bool]) -> Upload:
+        """Spool the request body to a local file, within the body limit and the spool
+        budget (``claim``). A refused body is still read, and dropped, up to a point, so
+        the client gets the answer rather than a connection reset mid-upload."""
         declared = _declared_length(request)
-        too_large = ApiError(
-            413, ErrorCode.LIMIT_EXCEEDED,
-            f"request body is larger than this server's limit of {limits.max_body_bytes} bytes",
-        )
         if declared is not None and declared > limits.max_body_bytes + _DRAIN_LIMIT:
-            raise too_large
-        upload = await run_in_threadpool(storage.new_upload)
-        over = False
+            raise _too_large()
+        claimed = min(declared or 0, limits.max_body_bytes)
+        refusal = None if claim(claimed) else _busy()
+        upload = None if refusal else await run_in_threadpool(storage.new_upload)
         received = 0
         try:
             async for chunk in request.stream():
                 received += len(chunk)
-                if received > limits.max_body_bytes:
-                    over = True
+                if refusal is None and received > limits.max_body_bytes:
+                    refusal = _too_large()
+                if refusal is None and received > claimed:
+                    claimed = min(received + _CLAIM_STEP, limits.max_body_bytes)
+                    if not claim(claimed):
+                        refusal = _busy()
+                if refusal is not None:
                     if received > limits.max_body_bytes + _DRAIN_LIMIT:
                         break
                     continue
+                assert upload is not None
                 upload.write(chunk)
         except ClientDisconnect:
-            upload.discard()
-            raise ApiError(400, ErrorCode.INVALID_ARGUMENT, "the client disconnected during the upload") from None
+            refusal = ApiError(400, ErrorCode.INVALID_ARGUMENT, "the client disconnected during the upload")
         except BaseException:
-            upload.discard()
+            if upload is not None:
+                upload.discard()
             raise
-        if over:
-            upload.discard()
-            raise too_large
+        if refusal is not None:
+            if upload is not None:
+                await run_in_threadpool(upload.discard)
+            raise refusal
+        assert upload is not None
         return upload
 
+    def _too_large() -> ApiError:
+        return ApiError(
+            413, ErrorCode.LIMIT_EXCEEDED,
+            f"request body is larger than this server's limit of {limits.max_body_bytes} bytes",
+        )
+
+    def _busy() -> ApiError:
+        return ApiError(
+            503, ErrorCode.INTERNAL,
+            "the server is receiving too many uploads at once (its spool is full); retry shortly",
+        )
+
     async def with_upload(request: Request, work: Callable[[Upload], Any]) -> Any:
-        upload = await receive_upload(request)
+        held = 0
+
+        def claim(total: int) -> bool:
+            nonlocal held
+            if not spool_budget.claim(total, held):
+                return False
+            held = max(held, total)
+            return True
+
         try:
-            return await run_in_threadpool(work, upload)
+            upload = await receive_upload(request, claim)
+            try:
+                return await run_in_threadpool(work, upload)
+            finally:
+                await run_in_threadpool(upload.discard)
         finally:
-            await run_in_threadpool(upload.discard)
+            spool_budget.release(held)
 
     def index_name(request: Request) -> str:
         return request.path_params["name"]

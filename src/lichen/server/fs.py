@@ -39,7 +39,17 @@ import orjson
 from .._errors import ConflictError, NotFoundError
 from ..artifact import ArtifactManifest, fsync_dir
 from .auth import PROJECT_ID_PATTERN
-from .storage import DOWNLOAD_CHUNK, IndexConflict, IndexHead, Storage, StoredArtifact, Upload, next_head, storage_key
+from .storage import (
+    DOWNLOAD_CHUNK,
+    IndexConflict,
+    IndexHead,
+    Storage,
+    StoredArtifact,
+    Upload,
+    next_head,
+    storage_key,
+    sweep_spool,
+)
 
 try:
     import fcntl
@@ -52,7 +62,6 @@ logger = logging.getLogger(__name__)
 
 _HEAD = "head.json"
 _OPEN_ATTEMPTS = 8
-_STALE_SPOOL_S = 6 * 3600
 
 
 def _check_project(project_id: str) -> str:
@@ -103,7 +112,7 @@ class FileStorage(Storage):
         self.spool_dir = self.root / "tmp"
         for sub in ("projects", "indexes", "jobs", "locks", "tmp"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
-        self._remove_stale_spools()
+        sweep_spool(self.spool_dir)
 
     def describe(self) -> str:
         return f"file system at {self.root}"
@@ -235,13 +244,6 @@ class FileStorage(Storage):
         for entry in os.scandir(directory):
             if entry.name.endswith(".lix") and entry.name != keep:
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(entry.path)
-
-    def _remove_stale_spools(self) -> None:
-        cutoff = time.time() - _STALE_SPOOL_S
-        for entry in os.scandir(self.spool_dir):
-            with contextlib.suppress(OSError):
-                if entry.name.startswith(".upload-") and entry.stat().st_mtime < cutoff:
                     os.unlink(entry.path)
 
     @contextlib.contextmanager

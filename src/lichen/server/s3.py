@@ -36,7 +36,17 @@ import orjson
 from .._errors import ConflictError, InvalidArgumentError, NotFoundError
 from ..artifact import ArtifactManifest
 from .auth import PROJECT_ID_PATTERN
-from .storage import DOWNLOAD_CHUNK, IndexConflict, IndexHead, Storage, StoredArtifact, Upload, next_head, storage_key
+from .storage import (
+    DOWNLOAD_CHUNK,
+    IndexConflict,
+    IndexHead,
+    Storage,
+    StoredArtifact,
+    Upload,
+    next_head,
+    storage_key,
+    sweep_spool,
+)
 
 __all__ = ["S3Storage"]
 
@@ -120,6 +130,7 @@ class S3Storage(Storage):
         base = Path(spool_dir).expanduser() if spool_dir else Path(tempfile.gettempdir()) / "lichen-server"
         self.spool_dir = base / "tmp"
         self.spool_dir.mkdir(parents=True, exist_ok=True)
+        sweep_spool(self.spool_dir)
         # Conditional puts already make replicas safe; this only spares one process's
         # threads the pointless upload-then-412 round trip among themselves.
         self._locks: dict[tuple[str, str], threading.Lock] = {}

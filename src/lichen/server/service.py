@@ -46,6 +46,14 @@ class Limits:
     """Most documents one index may hold after a push or merge (422 beyond)."""
     max_docs_per_read: int = 10_000
     """Most documents ``GET .../docs`` returns without explicit ids (422 beyond)."""
+    max_spool_bytes: int | None = None
+    """Most bytes the uploads in flight in one server process may hold in its spool at
+    once (503 with ``Retry-After`` beyond, which clients retry); ``None``: four bodies
+    of ``max_body_bytes``."""
+
+    @property
+    def spool_budget(self) -> int:
+        return self.max_spool_bytes if self.max_spool_bytes is not None else 4 * self.max_body_bytes
 
 
 class InvalidUploadError(CorruptDataError):

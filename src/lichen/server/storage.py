@@ -11,13 +11,16 @@ projects, indexes and job records. Per project and index the storage holds:
   new one, never a mix, and concurrent writers are serialised or refused.
 
 Uploads are spooled to a local temporary file first (:class:`Upload`), verified, and only
-then published; an upload interrupted at any point never touches the head.
+then published; an upload interrupted at any point never touches the head. A server
+killed mid-upload leaves its spool file behind; the next start removes it
+(:func:`sweep_spool`), while the uploads of live servers sharing the directory stay.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import tempfile
 import time
@@ -29,6 +32,11 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
 
 from .._errors import ConflictError, InvalidArgumentError
 from .._util import storage_key, utc_now
@@ -44,9 +52,14 @@ __all__ = [
     "storage_key",
     "utc_now",
     "next_head",
+    "sweep_spool",
 ]
 
 DOWNLOAD_CHUNK = 1 << 20
+_SPOOL_PREFIX = ".upload-"
+_STALE_SPOOL_S = 6 * 3600
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -123,14 +136,23 @@ def next_head(
 
 class Upload:
     """A request body spooled to a local temporary file before it is verified and
-    published. ``discard`` removes the file unless a backend has taken it over."""
+    published. ``discard`` removes the file unless a backend has taken it over.
+
+    The file stays open, and ``flock``'ed, until ``discard``: a live upload is one whose
+    lock is held, so :func:`sweep_spool` can tell the files of a crashed server (the
+    kernel dropped its locks) from those of a live one sharing the directory.
+    """
 
     def __init__(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=".upload-", suffix=".tmp", dir=directory)
+        while True:
+            fd, name = tempfile.mkstemp(prefix=_SPOOL_PREFIX, suffix=".tmp", dir=directory)
+            if _lock_spool_file(fd, name):
+                break
         self.path = Path(name)
-        self.file: BinaryIO = open(fd, "wb")  # noqa: SIM115 - closed by finish/discard
+        self.file: BinaryIO = open(fd, "wb")  # noqa: SIM115 - closed by discard
         self.size = 0
+        self._finished = False
 
     def write(self, chunk: bytes) -> None:
         self.file.write(chunk)
@@ -138,16 +160,66 @@ class Upload:
 
     def finish(self) -> None:
         """Make the bytes durable before anything refers to them."""
-        if not self.file.closed:
+        if not self._finished:
             self.file.flush()
             os.fsync(self.file.fileno())
-            self.file.close()
+            self._finished = True
 
     def discard(self) -> None:
-        if not self.file.closed:
-            self.file.close()
+        """Remove the file (if no backend moved it into storage) and release it."""
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
+        if not self.file.closed:
+            self.file.close()  # drops the lock, after the unlink: never a stray to sweep
+
+
+def _lock_spool_file(fd: int, name: str) -> bool:
+    """Lock a new spool file; ``False`` (file closed) if a sweep removed it between its
+    creation and the lock, so the caller creates another."""
+    if fcntl is None:  # pragma: no cover - Windows: sweep_spool goes by age
+        return True
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        if os.stat(name).st_ino == os.fstat(fd).st_ino:
+            return True
+    except FileNotFoundError:
+        pass
+    os.close(fd)
+    return False
+
+
+def sweep_spool(directory: Path) -> int:
+    """Remove the spool files no live process owns, i.e. whose lock nobody holds (their
+    writer was killed mid-upload): run at server start. Returns how many were removed.
+    Without ``flock`` (Windows) only files older than six hours go."""
+    removed = 0
+    try:
+        entries = list(os.scandir(directory))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        if not entry.name.startswith(_SPOOL_PREFIX):
+            continue
+        with contextlib.suppress(OSError):
+            if fcntl is None:  # pragma: no cover - Windows
+                if entry.stat().st_mtime < time.time() - _STALE_SPOOL_S:
+                    os.unlink(entry.path)
+                    removed += 1
+                continue
+            fd = os.open(entry.path, os.O_RDONLY)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a live upload
+                if os.stat(entry.path).st_ino == os.fstat(fd).st_ino:
+                    os.unlink(entry.path)
+                    removed += 1
+            finally:
+                os.close(fd)
+    if removed:
+        logger.info("removed %d abandoned upload spool files from %s", removed, directory)
+    return removed
 
 
 class StoredArtifact:
