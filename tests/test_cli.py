@@ -134,6 +134,15 @@ def test_errors_are_clear_and_exit_nonzero(target, capsys, tmp_path):
     assert code == 1 and err.startswith("lichen: error:") and "Traceback" not in err
 
 
+def test_a_deeply_nested_filter_is_a_clear_error_without_a_traceback(capsys):
+    Client().create_index_sync("nested", [DocumentInfo(id="a", text="refunds take five days", metadata={"t": "x"})])
+    for levels in (40, 500, 5000):  # past the filter's depth cap; past what json.loads can parse
+        deep = '{"$and": [' * levels + '{"t": "x"}' + "]}" * levels
+        code, _, err = run(capsys, "query", "nested", "refund", "--filter", deep)
+        assert code == 1 and err.startswith("lichen: error:") and "nested" in err, err
+        assert "Traceback" not in err
+
+
 def test_wrong_credentials_from_the_cli(deployment, capsys, monkeypatch):
     monkeypatch.setenv("LICHEN_URL", deployment.server.url)
     code, _, err = run(capsys, "ls", "--project-id", "prj_nobody", "--project-key", "lk_wrong")

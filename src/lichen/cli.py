@@ -230,6 +230,8 @@ def cmd_query(args: argparse.Namespace) -> int:
             flt = json.loads(args.filter)
         except ValueError as exc:
             raise InvalidArgumentError(f"--filter is not valid JSON: {exc}") from None
+        except RecursionError:
+            raise InvalidArgumentError("--filter is nested too deeply to parse") from None
     client = _client(args)
     client.load_index_sync(args.name)
     result = client.query_sync(args.name, args.text, QueryOptions(top_k=args.top_k, filter=flt, alpha=args.alpha))

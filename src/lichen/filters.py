@@ -329,13 +329,44 @@ class CompiledFilter:
         return f"CompiledFilter({self._root!r})"
 
 
+MAX_FILTER_DEPTH = 64
+"""Deepest nesting of dicts and lists a filter may have. Real filters stay under ten
+levels; the cap keeps parsing and evaluation (both recursive) far from Python's
+recursion limit, so a hostile filter is an :class:`InvalidArgumentError`, not a crash."""
+_PLAIN_VALUES = frozenset({str, int, float, bool, type(None)})
+
+
 def compile_filter(spec: Mapping[str, Any] | CompiledFilter | None) -> CompiledFilter:
     """Validate ``spec`` and compile it; see the module docstring for the language."""
     if isinstance(spec, CompiledFilter):
         return spec
     if spec is None:
         return CompiledFilter(_ALL)
+    _check_depth(spec)
     return CompiledFilter(_parse_filter(spec, "filter"))
+
+
+def _check_depth(spec: Any) -> None:
+    """Refuse a filter nested deeper than :data:`MAX_FILTER_DEPTH` before the recursive
+    parser sees it; an explicit stack, so this check cannot overflow itself (nor loop on a
+    filter that contains itself)."""
+    nested = (Mapping, list, tuple)
+
+    def inner(child: Any) -> bool:  # cheap for the plain values of long $in lists
+        return type(child) not in _PLAIN_VALUES and isinstance(child, nested)
+
+    stack = [(spec, 1, "filter")]
+    while stack:
+        value, depth, path = stack.pop()
+        if not isinstance(value, nested):
+            continue
+        if depth > MAX_FILTER_DEPTH:
+            where = path if len(path) <= 80 else f"{path[:40]}...{path[-36:]}"
+            raise _fail(where, f"nested more than {MAX_FILTER_DEPTH} levels deep; flatten it (e.g. one $and list)")
+        if isinstance(value, Mapping):
+            stack.extend((child, depth + 1, f"{path}.{key}") for key, child in value.items() if inner(child))
+        else:
+            stack.extend((child, depth + 1, f"{path}[{i}]") for i, child in enumerate(value) if inner(child))
 
 
 # -- parsing ---------------------------------------------------------------------------
