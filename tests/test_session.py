@@ -152,7 +152,7 @@ def test_custom_embeddings_are_used_and_normalised():
         ([DocumentInfo(id=5, text="t", embedding=[1.0, 0.0, 0.0])], "id must be a non-empty string"),
         ([DocumentInfo(id="", text="t", embedding=[1.0, 0.0, 0.0])], "id must be a non-empty string"),
         ([DocumentInfo(id="q", text="no vector")], "has no embedding"),
-        ([custom_doc("z", [1.0, 0.0, 0.0], metadata={"bad": {"nested": 1}})], "values must be str, int"),
+        ([custom_doc("z", [1.0, 0.0, 0.0], metadata={"bad": {"nested": {1, 2}}})], "values must be str, int"),
         ([custom_doc("ok", [1.0, 0.0, 0.0]), custom_doc("z", [1.0, 2.0])], "dimension 2"),
     ],
 )

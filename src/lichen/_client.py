@@ -138,11 +138,17 @@ class Client:
         return SearchResult(docs=docs[: options.top_k], query=text, index_name=None, time_taken_ms=elapsed)
 
     @staticmethod
-    def _stored_docs(snapshot: IndexSnapshot, ids: Sequence[str] | None, filter: dict[str, Any] | None) -> list[DocumentInfo]:
+    def _stored_docs(
+        snapshot: IndexSnapshot,
+        ids: Sequence[str] | None,
+        filter: dict[str, Any] | None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[DocumentInfo]:
         """Reading documents needs no embedding model, so none is loaded."""
         if isinstance(ids, str):
             raise InvalidArgumentError("ids must be a list of strings, not one string")
-        return IndexCore.from_snapshot(snapshot).get(ids, filter)
+        return IndexCore.from_snapshot(snapshot).get(ids, filter, limit=limit, offset=offset)
 
     def _build(self, name: str, docs: Sequence[DocumentInfo], model_id: str | None, base: IndexSnapshot | None) -> SessionIndex:
         session = self._session_from(name, model_id, base)
@@ -199,12 +205,23 @@ class Client:
     async def add_docs(self, name: str, docs: Sequence[DocumentInfo]) -> tuple[int, int]:
         return await asyncio.to_thread(self.add_docs_sync, name, docs)
 
-    async def delete_docs(self, name: str, ids: Sequence[str]) -> int:
-        return await asyncio.to_thread(self.delete_docs_sync, name, ids)
+    async def delete_docs(
+        self, name: str, ids: Sequence[str] | None = None, *, filter: dict[str, Any] | None = None
+    ) -> int:
+        """Delete from a stored index by id, by ``filter``, or both (the ids that match)."""
+        return await asyncio.to_thread(self.delete_docs_sync, name, ids, filter=filter)
 
-    async def get_docs(self, name: str, ids: Sequence[str] | None = None, filter: dict[str, Any] | None = None) -> list[DocumentInfo]:
+    async def get_docs(
+        self,
+        name: str,
+        ids: Sequence[str] | None = None,
+        filter: dict[str, Any] | None = None,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[DocumentInfo]:
         snapshot = await self.store.aread(name)
-        return await asyncio.to_thread(self._stored_docs, snapshot, ids, filter)
+        return await asyncio.to_thread(self._stored_docs, snapshot, ids, filter, limit, offset)
 
     async def get_index(self, name: str) -> IndexInfo:
         return await self.store.aget_info(name)
@@ -252,14 +269,24 @@ class Client:
             return add_documents(batch.core.snapshot(name, info.model_id))
         return self._mutate(name, lambda session: session.add_docs_sync(docs))
 
-    def delete_docs_sync(self, name: str, ids: Sequence[str]) -> int:
+    def delete_docs_sync(self, name: str, ids: Sequence[str] | None = None, *, filter: dict[str, Any] | None = None) -> int:
         delete_documents = getattr(self.store, "delete_documents", None)
-        if delete_documents is not None:
+        if delete_documents is not None and ids is not None and filter is None:
             return delete_documents(name, ids)
-        return self._mutate(name, lambda session: session.delete_docs_sync(ids))
+        # A filter is matched against the whole stored index, so the delete is a
+        # read-modify-write (a conflicting push retries it).
+        return self._mutate(name, lambda session: session.delete_docs_sync(ids, filter=filter))
 
-    def get_docs_sync(self, name: str, ids: Sequence[str] | None = None, filter: dict[str, Any] | None = None) -> list[DocumentInfo]:
-        return self._stored_docs(self.store.read(name), ids, filter)
+    def get_docs_sync(
+        self,
+        name: str,
+        ids: Sequence[str] | None = None,
+        filter: dict[str, Any] | None = None,
+        *,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[DocumentInfo]:
+        return self._stored_docs(self.store.read(name), ids, filter, limit, offset)
 
     def get_index_sync(self, name: str) -> IndexInfo:
         return self.store.get_info(name)

@@ -19,6 +19,14 @@ Per field and row the column stores:
 List values are also exploded into element arrays (``e_kind``, ``e_num``, ``e_sid``,
 ``e_row``) so that "some element matches" is one vectorised test plus a scatter onto rows.
 Numbers are compared as float64: integers beyond 2**53 lose precision.
+
+A nested dict is a value of kind "other" under its own key and, recursively, each of its
+entries is a column under its dotted path: ``{"user": {"tier": "gold"}}`` fills the
+columns ``user`` and ``user.tier``.
+
+The document text is not metadata, but filters may test it (``$document``): the owner
+passes a ``texts`` callable returning the live texts, aligned with the rows, and the
+columns answer substring and regex tests over them (:meth:`MetadataColumns.match_text`).
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import itertools
 import math
 import numbers
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -514,13 +522,21 @@ class MetadataColumns:
     that field). Not locked: the engine serialises calls.
     """
 
-    __slots__ = ("_rows", "_columns", "_n", "_capacity")
+    __slots__ = ("_rows", "_columns", "_n", "_capacity", "_texts", "_folded_texts")
 
-    def __init__(self, rows: Sequence[Mapping[str, Any] | None] = ()):
+    def __init__(
+        self,
+        rows: Sequence[Mapping[str, Any] | None] = (),
+        *,
+        texts: Callable[[], Sequence[str]] | None = None,
+    ):
         self._rows: list[dict[str, Any]] = []
         self._columns: dict[str, FieldColumn] = {}
         self._n = 0
         self._capacity = 0
+        # A callable, not a list: the owner may replace its text list wholesale.
+        self._texts = texts
+        self._folded_texts: list[str] | None = None  # casefolded texts, dropped on any write
         if rows:
             self.append(rows)
 
@@ -537,6 +553,20 @@ class MetadataColumns:
 
     def column(self, field: str) -> FieldColumn | None:
         return self._columns.get(field)
+
+    def match_text(self, test: Callable[[str], bool], *, casefold: bool = False) -> np.ndarray:
+        """A bool mask: ``test`` applied to each row's document text (casefolded first
+        when asked; the casefolded copy is cached until the next write)."""
+        if self._texts is None:
+            raise InvalidArgumentError("$document filters need the document texts; this index has none attached")
+        texts = self._texts()
+        if len(texts) != self._n:
+            raise InvalidArgumentError(f"{len(texts)} document texts for {self._n} metadata rows")
+        if casefold:
+            if self._folded_texts is None:
+                self._folded_texts = [text.casefold() for text in texts]
+            texts = self._folded_texts
+        return np.fromiter(map(test, texts), dtype=bool, count=self._n)
 
     def row(self, position: int) -> dict[str, Any]:
         """A copy of the metadata stored at ``position``, exactly as given."""
@@ -569,6 +599,7 @@ class MetadataColumns:
         copies = _validated_rows(rows)
         if not copies:
             return
+        self._folded_texts = None
         start = self._n
         self._ensure_capacity(start + len(copies))
         for field, (positions, values) in _by_field(range(start, start + len(copies)), copies).items():
@@ -585,9 +616,10 @@ class MetadataColumns:
         latest = dict(zip(positions, copies))
         if not latest:
             return
+        self._folded_texts = None
         old_fields: dict[str, list[int]] = {}
         for position in latest:
-            for field in self._rows[position]:
+            for field in dict(_fields(self._rows[position])):
                 old_fields.setdefault(field, []).append(position)
         for field, cleared in old_fields.items():
             self._columns[field].clear(np.asarray(cleared, dtype=np.int64))
@@ -610,6 +642,7 @@ class MetadataColumns:
         m = int(np.count_nonzero(mask))
         if m == self._n:
             return
+        self._folded_texts = None
         for field in list(self._columns):
             column = self._columns[field]
             column.keep(mask, self._n, m)
@@ -642,15 +675,29 @@ def _validated_rows(rows: Sequence[Mapping[str, Any] | None]) -> list[dict[str, 
     return copies
 
 
+def _fields(row: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """``(field, value)`` for every key, and for every entry of a nested dict under its
+    dotted path (the dict itself stays a value of its own key)."""
+    for key, value in row.items():
+        field = prefix + key if prefix else key
+        yield field, value
+        if type(value) is dict:
+            yield from _fields(value, field + ".")
+
+
 def _by_field(
     positions: Iterable[int], rows: Iterable[dict[str, Any]]
 ) -> dict[str, tuple[list[int], list[Any]]]:
     grouped: dict[str, tuple[list[int], list[Any]]] = {}
     for position, row in zip(positions, rows):
-        for field, value in row.items():
+        # Plain keys first-class; only rows holding a nested dict pay for the walk.
+        items = _fields(row) if any(type(v) is dict for v in row.values()) else row.items()
+        for field, value in items:
             entry = grouped.get(field)
             if entry is None:
                 entry = grouped[field] = ([], [])
+            elif entry[0][-1] == position:
+                continue  # a dotted key and a nested path naming the same field: the first wins
             entry[0].append(position)
             entry[1].append(value)
     return grouped

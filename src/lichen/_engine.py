@@ -19,7 +19,7 @@ from ._errors import InvalidArgumentError
 from ._types import DocumentInfo, QueryResultDocument
 from ._util import copy_metadata
 from ._validation import as_vectors
-from .filters import compile_filter
+from .filters import CompiledFilter, compile_filter
 from .fusion import DEFAULT_FUSION, fuse_rankings
 from .keyword import KeywordIndex
 from .stores._base import IndexSnapshot
@@ -27,6 +27,13 @@ from .stores._base import IndexSnapshot
 __all__ = ["IndexCore", "top_k_indices"]
 
 _INITIAL_CAPACITY = 64
+
+
+def _check_page(limit: Any, offset: Any) -> None:
+    if limit is not None and (not isinstance(limit, (int, np.integer)) or isinstance(limit, bool) or limit < 0):
+        raise InvalidArgumentError(f"limit must be a non-negative integer or None, got {limit!r}")
+    if not isinstance(offset, (int, np.integer)) or isinstance(offset, bool) or offset < 0:
+        raise InvalidArgumentError(f"offset must be a non-negative integer, got {offset!r}")
 
 
 def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
@@ -146,13 +153,23 @@ class IndexCore:
                 self._keywords.keep(keep)
             return len(doomed)
 
+    def delete_matching(self, filter: dict[str, Any], ids: Sequence[str] | None = None) -> int:
+        """Delete the documents matching ``filter`` (among ``ids`` when given) in one step
+        under the lock, so a concurrent write cannot slip between the match and the
+        delete; returns how many were deleted."""
+        compiled = compile_filter(filter)
+        with self._lock:
+            doomed = [self._ids[p] for p in self._select(ids, compiled)]
+            return self.delete(doomed) if doomed else 0
+
     def clear(self) -> int:
         with self._lock:
             return self.delete(list(self._ids))
 
     def _metadata_columns(self) -> MetadataColumns:
         if self._columns is None:
-            self._columns = MetadataColumns(self._metadata)
+            # Texts by callable: delete replaces the list, and $document filters read it.
+            self._columns = MetadataColumns(self._metadata, texts=lambda: self._texts)
         return self._columns
 
     def _reserve(self, rows: int) -> None:
@@ -168,21 +185,22 @@ class IndexCore:
     def get(
         self,
         ids: Sequence[str] | None = None,
-        filter: dict[str, Any] | None = None,
+        filter: dict[str, Any] | CompiledFilter | None = None,
         *,
         include_embeddings: bool = False,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[DocumentInfo]:
         """Documents by id (in the order asked, unknown ids skipped), by filter, or all
-        (in insertion order)."""
+        (in insertion order), then the page ``[offset : offset + limit]`` of those.
+
+        Insertion order is stable for paging: replacing a document keeps its place and a
+        delete closes the gap without reordering, so pages only shift by what was
+        deleted before them."""
+        _check_page(limit, offset)
         compiled = compile_filter(filter) if filter else None
         with self._lock:
-            if ids is not None:
-                positions = [self._positions[i] for i in ids if i in self._positions]
-            else:
-                positions = list(range(len(self._ids)))
-            if compiled is not None and positions:
-                mask = compiled.evaluate(self._metadata_columns())
-                positions = [p for p in positions if mask[p]]
+            positions = self._select(ids, compiled, offset, None if limit is None else offset + limit)
             return [
                 DocumentInfo(
                     id=self._ids[p],
@@ -192,6 +210,23 @@ class IndexCore:
                 )
                 for p in positions
             ]
+
+    def _select(
+        self, ids: Sequence[str] | None, compiled: CompiledFilter | None, start: int = 0, end: int | None = None
+    ) -> Sequence[int]:
+        """Row positions of ``ids`` (or all rows) that pass ``compiled``, sliced; the
+        caller holds the lock."""
+        if compiled is not None and compiled.matches_all:
+            compiled = None
+        if ids is not None:
+            positions = [self._positions[i] for i in ids if i in self._positions]
+            if compiled is not None and positions:
+                mask = compiled.evaluate(self._metadata_columns())
+                positions = [p for p in positions if mask[p]]
+            return positions[start:end]
+        if compiled is not None:
+            return np.flatnonzero(compiled.evaluate(self._metadata_columns()))[start:end].tolist()
+        return range(len(self._ids))[start:end]
 
     def search(
         self,

@@ -19,8 +19,10 @@ import numpy as np
 from ._engine import IndexCore
 from ._errors import InvalidArgumentError, NotFoundError, StorageError
 from ._types import DocumentInfo, IndexInfo, PushIndexResult, QueryOptions, SearchResult
+from ._results import check_result_options, shape_hits
 from ._validation import as_vectors, check_documents
 from .artifact import read_artifact_file, write_artifact_file
+from .filters import compile_filter
 from .fusion import DEFAULT_ALPHA
 from .models import CUSTOM_MODEL_ID, DEFAULT_MODEL_ID, Embedder, get_embedder
 from .stores._base import IndexSnapshot, IndexStore
@@ -146,20 +148,34 @@ class SessionIndex:
         check_documents(docs)
         return self._core.upsert(docs, self._document_vectors(docs))
 
-    def _delete(self, ids: Sequence[str]) -> int:
+    def _delete(self, ids: Sequence[str] | None, filter: dict[str, Any] | None = None) -> int:
         self._check_writable()
-        if isinstance(ids, str) or not all(isinstance(i, str) for i in ids):
+        if ids is None and filter is None:
+            raise InvalidArgumentError("delete_docs needs ids, filter=..., or both; clear() deletes every document")
+        if ids is not None and (isinstance(ids, str) or not all(isinstance(i, str) for i in ids)):
             raise InvalidArgumentError("ids must be a list of strings")
-        return self._core.delete(ids)
+        if filter is None:
+            return self._core.delete(ids)
+        compiled = compile_filter(filter)
+        if compiled.matches_all and ids is None:
+            raise InvalidArgumentError(f"filter {filter!r} matches every document; clear() deletes them all on purpose")
+        return self._core.delete_matching(compiled, ids)
 
     def _clear(self) -> int:
         self._check_writable()
         return self._core.clear()
 
-    def _get(self, ids: Sequence[str] | None, filter: dict[str, Any] | None, include_embeddings: bool) -> list[DocumentInfo]:
+    def _get(
+        self,
+        ids: Sequence[str] | None,
+        filter: dict[str, Any] | None,
+        include_embeddings: bool,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[DocumentInfo]:
         if isinstance(ids, str):
             raise InvalidArgumentError("ids must be a list of strings, not one string")
-        return self._core.get(ids, filter, include_embeddings=include_embeddings)
+        return self._core.get(ids, filter, include_embeddings=include_embeddings, limit=limit, offset=offset)
 
     def _query(self, text: str, options: QueryOptions | None) -> SearchResult:
         started = time.perf_counter()
@@ -177,11 +193,13 @@ class SessionIndex:
             docs = []
         else:
             vector = self._query_vector(text, options, alpha)
+        check_result_options(options)
             docs = self._core.search(vector, text, top_k=options.top_k, filter=options.filter, alpha=alpha)
         for doc in docs:
             doc.index_name = self.name
         elapsed = (time.perf_counter() - started) * 1000.0
         return SearchResult(docs=docs, query=text, index_name=self.name, time_taken_ms=elapsed)
+        docs = shape_hits(self._core, docs, options)
 
     def _snapshot(self) -> IndexSnapshot:
         snapshot = self._core.snapshot(self.name, self.model_id)
@@ -209,17 +227,27 @@ class SessionIndex:
         unchanged."""
         return await asyncio.to_thread(self._add, docs)
 
-    async def delete_docs(self, ids: Sequence[str]) -> int:
-        """Delete by id; unknown ids are ignored. Returns how many were deleted.
+    async def delete_docs(self, ids: Sequence[str] | None = None, *, filter: dict[str, Any] | None = None) -> int:
+        """Delete by id (unknown ids are ignored), by ``filter``, or the ids that match
+        ``filter``; returns how many were deleted. A filter that matches everything
+        (``{}``) is refused: ``clear()`` says so on purpose.
 
         Like every async face here it runs on a worker thread: compacting or filtering
         a large index takes milliseconds the event loop should not wait for."""
-        return await asyncio.to_thread(self._delete, ids)
+        return await asyncio.to_thread(self._delete, ids, filter)
 
     async def get_docs(
-        self, ids: Sequence[str] | None = None, filter: dict[str, Any] | None = None, *, include_embeddings: bool = False
+        self,
+        ids: Sequence[str] | None = None,
+        filter: dict[str, Any] | None = None,
+        *,
+        include_embeddings: bool = False,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[DocumentInfo]:
-        return await asyncio.to_thread(self._get, ids, filter, include_embeddings)
+        """Documents by id (order asked), by filter, or all, in insertion order; ``limit``
+        / ``offset`` page through them (stable: an update keeps a document's place)."""
+        return await asyncio.to_thread(self._get, ids, filter, include_embeddings, limit, offset)
 
     async def query(self, text: str, options: QueryOptions | None = None) -> SearchResult:
         """Exact top-k in memory; see :class:`QueryOptions` for filters and hybrid.
@@ -246,16 +274,22 @@ class SessionIndex:
     def add_docs_sync(self, docs: Sequence[DocumentInfo]) -> tuple[int, int]:
         return self._add(docs)
 
-    def delete_docs_sync(self, ids: Sequence[str]) -> int:
-        return self._delete(ids)
+    def delete_docs_sync(self, ids: Sequence[str] | None = None, *, filter: dict[str, Any] | None = None) -> int:
+        return self._delete(ids, filter)
 
     def clear_sync(self) -> int:
         return self._clear()
 
     def get_docs_sync(
-        self, ids: Sequence[str] | None = None, filter: dict[str, Any] | None = None, *, include_embeddings: bool = False
+        self,
+        ids: Sequence[str] | None = None,
+        filter: dict[str, Any] | None = None,
+        *,
+        include_embeddings: bool = False,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[DocumentInfo]:
-        return self._get(ids, filter, include_embeddings)
+        return self._get(ids, filter, include_embeddings, limit, offset)
 
     def query_sync(self, text: str, options: QueryOptions | None = None) -> SearchResult:
         return self._query(text, options)

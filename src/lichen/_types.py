@@ -43,19 +43,30 @@ class QueryOptions:
     ``alpha`` weighs vector against keyword ranking (1.0 pure vector, 0.0 pure keyword);
     ``None`` takes the engine's measured default. ``embedding`` replaces embedding the
     query text (mandatory for ``model_id="custom"``).
+
+    ``min_score`` drops hits whose ``score`` is below it, so a query may return fewer
+    than ``top_k``; it compares with the score as returned: the cosine similarity for
+    pure vector search, the fused score (at most ``1 / (rrf_k + 1)``, ~0.032) for hybrid.
+    ``include_embeddings`` puts each hit's stored (L2-normalised) vector in
+    ``QueryResultDocument.embedding``; ``include_text=False`` leaves ``text`` empty
+    (``""``) for callers that only need ids, scores and metadata.
     """
 
     top_k: int = 5
     filter: dict[str, Any] | None = None
     alpha: float | None = None
     embedding: Sequence[float] | None = None
+    min_score: float | None = None
+    include_embeddings: bool = False
+    include_text: bool = True
 
 
 @dataclass
 class QueryResultDocument:
     """One hit. ``score`` is what results are sorted by: the cosine similarity for pure
     vector search, the fused score for hybrid search; the two components are kept in
-    ``vector_score`` and ``keyword_score`` (``None`` when that ranking did not run)."""
+    ``vector_score`` and ``keyword_score`` (``None`` when that ranking did not run).
+    ``embedding`` is the stored vector when the query asked ``include_embeddings``."""
 
     id: str
     text: str
@@ -64,6 +75,7 @@ class QueryResultDocument:
     vector_score: float | None = None
     keyword_score: float | None = None
     index_name: str | None = None
+    embedding: list[float] | None = None
 
 
 @dataclass

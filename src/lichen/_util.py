@@ -12,6 +12,7 @@ import xxhash
 __all__ = ["utc_now", "copy_metadata", "storage_key"]
 
 _SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+_LEAF_TYPES = frozenset({str, int, float, bool, type(None)})
 
 
 def utc_now() -> str:
@@ -20,8 +21,17 @@ def utc_now() -> str:
 
 
 def copy_metadata(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy deep enough that callers mutating it cannot reach stored lists."""
-    return {key: (value.copy() if type(value) is list else value) for key, value in row.items()}
+    """A copy deep enough that callers mutating it cannot reach stored lists or nested
+    dicts (nested mappings come back as plain dicts)."""
+    return {
+        key: (
+            value if (kind := type(value)) in _LEAF_TYPES
+            else value.copy() if kind is list
+            else copy_metadata(value) if isinstance(value, Mapping)
+            else value
+        )
+        for key, value in row.items()
+    }
 
 
 def storage_key(name: str) -> str:

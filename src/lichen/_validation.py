@@ -15,6 +15,9 @@ from ._types import DocumentInfo
 MAX_TEXT_BYTES = 1 << 20  # 1 MiB: far beyond what embeds (256 tokens) or reads well.
 MAX_ID_LENGTH = 512
 _SCALARS = (str, int, float, bool)
+#: Nested metadata dicts deeper than this are refused (they would only be filtered by very
+#: long dotted paths, and the limit keeps recursion far from Python's stack limit).
+MAX_METADATA_DEPTH = 8
 # Integers are stored as 64-bit (JSON via orjson); larger ones could be added but never pushed.
 _INT_RANGE = (-(2**63), 2**64 - 1)
 
@@ -49,21 +52,39 @@ def check_documents(docs: Sequence[DocumentInfo]) -> None:
 
 
 def check_metadata(metadata: Any, doc_id: str) -> None:
+    """Values are scalars, lists of scalars, or nested dicts of those (filtered by dotted
+    path, ``{"user.tier": "gold"}``) at most :data:`MAX_METADATA_DEPTH` deep; a dotted
+    path must name one value only, so ``{"a.b": 1, "a": {"b": 2}}`` is refused."""
     if not isinstance(metadata, Mapping):
         raise InvalidArgumentError(f"document {doc_id!r}: metadata must be a dict, got {type(metadata).__name__}")
+    _check_mapping(metadata, "", doc_id, set(), 1)
+
+
+def _check_mapping(metadata: Mapping, prefix: str, doc_id: str, paths: set[str], depth: int) -> None:
+    if depth > MAX_METADATA_DEPTH:
+        raise InvalidArgumentError(f"document {doc_id!r}: metadata {prefix[:-1]!r} nests deeper than {MAX_METADATA_DEPTH} levels")
     for key, value in metadata.items():
         if not isinstance(key, str):
             raise InvalidArgumentError(f"document {doc_id!r}: metadata keys must be strings, got {key!r}")
+        path = prefix + key
+        if path in paths:
+            raise InvalidArgumentError(
+                f"document {doc_id!r}: metadata path {path!r} is given twice (a dotted key and a nested dict)"
+            )
+        paths.add(path)
         if value is None or isinstance(value, _SCALARS):
-            _check_scalar(value, key, doc_id)
+            _check_scalar(value, path, doc_id)
             continue
         if isinstance(value, (list, tuple)) and all(item is None or isinstance(item, _SCALARS) for item in value):
             for item in value:
-                _check_scalar(item, key, doc_id)
+                _check_scalar(item, path, doc_id)
+            continue
+        if isinstance(value, Mapping):
+            _check_mapping(value, path + ".", doc_id, paths, depth + 1)
             continue
         raise InvalidArgumentError(
-            f"document {doc_id!r}: metadata {key!r} has type {type(value).__name__}; "
-            "values must be str, int, float, bool, None or a list of those"
+            f"document {doc_id!r}: metadata {path!r} has type {type(value).__name__}; "
+            "values must be str, int, float, bool, None, a list of those or a dict of those"
         )
 
 

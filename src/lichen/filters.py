@@ -13,8 +13,22 @@ Forms (nestable and mixable; ``None`` or ``{}`` matches everything)::
     {"year": {"$gte": 2020}, "tags": {"$in": ["a", "b"]}}   # several keys: all must hold
     {"$and": [f, ...]}  {"$or": [f, ...]}  {"$nor": [f, ...]}  {"$not": f}
 
-``$and: []`` matches everything, ``$or: []`` nothing. Field names are literal keys (no
-dotted paths) and may not start with ``$``.
+``$and: []`` matches everything, ``$or: []`` nothing. Field names may not start with
+``$``. A dotted name reaches into nested metadata dicts: ``{"user.tier": "gold"}`` matches
+``metadata={"user": {"tier": "gold"}}`` (a literal key ``"user.tier"`` is the same field);
+the dict itself is a value of its own key (``$exists`` sees it, ``$eq`` never matches it).
+
+The document text is filtered with ``$document`` (Chroma's ``where_document``), anywhere a
+field could appear and combinable with metadata conditions::
+
+    {"$document": {"$contains": "refund"}}                   # substring, case-sensitive
+    {"$document": {"$icontains": "Refund"}}                  # casefolded substring
+    {"$document": {"$regex": "ref(und|unded)\\b"}}          # Python re.search
+    {"year": 2024, "$document": {"$not": {"$contains": "x"}}}
+
+:func:`where_document_filter` translates Chroma's ``where_document`` form
+(``$contains $not_contains $regex $not_regex $and $or``) into this one. Text tests run
+over every candidate's text (no index), so they cost more than metadata tests.
 
 Operators on a field (several on one field must all hold, e.g. ``{"$gte": 1, "$lt": 10}``):
 
@@ -48,6 +62,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -56,13 +71,24 @@ import numpy as np
 from ._columns import FieldColumn, MetadataColumns, ValueSet, list_key
 from ._errors import InvalidArgumentError
 
-__all__ = ["CompiledFilter", "compile_filter", "FIELD_OPERATORS", "LOGICAL_OPERATORS"]
+__all__ = [
+    "CompiledFilter",
+    "compile_filter",
+    "where_document_filter",
+    "FIELD_OPERATORS",
+    "LOGICAL_OPERATORS",
+    "DOCUMENT_KEY",
+    "DOCUMENT_OPERATORS",
+]
 
 FIELD_OPERATORS = (
     "$eq", "$ne", "$gt", "$gte", "$lt", "$lte", "$in", "$nin", "$exists", "$not",
     "$near", "$all", "$contains", "$icontains", "$empty",
 )
 LOGICAL_OPERATORS = ("$and", "$or", "$nor", "$not")
+#: The pseudo-field whose condition tests the document text rather than metadata.
+DOCUMENT_KEY = "$document"
+DOCUMENT_OPERATORS = ("$contains", "$icontains", "$regex", "$not")
 _RANGE_OPERATORS = ("$gt", "$gte", "$lt", "$lte")
 
 
@@ -235,6 +261,19 @@ class _Field(_Node):
         return f"({self.field} {self.test!r})"
 
 
+class _Text(_Node):
+    """A test on the document text (``$document``)."""
+
+    def __init__(self, op: str, argument: str, test: Any, casefold: bool = False):
+        self.op, self.argument, self.test, self.casefold = op, argument, test, casefold
+
+    def mask(self, columns: MetadataColumns, n: int) -> np.ndarray:
+        return columns.match_text(self.test, casefold=self.casefold)
+
+    def __repr__(self) -> str:
+        return f"($document {self.op} {self.argument!r})"
+
+
 class _And(_Node):
     def __init__(self, children: list[_Node]):
         self.children = children
@@ -404,10 +443,12 @@ def _parse_filter(spec: Any, path: str) -> _Node:
             children.append(_not(node) if key == "$nor" else node)
         elif key == "$not":
             children.append(_not(_parse_filter(value, here)))
+        elif key == DOCUMENT_KEY:
+            children.append(_parse_document(value, here))
         elif key.startswith("$"):
             if key in FIELD_OPERATORS:
                 raise _fail(here, f"{key} applies to a field, e.g. {{'year': {{'{key}': ...}}}}")
-            known = ", ".join(LOGICAL_OPERATORS)
+            known = ", ".join(LOGICAL_OPERATORS + (DOCUMENT_KEY,))
             raise _fail(here, f"unknown operator {key!r}; logical operators are {known}")
         else:
             _check_field_name(key, here)
@@ -436,7 +477,8 @@ def _parse_condition(condition: Any, path: str) -> _Test:
             raise _fail(
                 path,
                 f"{op!r} is not an operator; a field's condition is a value or a dict of "
-                f"operators such as {{'$eq': value}} (nested documents are not supported)",
+                f"operators such as {{'$eq': value}}; reach into nested metadata with a dotted "
+                f"field name such as 'user.tier'",
             )
         tests.append(_parse_operator(op, argument, f"{path}.{op}"))
     return tests[0] if len(tests) == 1 else _AllOf(tests)
@@ -480,6 +522,69 @@ def _parse_operator(op: str, argument: Any, path: str) -> _Test:
     if op == "$near":
         return _Near(*_parse_near(argument, path))
     raise _fail(path, f"unknown operator {op!r}; field operators are {', '.join(FIELD_OPERATORS)}")
+
+
+def _parse_document(condition: Any, path: str) -> _Node:
+    """``$document``'s condition: a dict of text operators, all of which must hold."""
+    if not isinstance(condition, Mapping) or not condition:
+        raise _fail(path, f"expected text operators such as {{'$contains': 'refund'}}, got {condition!r}")
+    children: list[_Node] = []
+    for op, argument in condition.items():
+        here = f"{path}.{op}"
+        if op == "$not":
+            children.append(_not(_parse_document(argument, here)))
+            continue
+        if op not in DOCUMENT_OPERATORS:
+            raise _fail(here, f"unknown text operator {op!r}; $document takes {', '.join(DOCUMENT_OPERATORS)}")
+        if not isinstance(argument, str):
+            raise _fail(here, f"expected a string, got {_type_name(argument)} {argument!r}")
+        argument = str(argument)
+        if op == "$contains":
+            children.append(_Text(op, argument, lambda t, a=argument: a in t))
+        elif op == "$icontains":
+            folded = argument.casefold()
+            children.append(_Text(op, argument, lambda t, a=folded: a in t, casefold=True))
+        else:
+            try:
+                pattern = re.compile(argument)
+            except re.error as exc:
+                raise _fail(here, f"not a valid regular expression ({exc})") from None
+            children.append(_Text(op, argument, lambda t, p=pattern: p.search(t) is not None))
+    return _and(children)
+
+
+def where_document_filter(where_document: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Chroma's ``where_document`` (``{"$contains": "x"}``, ``$not_contains``, ``$regex``,
+    ``$not_regex``, and ``$and`` / ``$or`` lists of those; Lichen's ``$icontains`` too)
+    as a Lichen filter on ``$document``. ``None`` or ``{}`` restricts nothing. Validation
+    is :func:`compile_filter`'s, with paths under ``where_document``."""
+    if where_document is None:
+        return None
+    spec = _where_document(where_document, "where_document")
+    return None if spec == _MATCH_EVERYTHING else spec
+
+
+def _where_document(spec: Any, path: str) -> dict[str, Any]:
+    if not isinstance(spec, Mapping):
+        raise _fail(path, f"expected a dict such as {{'$contains': 'refund'}}, got {_type_name(spec)} {spec!r}")
+    parts: list[dict[str, Any]] = []
+    for key, value in spec.items():
+        here = f"{path}.{key}"
+        if key in ("$and", "$or"):
+            if not isinstance(value, (list, tuple)):
+                raise _fail(here, f"expected a list, got {_type_name(value)} {value!r}")
+            parts.append({key: [_where_document(sub, f"{here}[{i}]") for i, sub in enumerate(value)]})
+        elif key in ("$contains", "$icontains", "$regex"):
+            parts.append({DOCUMENT_KEY: {key: value}})
+        elif key in ("$not_contains", "$not_regex"):
+            parts.append({DOCUMENT_KEY: {"$not": {key.replace("$not_", "$"): value}}})
+        else:
+            raise _fail(here, f"unknown where_document operator {key!r}; use $contains, $not_contains, "
+                              "$icontains, $regex, $not_regex, $and, $or")
+    return parts[0] if len(parts) == 1 else {"$and": parts}
+
+
+_MATCH_EVERYTHING: dict[str, Any] = {"$and": []}
 
 
 def _scalar(value: Any, path: str) -> Any:
