@@ -189,17 +189,17 @@ class SessionIndex:
             raise InvalidArgumentError(f"alpha must be between 0 and 1, got {options.alpha!r}")
         if self._embedder is None and options.embedding is None and alpha > 0.0:
             raise InvalidArgumentError('model_id="custom": every query must pass QueryOptions(embedding=...)')
+        check_result_options(options)
         if len(self._core) == 0 and options.filter is None:
             docs = []
         else:
             vector = self._query_vector(text, options, alpha)
-        check_result_options(options)
             docs = self._core.search(vector, text, top_k=options.top_k, filter=options.filter, alpha=alpha)
+        docs = shape_hits(self._core, docs, options)
         for doc in docs:
             doc.index_name = self.name
         elapsed = (time.perf_counter() - started) * 1000.0
         return SearchResult(docs=docs, query=text, index_name=self.name, time_taken_ms=elapsed)
-        docs = shape_hits(self._core, docs, options)
 
     def _snapshot(self) -> IndexSnapshot:
         snapshot = self._core.snapshot(self.name, self.model_id)
