@@ -176,11 +176,13 @@ def test_odd_if_none_match_on_reads_and_writes(deployment, project, seeded):
 
 # ------------------------------------------------------------------ 4: delete racing put
 def test_deletes_racing_pushes_never_answer_5xx(deployment, project):
-    """Two pushers and two deleters on one name, across two server processes: every PUT
-    publishes or gets a 4xx, every DELETE deletes or finds nothing."""
+    """Two pushers and two deleters on one name, across two server processes, with a
+    document writer and a reader alongside: every PUT publishes or gets a 4xx, every
+    DELETE deletes or finds nothing, and no write or read in between answers 5xx."""
     servers = [deployment.server, deployment.replica]
     body = encode_artifact(snapshot_of("raced", 3, dim=DIM)).to_bytes()
-    statuses: dict[str, Counter] = {"PUT": Counter(), "DELETE": Counter()}
+    batch = encode_artifact(snapshot_of("raced", 1, dim=DIM, prefix="extra")).to_bytes()
+    statuses: dict[str, Counter] = {"PUT": Counter(), "DELETE": Counter(), "POST": Counter(), "GET": Counter()}
     errors: list[str] = []
     pushes_done = threading.Event()
     lock = threading.Lock()
@@ -201,19 +203,27 @@ def test_deletes_racing_pushes_never_answer_5xx(deployment, project):
             while not pushes_done.is_set():
                 record("DELETE", http.delete("/v1/indexes/raced"))
 
+    def bystander() -> None:
+        with httpx.Client(base_url=servers[0].url, headers=auth(project), timeout=30) as http:
+            while not pushes_done.is_set():
+                record("POST", http.post("/v1/indexes/raced/docs", content=batch))
+                record("GET", http.get("/v1/indexes/raced/docs"))
+                record("GET", http.get("/v1/indexes/raced/artifact"))
+
     pushers = [threading.Thread(target=pusher, args=(k,)) for k in range(2)]
-    deleters = [threading.Thread(target=deleter, args=(k,)) for k in range(2)]
-    for thread in pushers + deleters:
+    others = [threading.Thread(target=deleter, args=(k,)) for k in range(2)] + [threading.Thread(target=bystander)]
+    for thread in pushers + others:
         thread.start()
     for thread in pushers:
         thread.join(120)
     pushes_done.set()
-    for thread in deleters:
+    for thread in others:
         thread.join(60)
 
     assert not errors, f"{len(errors)} server errors, e.g. {errors[:3]}; statuses {statuses}"
     assert set(statuses["PUT"]) <= {200, 201, 409} and statuses["PUT"][200] + statuses["PUT"][201] > 0, statuses
     assert set(statuses["DELETE"]) <= {200, 404} and statuses["DELETE"][200] > 0, statuses
+    assert set(statuses["POST"]) <= {200, 404, 409} and set(statuses["GET"]) <= {200, 404, 409}, statuses
     store = HttpStore(deployment.server.url, project.project_id, project.project_key, cache=False)
     store.write(snapshot_of("raced", 3, dim=DIM))  # whatever the race left, the name works
     assert store.read("raced").ids == ["d0", "d1", "d2"]
