@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lichen import DocumentInfo, InvalidArgumentError, QueryOptions, SessionIndex
-from lichen.filters import MAX_FILTER_DEPTH, compile_filter
+from lichen.filters import MAX_FILTER_DEPTH, compile_filter, where_document_filter
 
 
 def nested_and(levels: int, inner: dict | None = None) -> dict:
@@ -54,6 +54,14 @@ def test_deep_negations_and_conditions_are_capped_too():
         condition = {"$not": condition}
     with pytest.raises(InvalidArgumentError, match="nested more than"):
         compile_filter({"tag": condition})
+
+
+def test_a_where_document_nested_too_deep_is_an_invalid_argument():
+    spec: dict = {"$contains": "refund"}
+    for _ in range(2000):
+        spec = {"$or": [spec]}
+    with pytest.raises(InvalidArgumentError, match=r"at where_document\.\$or\[0\].*nested more than"):
+        where_document_filter(spec)
 
 
 def test_a_filter_that_contains_itself_is_an_invalid_argument():

@@ -385,7 +385,7 @@ def compile_filter(spec: Mapping[str, Any] | CompiledFilter | None) -> CompiledF
     return CompiledFilter(_parse_filter(spec, "filter"))
 
 
-def _check_depth(spec: Any) -> None:
+def _check_depth(spec: Any, root: str = "filter") -> None:
     """Refuse a filter nested deeper than :data:`MAX_FILTER_DEPTH` before the recursive
     parser sees it; an explicit stack, so this check cannot overflow itself (nor loop on a
     filter that contains itself)."""
@@ -394,7 +394,7 @@ def _check_depth(spec: Any) -> None:
     def inner(child: Any) -> bool:  # cheap for the plain values of long $in lists
         return type(child) not in _PLAIN_VALUES and isinstance(child, nested)
 
-    stack = [(spec, 1, "filter")]
+    stack = [(spec, 1, root)]
     while stack:
         value, depth, path = stack.pop()
         if not isinstance(value, nested):
@@ -560,6 +560,7 @@ def where_document_filter(where_document: Mapping[str, Any] | None) -> dict[str,
     is :func:`compile_filter`'s, with paths under ``where_document``."""
     if where_document is None:
         return None
+    _check_depth(where_document, "where_document")
     spec = _where_document(where_document, "where_document")
     return None if spec == _MATCH_EVERYTHING else spec
 
