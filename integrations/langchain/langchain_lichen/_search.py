@@ -4,9 +4,10 @@ This module owns three adapter decisions and nothing else:
 
 * where vectors come from: the index's own built-in model, or a LangChain ``Embeddings``
   feeding an index created with ``model_id="custom"``;
-* which filters go to the engine (dicts, Mongo or seed form, compiled and validated there)
-  and the one filter the adapter applies itself: a ``(Document) -> bool`` callable,
-  evaluated over the engine's ranked candidates;
+* which filters go to the engine (dicts, Mongo or seed form, and Chroma's
+  ``where_document`` on the text, compiled and validated there) and the one filter the
+  adapter applies itself: a ``(Document) -> bool`` callable, evaluated over the engine's
+  ranked candidates;
 * how Lichen results become LangChain ``Document`` objects (id, text, metadata unchanged).
 
 Ranking, filtering by metadata and hybrid fusion all happen in the engine.
@@ -22,14 +23,28 @@ from typing import Any, Optional, Union
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from lichen import DocumentInfo, InvalidArgumentError, QueryOptions, QueryResultDocument, SessionIndex
+from lichen.filters import where_document_filter
 from lichen.models import CUSTOM_MODEL_ID
 
 from .embeddings import LichenEmbeddings
 
-__all__ = ["Filter", "IndexSearch", "check_embedding", "to_document", "split_filter", "resolve_alpha", "PURE_VECTOR"]
+__all__ = [
+    "Filter",
+    "WhereDocument",
+    "IndexSearch",
+    "check_embedding",
+    "to_document",
+    "split_filter",
+    "engine_filter",
+    "resolve_alpha",
+    "PURE_VECTOR",
+]
 
 #: A filter as LangChain users pass it: a Mongo- or seed-form dict, or a predicate.
 Filter = Union[Mapping[str, Any], Callable[[Document], bool], None]
+#: Chroma's ``where_document``: ``{"$contains": "x"}``, ``$not_contains``, ``$regex``,
+#: ``$not_regex``, ``$icontains``, and ``$and`` / ``$or`` lists of those.
+WhereDocument = Optional[Mapping[str, Any]]
 
 #: Adapters search by vector only unless the caller opts into hybrid with ``alpha``.
 PURE_VECTOR = 1.0
@@ -45,17 +60,34 @@ def to_document(hit: QueryResultDocument | DocumentInfo) -> Document:
     return Document(id=hit.id, page_content=hit.text, metadata=hit.metadata or {})
 
 
-def split_filter(filter: Filter) -> tuple[dict[str, Any] | None, Callable[[Document], bool] | None]:
-    """``(engine_filter, predicate)``: dicts go to the engine, callables stay here."""
+def split_filter(
+    filter: Filter, where_document: WhereDocument = None
+) -> tuple[dict[str, Any] | None, Callable[[Document], bool] | None]:
+    """``(engine_filter, predicate)``: dicts and ``where_document`` go to the engine (one
+    ``$and`` when both are given), callables stay here."""
+    on_text = where_document_filter(where_document)
     if filter is None:
-        return None, None
+        return on_text, None
     if isinstance(filter, Mapping):
-        return dict(filter), None
+        return _both(dict(filter), on_text), None
     if callable(filter):
-        return None, filter
+        return on_text, filter
     raise InvalidArgumentError(
         f"filter must be a dict (Mongo or Lichen seed form) or a callable (Document) -> bool, got {type(filter).__name__}"
     )
+
+
+def engine_filter(filter: Filter, where_document: WhereDocument, what: str) -> dict[str, Any] | None:
+    """The engine filter for an operation that takes dict filters only (``what`` names
+    it in the error)."""
+    spec, predicate = split_filter(filter, where_document)
+    if predicate is not None:
+        raise InvalidArgumentError(f"{what} takes a dict filter (Mongo or seed form), not a callable")
+    return spec
+
+
+def _both(spec: dict[str, Any], on_text: dict[str, Any] | None) -> dict[str, Any]:
+    return spec if on_text is None else {"$and": [spec, on_text]}
 
 
 def resolve_alpha(alpha: float | None) -> float:
@@ -63,12 +95,12 @@ def resolve_alpha(alpha: float | None) -> float:
 
 
 def _predicate_rounds(
-    k: int, predicate: Callable[[Document], bool]
+    k: int, predicate: Callable[[Document], bool], first: int | None = None
 ) -> Generator[int, Sequence[QueryResultDocument], list[QueryResultDocument]]:
-    """Drive a callable filter over ranked candidates: yields how many to fetch, receives
-    the engine's hits, returns the first ``k`` that pass. Written once for both the sync
-    and the async face."""
-    fetch = max(_FIRST_ROUND_FACTOR * k, _FIRST_ROUND_MIN)
+    """Drive a callable filter over ranked candidates: yields how many to fetch (``first``
+    in the first round, when given), receives the engine's hits, returns the first ``k``
+    that pass. Written once for both the sync and the async face."""
+    fetch = max(first, k, 1) if first is not None else max(_FIRST_ROUND_FACTOR * k, _FIRST_ROUND_MIN)
     while True:
         hits = yield fetch
         # Every round is checked whole: a wider hybrid query (or a concurrent write) may
@@ -153,10 +185,10 @@ class IndexSearch:
         return self.embedding is not None or predicate is not None
 
     def _plan(
-        self, k: int, filter: Filter, alpha: float | None, vector: Sequence[float] | None
+        self, k: int, filter: Filter, alpha: float | None, vector: Sequence[float] | None, where_document: WhereDocument
     ) -> tuple[QueryOptions, Callable[[Document], bool] | None]:
-        engine_filter, predicate = split_filter(filter)
-        options = QueryOptions(top_k=k, filter=engine_filter, alpha=resolve_alpha(alpha), embedding=vector)
+        spec, predicate = split_filter(filter, where_document)
+        options = QueryOptions(top_k=k, filter=spec, alpha=resolve_alpha(alpha), embedding=vector)
         return options, predicate
 
     # ------------------------------------------------------------------ search
@@ -168,14 +200,17 @@ class IndexSearch:
         filter: Filter = None,
         alpha: float | None = None,
         vector: Sequence[float] | None = None,
+        where_document: WhereDocument = None,
+        fetch_k: int | None = None,
     ) -> list[QueryResultDocument]:
-        """Top ``k`` hits, best first, as the engine scored them."""
-        options, predicate = self._plan(k, filter, alpha, vector)
+        """Top ``k`` hits, best first, as the engine scored them. ``fetch_k`` is the first
+        candidate pool of a callable filter (default ``max(4k, 20)``)."""
+        options, predicate = self._plan(k, filter, alpha, vector, where_document)
         if options.embedding is None and self._needs_vector(options.alpha, predicate):
             options = replace(options, embedding=self.query_vector(text))
         if predicate is None:
             return self.index.query_sync(text, options).docs
-        rounds = _predicate_rounds(k, predicate)
+        rounds = _predicate_rounds(k, predicate, fetch_k)
         fetch = next(rounds)
         while True:
             hits = self.index.query_sync(text, replace(options, top_k=fetch)).docs
@@ -192,13 +227,15 @@ class IndexSearch:
         filter: Filter = None,
         alpha: float | None = None,
         vector: Sequence[float] | None = None,
+        where_document: WhereDocument = None,
+        fetch_k: int | None = None,
     ) -> list[QueryResultDocument]:
-        options, predicate = self._plan(k, filter, alpha, vector)
+        options, predicate = self._plan(k, filter, alpha, vector, where_document)
         if options.embedding is None and self._needs_vector(options.alpha, predicate):
             options = replace(options, embedding=await self.aquery_vector(text))
         if predicate is None:
             return (await self.index.query(text, options)).docs
-        rounds = _predicate_rounds(k, predicate)
+        rounds = _predicate_rounds(k, predicate, fetch_k)
         fetch = next(rounds)
         while True:
             hits = (await self.index.query(text, replace(options, top_k=fetch))).docs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import numpy as np
 from langchain_core.documents import Document
@@ -12,11 +12,11 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
 from lichen import InvalidArgumentError, QueryResultDocument, SessionIndex
-from lichen.fusion import DEFAULT_RRF_K
 from lichen.models import CUSTOM_MODEL_ID
+from lichen.scores import cosine_relevance, relevance
 from typing_extensions import Self
 
-from ._search import Filter, IndexSearch, to_document
+from ._search import Filter, IndexSearch, WhereDocument, engine_filter, to_document
 from .embeddings import LichenEmbeddings
 
 __all__ = ["LichenVectorStore"]
@@ -26,23 +26,35 @@ __all__ = ["LichenVectorStore"]
 _IGNORED_ADD_KWARGS = frozenset({"batch_size"})
 
 
-def _reject_unknown(method: str, kwargs: dict[str, Any], ignored: frozenset[str] = frozenset()) -> None:
-    unknown = sorted(set(kwargs) - ignored)
+# The MMR knobs: one ``search_kwargs`` dict serves every ``search_type`` of a retriever,
+# so similarity searches accept them too (``fetch_k`` sizes a callable filter's first
+# candidate pool there; ``lambda_mult`` only matters to MMR).
+_MMR_KWARGS = frozenset({"fetch_k", "lambda_mult"})
+
+
+def _reject_unknown(method: str, kwargs: dict[str, Any], accepted: frozenset[str] = frozenset()) -> None:
+    unknown = sorted(set(kwargs) - accepted)
     if unknown:
-        raise TypeError(f"LichenVectorStore.{method}() got unexpected keyword argument(s): {', '.join(unknown)}")
+        known = f"; it also accepts {', '.join(sorted(accepted))}" if accepted else ""
+        raise InvalidArgumentError(
+            f"LichenVectorStore.{method}() does not support keyword argument(s) {', '.join(unknown)}{known}"
+        )
 
 
-def _cosine_to_relevance(similarity: float) -> float:
-    """Cosine similarity in [-1, 1] mapped linearly onto [0, 1]."""
-    return min(1.0, max(0.0, (1.0 + similarity) / 2.0))
+def _mmr_knobs(method: str, kwargs: dict[str, Any]) -> Optional[int]:
+    """Check the keyword arguments of a similarity search: the MMR knobs are accepted
+    (validated, since a typo'd value is a bug either way); returns ``fetch_k``."""
+    _reject_unknown(method, kwargs, _MMR_KWARGS)
+    fetch_k = kwargs.get("fetch_k")
+    _check_mmr_values(fetch_k if fetch_k is not None else 1, kwargs.get("lambda_mult", 0.5))
+    return fetch_k
 
 
-def _relevance(hit: QueryResultDocument) -> float:
-    if hit.keyword_score is None:  # pure vector search: the score is the cosine
-        return _cosine_to_relevance(hit.score)
-    # Hybrid: reciprocal-rank fusion peaks at 1 / (k + 1) (rank 1 in both rankings);
-    # rescaled so the top of the scale is 1 and score thresholds stay usable.
-    return min(1.0, max(0.0, hit.score * (DEFAULT_RRF_K + 1)))
+def _check_mmr_values(fetch_k: Any, lambda_mult: Any) -> None:
+    if isinstance(fetch_k, bool) or not isinstance(fetch_k, int) or fetch_k < 1:
+        raise InvalidArgumentError(f"fetch_k must be a positive integer, got {fetch_k!r}")
+    if isinstance(lambda_mult, bool) or not isinstance(lambda_mult, (int, float)) or not 0.0 <= lambda_mult <= 1.0:
+        raise InvalidArgumentError(f"lambda_mult must be a number between 0 and 1, got {lambda_mult!r}")
 
 
 def _new_index(name: str, embedding: Optional[Embeddings]) -> SessionIndex:
@@ -91,7 +103,10 @@ class LichenVectorStore(VectorStore):
         ```python
         from langchain_core.documents import Document
 
-        document_1 = Document(page_content="Refunds take 5 business days", metadata={"topic": "billing", "year": 2024})
+        document_1 = Document(
+            page_content="Refunds take 5 business days",
+            metadata={"topic": "billing", "year": 2024, "author": {"team": "payments"}},
+        )
         document_2 = Document(page_content="Reset your password from the login page", metadata={"topic": "account", "year": 2021})
         document_3 = Document(page_content="I will be deleted :(", metadata={})
 
@@ -107,6 +122,15 @@ class LichenVectorStore(VectorStore):
         ```
         `delete()` with no ids refuses (`ValueError`) instead of emptying the index;
         `delete(delete_all=True)` empties it deliberately.
+
+    Delete by filter (returns how many were removed):
+        ```python
+        removed = vector_store.delete(filter={"year": {"$lt": 2000}})  # 0: none that old
+        removed = vector_store.delete(where_document={"$contains": "deleted"})
+        ```
+        A filter (Mongo or seed form, `where_document`, or both) deletes what matches,
+        among `ids` when they are given too; a filter matching everything (`{}`) is
+        refused like `delete()` without ids.
 
     Search:
         ```python
@@ -125,12 +149,20 @@ class LichenVectorStore(VectorStore):
         )
         # ...or a predicate over the Document, as with InMemoryVectorStore.
         results = vector_store.similarity_search("refund", k=1, filter=lambda doc: doc.metadata.get("topic") == "billing")
+        # Nested metadata by dotted path; the text itself with Chroma's where_document.
+        results = vector_store.similarity_search("refund", k=1, filter={"author.team": "payments"})
+        results = vector_store.similarity_search(
+            "refund", k=1, filter={"topic": "billing"}, where_document={"$icontains": "business days"}
+        )
         ```
         Dict filters are compiled and applied by the Lichen engine; an unknown operator or
         a malformed value raises `lichen.InvalidArgumentError` (a `ValueError`), never
         silently matches. A callable is the one filter this adapter applies itself: it is
         called on the engine's ranked candidates (widening the candidate pool until `k`
-        pass or the index is exhausted), so it costs a Python call per candidate.
+        pass or the index is exhausted; `fetch_k` sets the first pool), so it costs a
+        Python call per candidate. `where_document` takes `$contains`, `$not_contains`,
+        `$icontains`, `$regex`, `$not_regex` and `$and` / `$or` lists of those; in a
+        filter dict the same tests are written `{"$document": {"$contains": ...}}`.
 
     Search with score:
         ```python
@@ -169,8 +201,16 @@ class LichenVectorStore(VectorStore):
         retriever.invoke("refund")
         ```
         `search_type` may be `"similarity"`, `"mmr"` or `"similarity_score_threshold"`
-        (with `search_kwargs={"score_threshold": 0.6}`); `filter` and `alpha` go in
-        `search_kwargs` too.
+        (with `search_kwargs={"score_threshold": 0.6}`); `filter`, `where_document` and
+        `alpha` go in `search_kwargs` too. Every search accepts the MMR knobs `fetch_k`
+        and `lambda_mult`, so one `search_kwargs` serves every `search_type`; any other
+        keyword raises `lichen.InvalidArgumentError` naming it.
+
+    Page through documents:
+        ```python
+        page = vector_store.get_documents(limit=2, offset=0)  # insertion order, stable across upserts
+        billing = vector_store.get_documents(filter={"topic": "billing"}, limit=10)
+        ```
 
     Push the session and search it as long-term context:
         ```python
@@ -188,10 +228,10 @@ class LichenVectorStore(VectorStore):
         own.add_texts(["any dimension works"], metadatas=[{"n": 1}])
         ```
 
-    Metadata values may be `str`, `int`, `float`, `bool`, `None` or lists of those; they
-    come back exactly as given (types included), and the store adds no keys of its own.
-    Other values (nested dicts, dates) raise `lichen.InvalidArgumentError`: flatten them
-    first.
+    Metadata values may be `str`, `int`, `float`, `bool`, `None`, lists of those, or
+    nested dicts of those (filtered by dotted path, `{"author.team": ...}`); they come
+    back exactly as given (types included), and the store adds no keys of its own.
+    Other values (dates, sets) raise `lichen.InvalidArgumentError`.
     """
 
     def __init__(
@@ -261,34 +301,67 @@ class LichenVectorStore(VectorStore):
         await self._search.aadd(texts, metadatas, ids)
         return ids
 
-    def _doomed(self, ids: Optional[list[str]], delete_all: bool, kwargs: dict[str, Any]) -> Optional[list[str]]:
-        """The ids to delete; ``None`` means every document (explicitly asked for)."""
+    def _deletion(
+        self,
+        ids: Optional[list[str]],
+        filter: Filter,
+        where_document: WhereDocument,
+        delete_all: bool,
+        kwargs: dict[str, Any],
+    ) -> tuple[Optional[list[str]], Optional[dict[str, Any]]]:
+        """``(ids, engine_filter)`` to delete; ``(None, None)`` means every document
+        (explicitly asked for)."""
         _reject_unknown("delete", kwargs)
-        if ids is None:
+        spec = engine_filter(filter, where_document, "delete()")
+        if ids is None and spec is None:
             if not delete_all:
                 raise InvalidArgumentError(
-                    "delete() without ids would empty the whole index; pass ids, or delete_all=True to mean it"
+                    "delete() without ids or filter would empty the whole index; pass ids, filter=..., "
+                    "or delete_all=True to mean it"
                 )
-            return None
+            return None, None
         if delete_all:
-            raise InvalidArgumentError("pass either ids or delete_all=True, not both")
-        return list(ids)
+            raise InvalidArgumentError("pass either ids / filter or delete_all=True, not both")
+        return (list(ids) if ids is not None else None), spec
 
-    def delete(self, ids: Optional[list[str]] = None, *, delete_all: bool = False, **kwargs: Any) -> bool:
-        """Delete by id (unknown ids are ignored). Returns ``True``.
+    def delete(
+        self,
+        ids: Optional[list[str]] = None,
+        *,
+        filter: Filter = None,
+        where_document: WhereDocument = None,
+        delete_all: bool = False,
+        **kwargs: Any,
+    ) -> Union[bool, int]:
+        """Delete by id (unknown ids are ignored) and returns ``True``; or delete the
+        documents matching ``filter`` / ``where_document`` (among ``ids`` if given too)
+        and return how many were removed.
 
-        ``ids=None`` raises unless ``delete_all=True``: emptying an index by omission is
-        too easy a mistake to make silently.
+        Neither ids nor a filter raises unless ``delete_all=True``: emptying an index by
+        omission is too easy a mistake to make silently (a filter that matches
+        everything, ``{}``, is refused for the same reason).
         """
-        doomed = self._doomed(ids, delete_all, kwargs)
+        doomed, spec = self._deletion(ids, filter, where_document, delete_all, kwargs)
+        if spec is not None:
+            return self.index.delete_docs_sync(doomed, filter=spec)
         if doomed is None:
             self.index.clear_sync()
         else:
             self.index.delete_docs_sync(doomed)
         return True
 
-    async def adelete(self, ids: Optional[list[str]] = None, *, delete_all: bool = False, **kwargs: Any) -> bool:
-        doomed = self._doomed(ids, delete_all, kwargs)
+    async def adelete(
+        self,
+        ids: Optional[list[str]] = None,
+        *,
+        filter: Filter = None,
+        where_document: WhereDocument = None,
+        delete_all: bool = False,
+        **kwargs: Any,
+    ) -> Union[bool, int]:
+        doomed, spec = self._deletion(ids, filter, where_document, delete_all, kwargs)
+        if spec is not None:
+            return await self.index.delete_docs(doomed, filter=spec)
         if doomed is None:
             await self.index.clear()
         else:
@@ -303,78 +376,190 @@ class LichenVectorStore(VectorStore):
     async def aget_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         return [to_document(doc) for doc in await self.index.get_docs(list(ids))]
 
+    def get_documents(
+        self,
+        ids: Optional[Sequence[str]] = None,
+        *,
+        filter: Filter = None,
+        where_document: WhereDocument = None,
+        limit: Optional[int] = None,
+        offset: int = 0,
+    ) -> list[Document]:
+        """Documents by id (in the order asked), by filter, or all, in insertion order,
+        paged by ``limit`` / ``offset`` (stable: an upsert keeps a document's place)."""
+        spec = engine_filter(filter, where_document, "get_documents()")
+        docs = self.index.get_docs_sync(list(ids) if ids is not None else None, spec, limit=limit, offset=offset)
+        return [to_document(doc) for doc in docs]
+
+    async def aget_documents(
+        self,
+        ids: Optional[Sequence[str]] = None,
+        *,
+        filter: Filter = None,
+        where_document: WhereDocument = None,
+        limit: Optional[int] = None,
+        offset: int = 0,
+    ) -> list[Document]:
+        spec = engine_filter(filter, where_document, "aget_documents()")
+        docs = await self.index.get_docs(list(ids) if ids is not None else None, spec, limit=limit, offset=offset)
+        return [to_document(doc) for doc in docs]
+
     # ------------------------------------------------------------------ similarity search
     def similarity_search_with_score(
-        self, query: str, k: int = 4, *, filter: Filter = None, alpha: Optional[float] = None, **kwargs: Any
+        self,
+        query: str,
+        k: int = 4,
+        *,
+        filter: Filter = None,
+        alpha: Optional[float] = None,
+        where_document: WhereDocument = None,
+        **kwargs: Any,
     ) -> list[tuple[Document, float]]:
         """Top ``k`` documents with their scores (cosine similarity unless ``alpha < 1``)."""
-        _reject_unknown("similarity_search_with_score", kwargs)
-        hits = self._search.search(query, k, filter=filter, alpha=alpha)
+        fetch_k = _mmr_knobs("similarity_search_with_score", kwargs)
+        hits = self._search.search(query, k, filter=filter, alpha=alpha, where_document=where_document, fetch_k=fetch_k)
         return [(to_document(hit), hit.score) for hit in hits]
 
     async def asimilarity_search_with_score(
-        self, query: str, k: int = 4, *, filter: Filter = None, alpha: Optional[float] = None, **kwargs: Any
+        self,
+        query: str,
+        k: int = 4,
+        *,
+        filter: Filter = None,
+        alpha: Optional[float] = None,
+        where_document: WhereDocument = None,
+        **kwargs: Any,
     ) -> list[tuple[Document, float]]:
-        _reject_unknown("asimilarity_search_with_score", kwargs)
-        hits = await self._search.asearch(query, k, filter=filter, alpha=alpha)
+        fetch_k = _mmr_knobs("asimilarity_search_with_score", kwargs)
+        hits = await self._search.asearch(
+            query, k, filter=filter, alpha=alpha, where_document=where_document, fetch_k=fetch_k
+        )
         return [(to_document(hit), hit.score) for hit in hits]
 
     def similarity_search(
-        self, query: str, k: int = 4, *, filter: Filter = None, alpha: Optional[float] = None, **kwargs: Any
+        self,
+        query: str,
+        k: int = 4,
+        *,
+        filter: Filter = None,
+        alpha: Optional[float] = None,
+        where_document: WhereDocument = None,
+        **kwargs: Any,
     ) -> list[Document]:
         """Top ``k`` documents for ``query``, most similar first."""
-        return [doc for doc, _ in self.similarity_search_with_score(query, k, filter=filter, alpha=alpha, **kwargs)]
+        pairs = self.similarity_search_with_score(
+            query, k, filter=filter, alpha=alpha, where_document=where_document, **kwargs
+        )
+        return [doc for doc, _ in pairs]
 
     async def asimilarity_search(
-        self, query: str, k: int = 4, *, filter: Filter = None, alpha: Optional[float] = None, **kwargs: Any
+        self,
+        query: str,
+        k: int = 4,
+        *,
+        filter: Filter = None,
+        alpha: Optional[float] = None,
+        where_document: WhereDocument = None,
+        **kwargs: Any,
     ) -> list[Document]:
-        pairs = await self.asimilarity_search_with_score(query, k, filter=filter, alpha=alpha, **kwargs)
+        pairs = await self.asimilarity_search_with_score(
+            query, k, filter=filter, alpha=alpha, where_document=where_document, **kwargs
+        )
         return [doc for doc, _ in pairs]
 
     def similarity_search_with_score_by_vector(
-        self, embedding: list[float], k: int = 4, *, filter: Filter = None, **kwargs: Any
+        self,
+        embedding: list[float],
+        k: int = 4,
+        *,
+        filter: Filter = None,
+        where_document: WhereDocument = None,
+        **kwargs: Any,
     ) -> list[tuple[Document, float]]:
         """Top ``k`` documents for a query vector, with cosine similarities."""
-        _reject_unknown("similarity_search_with_score_by_vector", kwargs)
-        hits = self._search.search("", k, filter=filter, vector=embedding)
+        fetch_k = _mmr_knobs("similarity_search_with_score_by_vector", kwargs)
+        hits = self._search.search(
+            "", k, filter=filter, vector=embedding, where_document=where_document, fetch_k=fetch_k
+        )
         return [(to_document(hit), hit.score) for hit in hits]
 
     async def asimilarity_search_with_score_by_vector(
-        self, embedding: list[float], k: int = 4, *, filter: Filter = None, **kwargs: Any
+        self,
+        embedding: list[float],
+        k: int = 4,
+        *,
+        filter: Filter = None,
+        where_document: WhereDocument = None,
+        **kwargs: Any,
     ) -> list[tuple[Document, float]]:
-        _reject_unknown("asimilarity_search_with_score_by_vector", kwargs)
-        hits = await self._search.asearch("", k, filter=filter, vector=embedding)
+        fetch_k = _mmr_knobs("asimilarity_search_with_score_by_vector", kwargs)
+        hits = await self._search.asearch(
+            "", k, filter=filter, vector=embedding, where_document=where_document, fetch_k=fetch_k
+        )
         return [(to_document(hit), hit.score) for hit in hits]
 
     def similarity_search_by_vector(
-        self, embedding: list[float], k: int = 4, *, filter: Filter = None, **kwargs: Any
+        self,
+        embedding: list[float],
+        k: int = 4,
+        *,
+        filter: Filter = None,
+        where_document: WhereDocument = None,
+        **kwargs: Any,
     ) -> list[Document]:
-        return [doc for doc, _ in self.similarity_search_with_score_by_vector(embedding, k, filter=filter, **kwargs)]
+        pairs = self.similarity_search_with_score_by_vector(
+            embedding, k, filter=filter, where_document=where_document, **kwargs
+        )
+        return [doc for doc, _ in pairs]
 
     async def asimilarity_search_by_vector(
-        self, embedding: list[float], k: int = 4, *, filter: Filter = None, **kwargs: Any
+        self,
+        embedding: list[float],
+        k: int = 4,
+        *,
+        filter: Filter = None,
+        where_document: WhereDocument = None,
+        **kwargs: Any,
     ) -> list[Document]:
-        pairs = await self.asimilarity_search_with_score_by_vector(embedding, k, filter=filter, **kwargs)
+        pairs = await self.asimilarity_search_with_score_by_vector(
+            embedding, k, filter=filter, where_document=where_document, **kwargs
+        )
         return [doc for doc, _ in pairs]
 
     # ------------------------------------------------------------------ relevance scores
     def _select_relevance_score_fn(self) -> Callable[[float], float]:
         """Cosine similarity in [-1, 1] to relevance in [0, 1]."""
-        return _cosine_to_relevance
+        return cosine_relevance
 
     def _similarity_search_with_relevance_scores(
-        self, query: str, k: int = 4, *, filter: Filter = None, alpha: Optional[float] = None, **kwargs: Any
+        self,
+        query: str,
+        k: int = 4,
+        *,
+        filter: Filter = None,
+        alpha: Optional[float] = None,
+        where_document: WhereDocument = None,
+        **kwargs: Any,
     ) -> list[tuple[Document, float]]:
-        _reject_unknown("similarity_search_with_relevance_scores", kwargs)
-        hits = self._search.search(query, k, filter=filter, alpha=alpha)
-        return [(to_document(hit), _relevance(hit)) for hit in hits]
+        fetch_k = _mmr_knobs("similarity_search_with_relevance_scores", kwargs)
+        hits = self._search.search(query, k, filter=filter, alpha=alpha, where_document=where_document, fetch_k=fetch_k)
+        return [(to_document(hit), relevance(hit)) for hit in hits]
 
     async def _asimilarity_search_with_relevance_scores(
-        self, query: str, k: int = 4, *, filter: Filter = None, alpha: Optional[float] = None, **kwargs: Any
+        self,
+        query: str,
+        k: int = 4,
+        *,
+        filter: Filter = None,
+        alpha: Optional[float] = None,
+        where_document: WhereDocument = None,
+        **kwargs: Any,
     ) -> list[tuple[Document, float]]:
-        _reject_unknown("asimilarity_search_with_relevance_scores", kwargs)
-        hits = await self._search.asearch(query, k, filter=filter, alpha=alpha)
-        return [(to_document(hit), _relevance(hit)) for hit in hits]
+        fetch_k = _mmr_knobs("asimilarity_search_with_relevance_scores", kwargs)
+        hits = await self._search.asearch(
+            query, k, filter=filter, alpha=alpha, where_document=where_document, fetch_k=fetch_k
+        )
+        return [(to_document(hit), relevance(hit)) for hit in hits]
 
     # ------------------------------------------------------------------ maximal marginal relevance
     @staticmethod
@@ -402,11 +587,13 @@ class LichenVectorStore(VectorStore):
         lambda_mult: float = 0.5,
         *,
         filter: Filter = None,
+        where_document: WhereDocument = None,
         **kwargs: Any,
     ) -> list[Document]:
         """``k`` documents chosen by MMR among the ``fetch_k`` most similar to a vector."""
         _reject_unknown("max_marginal_relevance_search_by_vector", kwargs)
-        hits = self._search.search("", max(fetch_k, k), filter=filter, vector=embedding)
+        _check_mmr_values(fetch_k, lambda_mult)
+        hits = self._search.search("", max(fetch_k, k), filter=filter, vector=embedding, where_document=where_document)
         return self._select_mmr(embedding, hits, self._search.stored_vectors(hits), k, lambda_mult)
 
     async def amax_marginal_relevance_search_by_vector(
@@ -417,10 +604,14 @@ class LichenVectorStore(VectorStore):
         lambda_mult: float = 0.5,
         *,
         filter: Filter = None,
+        where_document: WhereDocument = None,
         **kwargs: Any,
     ) -> list[Document]:
         _reject_unknown("amax_marginal_relevance_search_by_vector", kwargs)
-        hits = await self._search.asearch("", max(fetch_k, k), filter=filter, vector=embedding)
+        _check_mmr_values(fetch_k, lambda_mult)
+        hits = await self._search.asearch(
+            "", max(fetch_k, k), filter=filter, vector=embedding, where_document=where_document
+        )
         return self._select_mmr(embedding, hits, await self._search.astored_vectors(hits), k, lambda_mult)
 
     def max_marginal_relevance_search(
@@ -432,6 +623,7 @@ class LichenVectorStore(VectorStore):
         *,
         filter: Filter = None,
         alpha: Optional[float] = None,
+        where_document: WhereDocument = None,
         **kwargs: Any,
     ) -> list[Document]:
         """``k`` documents chosen by maximal marginal relevance (similar to the query,
@@ -440,8 +632,11 @@ class LichenVectorStore(VectorStore):
         ``lambda_mult`` is 1 for pure relevance, 0 for maximum diversity.
         """
         _reject_unknown("max_marginal_relevance_search", kwargs)
+        _check_mmr_values(fetch_k, lambda_mult)
         vector = self._search.query_vector(query)
-        hits = self._search.search(query, max(fetch_k, k), filter=filter, alpha=alpha, vector=vector)
+        hits = self._search.search(
+            query, max(fetch_k, k), filter=filter, alpha=alpha, vector=vector, where_document=where_document
+        )
         return self._select_mmr(vector, hits, self._search.stored_vectors(hits), k, lambda_mult)
 
     async def amax_marginal_relevance_search(
@@ -453,11 +648,15 @@ class LichenVectorStore(VectorStore):
         *,
         filter: Filter = None,
         alpha: Optional[float] = None,
+        where_document: WhereDocument = None,
         **kwargs: Any,
     ) -> list[Document]:
         _reject_unknown("amax_marginal_relevance_search", kwargs)
+        _check_mmr_values(fetch_k, lambda_mult)
         vector = await self._search.aquery_vector(query)
-        hits = await self._search.asearch(query, max(fetch_k, k), filter=filter, alpha=alpha, vector=vector)
+        hits = await self._search.asearch(
+            query, max(fetch_k, k), filter=filter, alpha=alpha, vector=vector, where_document=where_document
+        )
         return self._select_mmr(vector, hits, await self._search.astored_vectors(hits), k, lambda_mult)
 
     # ------------------------------------------------------------------ constructors
