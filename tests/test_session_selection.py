@@ -198,3 +198,22 @@ def test_bad_query_controls_raise(session, options, message):
         session.query_sync("", options)
     with pytest.raises(InvalidArgumentError, match=message):
         SessionIndex("empty", model_id="custom").query_sync("", options)
+
+
+def test_client_delete_by_filter_and_paging_against_a_real_server(tmp_path):
+    from server_helpers import LichenServer, running
+
+    server = LichenServer(tmp_path / "data")
+    (tmp_path / "data").mkdir()
+    with running(server):
+        credentials = server.create_project()
+        client = server.client(credentials, cache=False)
+        client.create_index_sync("kb", [DocumentInfo(id=f"k{i}", text=f"text {i}", metadata={"n": i}) for i in range(5)])
+        assert client.delete_docs_sync("kb", filter={"n": {"$gte": 3}, "$document": {"$contains": "text"}}) == 2
+        assert client.delete_docs_sync("kb", ["k0"]) == 1  # by id: the server deletes itself
+        assert ids_of(client.get_docs_sync("kb", limit=1, offset=1)) == ["k2"]
+        assert client.get_index_sync("kb").doc_count == 2
+        with pytest.raises(InvalidArgumentError, match="needs ids, filter"):
+            client.delete_docs_sync("kb")
+        assert client.get_index_sync("kb").doc_count == 2
+        client.close()
