@@ -157,3 +157,54 @@ def test_embedded_and_server_are_separate_worlds(deployment, capsys, monkeypatch
     assert code == 0 and out.strip() == "no indexes"
     assert [i["name"] for i in run_json(capsys, "ls")] == ["local-only"]
     assert os.environ.get("LICHEN_URL") is None
+
+
+def _lichen_command() -> list[str]:
+    return [shutil.which("lichen")] if shutil.which("lichen") else [sys.executable, "-m", "lichen.cli"]
+
+
+def _push_reporting_to(stderr_is_a_terminal: bool, path, home) -> str:
+    """Run ``lichen push`` as a user would, its standard error a pseudo-terminal or a
+    pipe, and return what it wrote there."""
+    env = {**os.environ, "LICHEN_HOME": str(home)}
+    env.pop("LICHEN_PROGRESS", None)
+    if not stderr_is_a_terminal:
+        done = subprocess.run([*_lichen_command(), "push", str(path)], capture_output=True, text=True, env=env, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stderr
+    import pty
+
+    import fcntl
+    import struct
+    import termios
+
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # a new pty is 0x0
+    try:
+        process = subprocess.Popen(
+            [*_lichen_command(), "push", str(path)], stdout=subprocess.PIPE, stderr=follower, env=env
+        )
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        assert process.wait(timeout=120) == 0
+        process.stdout.close()
+    finally:
+        os.close(leader)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+@pytest.mark.skipif(not hasattr(os, "openpty"), reason="needs a pseudo-terminal")
+def test_push_of_a_big_jsonl_shows_embedding_progress_on_a_terminal_only(tmp_path):
+    write_jsonl(tmp_path / "corpus.jsonl", [{"id": f"p{i}", "text": f"passage number {i}"} for i in range(300)])
+    on_terminal = _push_reporting_to(True, tmp_path / "corpus.jsonl", tmp_path / "home-a")
+    assert "embedding" in on_terminal and "/300" in on_terminal
+    piped = _push_reporting_to(False, tmp_path / "corpus.jsonl", tmp_path / "home-b")
+    assert "embedding" not in piped and "\r" not in piped

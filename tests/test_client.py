@@ -3,6 +3,9 @@ call leaves behind (nothing)."""
 
 from __future__ import annotations
 
+import io
+import sys
+
 import numpy as np
 import pytest
 
@@ -184,3 +187,37 @@ async def test_client_is_a_context_manager_in_both_faces():
         client.create_index_sync("ctx", DOCS)
     async with Client() as client:
         assert (await client.get_index("ctx")).doc_count == 2
+
+
+# ---------------------------------------------------------------- progress while embedding
+class _Terminal(io.StringIO):
+    """Standard error as a terminal would present it (what tqdm and Lichen look at)."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+MANY = [DocumentInfo(id=f"n{i}", text=f"note number {i}") for i in range(300)]
+
+
+@pytest.mark.parametrize(
+    ("stream", "env", "progress", "docs", "shown"),
+    [
+        (_Terminal, None, None, MANY, True),            # a terminal, a long batch: a bar
+        (io.StringIO, None, None, MANY, False),         # piped or logged: never
+        (_Terminal, "0", None, MANY, False),            # LICHEN_PROGRESS=0 silences it
+        (_Terminal, None, False, MANY, False),          # so does progress=False
+        (_Terminal, None, None, MANY[:100], False),     # a short batch finishes before a bar helps
+    ],
+    ids=["tty", "not-a-tty", "env-off", "option-off", "short-batch"],
+)
+def test_embedding_a_long_batch_shows_a_bar_only_on_a_terminal(monkeypatch, stream, env, progress, docs, shown):
+    err = stream()
+    monkeypatch.setattr(sys, "stderr", err)
+    if env is not None:
+        monkeypatch.setenv("LICHEN_PROGRESS", env)
+    session = Client(progress=progress).session_sync("notes")
+    assert session.add_docs_sync(docs) == (len(docs), 0)
+    assert ("embedding" in err.getvalue() and f"/{len(docs)}" in err.getvalue()) is shown
+    if not shown:
+        assert err.getvalue() == ""

@@ -25,7 +25,8 @@ from lichen import (
 )
 from lichen.artifact import encode_artifact, read_manifest
 from lichen.stores._base import IndexSnapshot
-from lichen.stores.http import HttpStore, Retries, Timeout, _progress_wanted
+from lichen._progress import progress_wanted
+from lichen.stores.http import HttpStore, Retries, Timeout
 
 PROJECT = {"project_id": "prj_1", "protocol": 1, "limits": {"max_body_bytes": 1 << 30, "max_docs": 1_000_000}}
 FAST = Retries(attempts=3, backoff=0.001, max_backoff=0.002)
@@ -204,10 +205,10 @@ def test_async_face_shares_the_logic_and_survives_several_event_loops():
 
 def test_progress_bar_only_where_wanted(monkeypatch, capsys):
     monkeypatch.setenv("LICHEN_PROGRESS", "0")
-    assert _progress_wanted(None) is False
-    assert _progress_wanted(True) is True
+    assert progress_wanted(None) is False
+    assert progress_wanted(True) is True
     monkeypatch.delenv("LICHEN_PROGRESS")
-    assert _progress_wanted(None) is False  # pytest's stderr is not a TTY
+    assert progress_wanted(None) is False  # pytest's stderr is not a TTY
 
     script = Script(httpx.Response(200, json=PROJECT), push_ok)
     store_for(script, progress=True).write(snapshot(n=3000, dim=1000))  # 12 MB

@@ -27,7 +27,9 @@ __all__ = ["Client"]
 _WRITE_RETRIES = 5
 
 
-def _make_store(url: str | None, project_id: str | None, project_key: str | None, home: str | Path | None, **http_options: Any) -> IndexStore:
+def _make_store(
+    url: str | None, project_id: str | None, project_key: str | None, home: str | Path | None, **http_options: Any
+) -> IndexStore:
     if url:
         from .stores.http import HttpStore
 
@@ -57,13 +59,21 @@ class Client:
         url: str | None = None,
         home: str | Path | None = None,
         store: IndexStore | None = None,
+        progress: bool | None = None,
         **http_options: Any,
     ) -> None:
+        """``progress``: tqdm bars while embedding a few hundred texts or more and during
+        large transfers; ``None`` (default) shows them on a terminal only,
+        ``LICHEN_PROGRESS=0`` hides them. ``http_options`` go to :class:`HttpStore`
+        (``timeout``, ``retries``, ...)."""
+        self.progress = progress
         self.project_id = project_id or os.environ.get("LICHEN_PROJECT_ID")
         self.project_key = project_key or os.environ.get("LICHEN_PROJECT_KEY")
         self.url = url or os.environ.get("LICHEN_URL") or None
         home = home or os.environ.get("LICHEN_HOME") or None
-        self.store: IndexStore = store or _make_store(self.url, self.project_id, self.project_key, home, **http_options)
+        self.store: IndexStore = store or _make_store(
+            self.url, self.project_id, self.project_key, home, progress=progress, **http_options
+        )
         self._loaded: dict[str, SessionIndex] = {}
         self._loaded_lock = threading.Lock()
 
@@ -100,13 +110,13 @@ class Client:
     # ------------------------------------------------------------------ private steps
     def _session_from(self, name: str, model_id: str | None, snapshot: IndexSnapshot | None) -> SessionIndex:
         if snapshot is None:
-            return SessionIndex(name, model_id or DEFAULT_MODEL_ID, store=self.store)
+            return SessionIndex(name, model_id or DEFAULT_MODEL_ID, store=self.store, progress=self.progress)
         if model_id is not None and model_id != snapshot.model_id:
             raise InvalidArgumentError(
                 f"index {name!r} was built with model_id {snapshot.model_id!r}; resuming it with {model_id!r} "
                 "would mix incompatible vectors (omit model_id to adopt the stored one)"
             )
-        return SessionIndex.from_snapshot(snapshot, store=self.store)
+        return SessionIndex.from_snapshot(snapshot, store=self.store, progress=self.progress)
 
     def _remember(self, name: str, snapshot: IndexSnapshot) -> SessionIndex:
         index = SessionIndex.from_snapshot(snapshot, read_only=True)
@@ -158,7 +168,7 @@ class Client:
     def _mutate(self, name: str, change) -> Any:
         """Read-modify-write with optimistic concurrency, retried on conflict."""
         for attempt in range(_WRITE_RETRIES):
-            session = SessionIndex.from_snapshot(self.store.read(name), store=self.store)
+            session = SessionIndex.from_snapshot(self.store.read(name), store=self.store, progress=self.progress)
             outcome = change(session)
             try:
                 session.push_index_sync()
@@ -264,7 +274,7 @@ class Client:
         if add_documents is not None:
             # The store merges server-side: embed only the new documents, send only them.
             info = self.store.get_info(name)
-            batch = SessionIndex(name, info.model_id, dimension=info.dimension or None)
+            batch = SessionIndex(name, info.model_id, dimension=info.dimension or None, progress=self.progress)
             batch.add_docs_sync(docs)
             return add_documents(batch.core.snapshot(name, info.model_id))
         return self._mutate(name, lambda session: session.add_docs_sync(docs))

@@ -53,6 +53,7 @@ class SessionIndex:
         dimension: int | None = None,
         store: IndexStore | None = None,
         read_only: bool = False,
+        progress: bool | None = None,
         _core: IndexCore | None = None,
         _version: int = 0,
     ) -> None:
@@ -69,6 +70,9 @@ class SessionIndex:
         self.name = name
         self.model_id = model_id
         self.read_only = read_only
+        self.progress = progress
+        """Bar while embedding long batches: ``None`` on a terminal only (``LICHEN_PROGRESS=0``
+        turns it off), ``True`` / ``False`` always / never."""
         self._store = store
         self._version = _version
 
@@ -102,7 +106,7 @@ class SessionIndex:
         """Embed with the session's model (not available for ``model_id="custom"``)."""
         if self._embedder is None:
             raise InvalidArgumentError('model_id="custom": pass vectors in DocumentInfo.embedding / QueryOptions.embedding')
-        return self._embedder.embed(list(texts))
+        return self._embedder.embed(list(texts), progress=self.progress)
 
     def _document_vectors(self, docs: Sequence[DocumentInfo]) -> np.ndarray:
         given = [i for i, doc in enumerate(docs) if doc.embedding is not None]
@@ -323,7 +327,13 @@ class SessionIndex:
 
     @classmethod
     def from_snapshot(
-        cls, snapshot: IndexSnapshot, *, name: str | None = None, store: IndexStore | None = None, read_only: bool = False
+        cls,
+        snapshot: IndexSnapshot,
+        *,
+        name: str | None = None,
+        store: IndexStore | None = None,
+        read_only: bool = False,
+        progress: bool | None = None,
     ) -> SessionIndex:
         return cls(
             name or snapshot.name,
@@ -331,6 +341,7 @@ class SessionIndex:
             dimension=snapshot.dimension or None,
             store=store,
             read_only=read_only,
+            progress=progress,
             _core=IndexCore.from_snapshot(snapshot),
             _version=snapshot.version,
         )

@@ -177,7 +177,7 @@ def cmd_push(args: argparse.Namespace) -> int:
         name = args.name or path.stem
         docs = _read_jsonl(path)
         model_id = args.model_id or ("custom" if docs and all(d.embedding is not None for d in docs) else None)
-        session = SessionIndex(name, model_id or "lichen-minilm", store=client.store)
+        session = SessionIndex(name, model_id or "lichen-minilm", store=client.store, progress=client.progress)
         session.add_docs_sync(docs)
     else:
         from .artifact import read_artifact_file

@@ -48,8 +48,10 @@ class Embedder(Protocol):
     model_id: str
     dimension: int
 
-    def embed(self, texts: list[str]) -> np.ndarray:
-        """Return a ``(len(texts), dimension)`` float32 array of unit vectors."""
+    def embed(self, texts: list[str], *, progress: bool | None = None) -> np.ndarray:
+        """Return a ``(len(texts), dimension)`` float32 array of unit vectors. ``progress``
+        is the switch of :func:`lichen._progress.progress_wanted` for a bar over long
+        batches (``None``: on a terminal only)."""
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,12 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from .._errors import ModelUnavailableError
+from .._progress import ProgressBar, progress_wanted
 
 BATCH_SIZE = 32
+#: Fewer texts than this embed in a few seconds at most: no bar. 5,000 passages take about
+#: a minute on two cores, which is when silence starts to look like a hang.
+PROGRESS_MIN_TEXTS = 256
 
 
 def _session_options() -> ort.SessionOptions:
@@ -56,7 +60,9 @@ class OnnxEmbedder:
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(self.max_tokens)
 
-    def embed(self, texts: list[str]) -> np.ndarray:
+    def embed(self, texts: list[str], *, progress: bool | None = None) -> np.ndarray:
+        """Embed ``texts``; a tqdm bar counts them when there are at least
+        ``PROGRESS_MIN_TEXTS`` and :func:`lichen._progress.progress_wanted` says so."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         encodings = self._tokenizer.encode_batch(list(texts)) if len(texts) > 1 else [self._tokenizer.encode(texts[0])]
@@ -64,18 +70,25 @@ class OnnxEmbedder:
         # Length-sorted batches keep padding (wasted attention work) to a minimum.
         order = np.argsort(lengths, kind="stable")
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        for start in range(0, len(order), BATCH_SIZE):
-            batch = order[start : start + BATCH_SIZE]
-            width = int(lengths[batch].max())
-            input_ids = np.zeros((len(batch), width), dtype=np.int64)
-            attention = np.zeros((len(batch), width), dtype=np.int64)
-            for row, index in enumerate(batch):
-                ids = encodings[index].ids
-                input_ids[row, : len(ids)] = ids
-                attention[row, : len(ids)] = 1
-            (vectors,) = self._session.run(
-                None,
-                {"input_ids": input_ids, "attention_mask": attention, "token_type_ids": np.zeros_like(input_ids)},
-            )
-            out[batch] = vectors
+        # The query path (one text) never pays for the look-up of the terminal.
+        wanted = len(texts) >= PROGRESS_MIN_TEXTS and progress_wanted(progress)
+        with ProgressBar(wanted, len(texts), PROGRESS_MIN_TEXTS, unit="text", desc="embedding") as bar:
+            for start in range(0, len(order), BATCH_SIZE):
+                self._run_batch(encodings, lengths, order[start : start + BATCH_SIZE], out)
+                bar.update(min(BATCH_SIZE, len(order) - start))
         return out
+
+    def _run_batch(self, encodings: list, lengths: np.ndarray, batch: np.ndarray, out: np.ndarray) -> None:
+        """Pad one length-sorted batch to its longest member, run it, store its rows."""
+        width = int(lengths[batch].max())
+        input_ids = np.zeros((len(batch), width), dtype=np.int64)
+        attention = np.zeros((len(batch), width), dtype=np.int64)
+        for row, index in enumerate(batch):
+            ids = encodings[index].ids
+            input_ids[row, : len(ids)] = ids
+            attention[row, : len(ids)] = 1
+        (vectors,) = self._session.run(
+            None,
+            {"input_ids": input_ids, "attention_mask": attention, "token_type_ids": np.zeros_like(input_ids)},
+        )
+        out[batch] = vectors

@@ -32,7 +32,6 @@ import dataclasses
 import mmap
 import os
 import random
-import sys
 import threading
 import time
 import uuid
@@ -60,6 +59,7 @@ from .._errors import (
     StorageError,
     UnauthorizedError,
 )
+from .._progress import ProgressBar, progress_wanted
 from .._types import DocumentInfo, IndexInfo, PushIndexResult
 from .._util import utc_now
 from ..server.protocol import (
@@ -176,31 +176,9 @@ Operation = Generator[_Call, _Reply, T]
 
 
 
-def _progress_wanted(option: bool | None) -> bool:
-    if option is not None:
-        return option
-    if os.environ.get("LICHEN_PROGRESS", "").strip().lower() in ("0", "false", "no", "off"):
-        return False
-    return sys.stderr is not None and sys.stderr.isatty()
-
-
-class _Progress:
-    """A tqdm bar for a transfer large enough to notice, or nothing."""
-
-    def __init__(self, enabled: bool, total: int, label: str) -> None:
-        self._bar = None
-        if enabled and total >= PROGRESS_THRESHOLD:
-            from tqdm import tqdm
-
-            self._bar = tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=label, leave=False)
-
-    def update(self, n: int) -> None:
-        if self._bar is not None:
-            self._bar.update(n)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
+def _progress(enabled: bool, total: int, label: str) -> ProgressBar:
+    """A byte-counting bar for a transfer large enough to notice, or nothing."""
+    return ProgressBar(enabled, total, PROGRESS_THRESHOLD, unit="B", unit_scale=True, unit_divisor=1024, desc=label)
 
 
 class _Download:
@@ -210,7 +188,7 @@ class _Download:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._f = open(path, "wb")  # noqa: SIM115 - closed by finish/discard
-        self._progress = _Progress(progress, total, label)
+        self._progress = _progress(progress, total, label)
 
     def write(self, chunk: bytes) -> None:
         self._f.write(chunk)
@@ -367,7 +345,7 @@ class _HttpStoreBase:
 
     def _upload_chunks(self, call: _Call) -> Iterator[bytes]:
         assert call.body is not None
-        progress = _Progress(_progress_wanted(self.progress), call.body_size, call.label)
+        progress = _progress(progress_wanted(self.progress), call.body_size, call.label)
         try:
             for chunk in call.body():
                 progress.update(len(chunk))
@@ -379,7 +357,7 @@ class _HttpStoreBase:
         if call.download is None or response.status_code != 200:
             return None
         total = int(response.headers.get("content-length", "0") or 0)
-        return _Download(call.download, total, call.label, _progress_wanted(self.progress))
+        return _Download(call.download, total, call.label, progress_wanted(self.progress))
 
     def _after_failed_attempt(self, call: _Call, attempt: int, sink: _Download | None, exc: Exception) -> float:
         """Drop a partial download, then return how long to wait before retrying or raise
