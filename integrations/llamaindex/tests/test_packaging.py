@@ -14,7 +14,7 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize(
     ("module", "names"),
     [
-        ("llama_index.vector_stores.lichen", ["LichenVectorStore", "to_lichen_filter", "OPERATOR_MAP"]),
+        ("llama_index.vector_stores.lichen", ["LichenVectorStore", "to_lichen_filter", "OPERATOR_MAP", "HYBRID_DEFAULT_ALPHA", "SCORE_KEYS"]),
         ("llama_index.embeddings.lichen", ["LichenEmbedding"]),
         ("llama_index.retrievers.lichen", ["LichenContextRetriever", "SOURCE_KEY"]),
     ],

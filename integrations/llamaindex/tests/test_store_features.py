@@ -19,8 +19,7 @@ from llama_index.core.vector_stores.types import (
     VectorStoreQuery,
     VectorStoreQueryMode,
 )
-from llama_index.vector_stores.lichen import LichenVectorStore
-from llama_index.vector_stores.lichen.base import HYBRID_DEFAULT_ALPHA, SCORE_KEYS
+from llama_index.vector_stores.lichen import HYBRID_DEFAULT_ALPHA, SCORE_KEYS, LichenVectorStore
 
 MMR = VectorStoreQueryMode.MMR
 HYBRID = VectorStoreQueryMode.HYBRID
