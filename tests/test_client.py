@@ -221,3 +221,22 @@ def test_embedding_a_long_batch_shows_a_bar_only_on_a_terminal(monkeypatch, stre
     assert ("embedding" in err.getvalue() and f"/{len(docs)}" in err.getvalue()) is shown
     if not shown:
         assert err.getvalue() == ""
+
+
+async def test_an_oversized_query_is_refused_like_an_oversized_document():
+    from lichen import LimitExceededError
+    from lichen._validation import MAX_TEXT_BYTES
+
+    client = Client()
+    await client.create_index("faqs", DOCS)
+    await client.load_index("faqs")
+    session = await client.session("faqs")
+    huge = "refund " * (10 * MAX_TEXT_BYTES // 7)  # 10 MiB: seconds of tokenising, for 256 tokens used
+    for query in (lambda: session.query(huge), lambda: client.query("faqs", huge),
+                  lambda: session.query(huge, QueryOptions(alpha=0.0))):
+        with pytest.raises(LimitExceededError, match=f"query text is .* bytes; the limit is {MAX_TEXT_BYTES}"):
+            await query()
+    with pytest.raises(LimitExceededError):
+        session.query_sync("\u00e9" * (MAX_TEXT_BYTES // 2 + 1))  # the cap counts UTF-8 bytes, not characters
+    assert session.query_sync("é" * 1000).docs  # long but reasonable queries still answer
+    assert (await client.query("faqs", "refund", QueryOptions(top_k=1))).docs[0].id == "a"

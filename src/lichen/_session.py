@@ -20,7 +20,7 @@ from ._engine import IndexCore
 from ._errors import InvalidArgumentError, NotFoundError, StorageError
 from ._types import DocumentInfo, IndexInfo, PushIndexResult, QueryOptions, SearchResult
 from ._results import check_result_options, shape_hits
-from ._validation import as_vectors, check_documents
+from ._validation import as_vectors, check_documents, check_query_text
 from .artifact import read_artifact_file, write_artifact_file
 from .filters import compile_filter
 from .fusion import DEFAULT_ALPHA
@@ -186,6 +186,7 @@ class SessionIndex:
         options = options or QueryOptions()
         if not isinstance(text, str):
             raise InvalidArgumentError(f"query text must be a string, got {type(text).__name__}")
+        check_query_text(text)
         if not isinstance(options.top_k, int) or isinstance(options.top_k, bool) or options.top_k < 0:
             raise InvalidArgumentError(f"top_k must be a non-negative integer, got {options.top_k!r}")
         alpha = DEFAULT_ALPHA if options.alpha is None else float(options.alpha)

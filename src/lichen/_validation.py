@@ -51,6 +51,16 @@ def check_documents(docs: Sequence[DocumentInfo]) -> None:
         )
 
 
+def check_query_text(text: str) -> None:
+    """Refuse a query longer than a document may be: embedding reads only the first 256
+    tokens anyway, but tokenising (and keyword-scoring) 10 MB of text takes seconds."""
+    if len(text) > MAX_TEXT_BYTES // 4 and len(text.encode("utf-8", "surrogatepass")) > MAX_TEXT_BYTES:
+        raise LimitExceededError(
+            f"query text is {len(text.encode('utf-8', 'surrogatepass'))} bytes; the limit is {MAX_TEXT_BYTES} "
+            "(the same as a document's): query with a short passage instead"
+        )
+
+
 def check_metadata(metadata: Any, doc_id: str) -> None:
     """Values are scalars, lists of scalars, or nested dicts of those (filtered by dotted
     path, ``{"user.tier": "gold"}``) at most :data:`MAX_METADATA_DEPTH` deep; a dotted
