@@ -5,6 +5,8 @@ by a model shipped inside the package; a :class:`Client` pushes sessions to, and
 long-term indexes from, an embedded directory or a Lichen server.
 """
 
+from importlib import metadata as _metadata
+
 from ._client import Client
 from ._errors import (
     ConflictError,
@@ -25,7 +27,10 @@ from ._types import DocumentInfo, IndexInfo, PushIndexResult, QueryOptions, Quer
 from .merge import ContextHit, ContextSearch, merge_ranked
 from .models import get_embedder
 
-__version__ = "0.1.0"
+try:  # one source of truth: the version in pyproject.toml, as installed
+    __version__ = _metadata.version("lichen")
+except _metadata.PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = ""
 
 __all__ = [
     "Client",
