@@ -259,12 +259,68 @@ def test_long_id_lists_are_split_across_requests():
     assert store_for(Script()).get_documents("i", []) == []
 
 
-def test_an_unwritable_download_cache_is_a_storage_error(tmp_path):
+def test_an_unwritable_download_cache_degrades_to_no_cache(tmp_path, monkeypatch):
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the cache directory should be")
     body = encode_artifact(snapshot()).to_bytes()
-    transport = httpx.MockTransport(lambda request: httpx.Response(200, content=body, headers={"ETag": '"e"'}))
+    transport = httpx.MockTransport(
+        lambda request: httpx.Response(200, stream=httpx.ByteStream(body), headers={"ETag": '"e"'})
+    )
     store = HttpStore("http://lichen.test", "prj_1", "lk_secret", transport=transport, async_transport=transport,
                       cache_dir=blocker, retries=FAST)
-    with pytest.raises(StorageError, match="cannot write the download cache"):
+    with pytest.warns(RuntimeWarning, match="download cache .* cannot be used") as warned:
+        assert store.read("idx").ids == ["d0", "d1", "d2"]
+        assert store.read("idx").ids == ["d0", "d1", "d2"]
+    assert len(warned) == 1 and str(blocker) in str(warned[0].message)
+    assert blocker.read_text().startswith("a file")
+    # With no usable temporary directory either, there is nowhere to put a download.
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(blocker / "tmp"))
+    with pytest.raises(StorageError, match="cannot write the downloaded index to .*LICHEN_HOME"):
         store.read("idx")
+
+
+# ---------------------------------------------------------------- against a real lichen serve
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from server_helpers import Deployment
+
+    deployed = Deployment("fs", tmp_path_factory.mktemp("http-store"), None)
+    yield deployed.server
+    deployed.stop()
+
+
+def _roundtrip(client) -> None:
+    from lichen import DocumentInfo
+
+    if client.list_indexes_sync() == []:
+        client.create_index_sync("faqs", [DocumentInfo(id="a", text="a", embedding=[1.0, 0.0])], model_id="custom")
+    for _ in range(2):
+        assert client.load_index_sync("faqs").doc_count == 1
+        assert [d.id for d in client.get_docs_sync("faqs")] == ["a"]
+
+
+def test_a_client_with_an_unusable_cache_warns_once_and_reads_from_the_server(server, tmp_path, recwarn):
+    blocker = tmp_path / "home"
+    blocker.write_text("LICHEN_HOME is a file")
+    credentials = server.create_project()
+    with pytest.warns(RuntimeWarning, match=f"download cache {blocker}.* cannot be used .*LICHEN_HOME"):
+        client = server.client(credentials, home=blocker)
+    recwarn.clear()
+    _roundtrip(client)
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    assert blocker.read_text() == "LICHEN_HOME is a file"
+
+
+def test_a_cache_that_breaks_after_opening_degrades_on_the_next_download(server, tmp_path):
+    import shutil
+
+    home = tmp_path / "home"
+    credentials = server.create_project()
+    client = server.client(credentials, home=home)  # usable now: no warning
+    shutil.rmtree(home)
+    home.write_text("replaced by a file")  # e.g. the disk was remounted read-only
+    with pytest.warns(RuntimeWarning, match="download cache .* cannot be used") as warned:
+        _roundtrip(client)
+    assert len([w for w in warned if "download cache" in str(w.message)]) == 1

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import lichen.artifact as artifact
-from lichen._errors import ConflictError, CorruptDataError, InvalidArgumentError, NotFoundError
+from lichen._errors import ConflictError, CorruptDataError, InvalidArgumentError, NotFoundError, StorageError
 from lichen.stores import IndexSnapshot, IndexStore, LocalStore, default_home
 
 
@@ -236,7 +236,7 @@ class Crash(BaseException):
     """Stands in for a KeyboardInterrupt or a killed thread mid-write."""
 
 
-@pytest.mark.parametrize("exc", [OSError("No space left on device"), Crash("boom")])
+@pytest.mark.parametrize("exc", [OSError(28, "No space left on device"), Crash("boom")])
 def test_failure_mid_write_leaves_previous_version_intact(store, monkeypatch, exc):
     store.write(snapshot(seed=1))
     before = store.index_path("docs").read_bytes()
@@ -252,8 +252,12 @@ def test_failure_mid_write_leaves_previous_version_intact(store, monkeypatch, ex
         raise exc
 
     monkeypatch.setattr(artifact, "write_artifact", partial_then_fail)
-    with pytest.raises(type(exc)):
+    # A disk failure is a StorageError naming the file and the home; a crash propagates.
+    with pytest.raises(StorageError if isinstance(exc, OSError) else Crash) as raised:
         store.write(snapshot(n=9, seed=2))
+    if isinstance(exc, OSError):
+        assert f"cannot write {store.index_path('docs')}: No space left on device" in str(raised.value)
+        assert "LICHEN_HOME" in str(raised.value)
     assert written
     assert store.index_path("docs").read_bytes() == before
     back = store.read("docs")
@@ -272,7 +276,7 @@ def test_failed_rename_leaves_previous_version_intact(store, monkeypatch):
         raise OSError("rename failed")
 
     monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(OSError, match="rename failed"):
+    with pytest.raises(StorageError, match="rename failed"):
         store.write(snapshot(seed=2))
     monkeypatch.undo()
     assert store.index_path("docs").read_bytes() == before
@@ -337,7 +341,7 @@ def test_readers_see_old_or_new_never_half(store):
 
 def test_expected_version(store):
     assert store.write(snapshot(), expected_version=0).version == 1
-    with pytest.raises(ConflictError, match="at version 1, expected 0"):
+    with pytest.raises(ConflictError, match="already exists"):
         store.write(snapshot(), expected_version=0)
     assert store.write(snapshot(), expected_version=1).version == 2
     with pytest.raises(ConflictError, match="at version 2, expected 1"):
@@ -484,3 +488,84 @@ async def test_async_twins(store):
     with pytest.raises(NotFoundError):
         await store.aread("docs")
     assert await store.alist() == []
+
+
+# ---- an unusable home ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("blocked", ["home", "indexes"])
+def test_an_unusable_home_is_a_storage_error_when_the_client_opens_it(tmp_path, monkeypatch, blocked):
+    """A LICHEN_HOME that is a file (or holds a file where ``indexes/`` goes) is reported
+    by ``Client()``, naming the path and LICHEN_HOME, not by a raw OSError at push time."""
+    from lichen import Client
+
+    home = tmp_path / "home"
+    if blocked == "home":
+        home.write_text("not a directory")
+        culprit = home
+    else:
+        home.mkdir()
+        culprit = home / "indexes"
+        culprit.write_text("not a directory")
+    monkeypatch.setenv("LICHEN_HOME", str(home))
+    for open_client in (Client, lambda: Client(home=home)):
+        with pytest.raises(StorageError, match=f"{culprit} is not a directory") as raised:
+            open_client()
+        assert "LICHEN_HOME" in str(raised.value)
+    assert culprit.read_text() == "not a directory"  # nothing was touched
+
+
+def test_every_operation_on_an_unusable_directory_is_a_storage_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    store = LocalStore(blocker / "home")
+    operations = {
+        "write": lambda: store.write(snapshot()),
+        "read": lambda: store.read("docs"),
+        "get_info": lambda: store.get_info("docs"),
+        "list": store.list,
+        "delete": lambda: store.delete("docs"),
+    }
+    for name, operation in operations.items():
+        with pytest.raises(StorageError, match=r"cannot \w+ .*Not a directory.*LICHEN_HOME"):
+            operation()
+    assert blocker.read_text() == "x" and list(tmp_path.iterdir()) == [blocker]
+
+
+def _permissions_bind(tmp_path) -> bool:
+    """Whether a read-only directory stops this process (not for root with CAP_DAC_OVERRIDE)."""
+    probe = tmp_path / "probe"
+    probe.mkdir()
+    probe.chmod(0o555)
+    try:
+        (probe / "x").touch()
+    except PermissionError:
+        return True
+    finally:
+        probe.chmod(0o755)
+    return False
+
+
+def test_a_read_only_home_loads_but_refuses_pushes_clearly(tmp_path):
+    from lichen import Client, DocumentInfo
+
+    if os.name != "posix" or not _permissions_bind(tmp_path):
+        pytest.skip("file permissions do not bind this process (root)")
+
+    home = tmp_path / "home"
+    Client(home=home).create_index_sync("faqs", [DocumentInfo(id="a", text="a", embedding=[1.0, 0.0])], model_id="custom")
+    before = LocalStore(home).index_path("faqs").read_bytes()
+    for directory in (home, home / "indexes", home / "locks"):
+        directory.chmod(0o555)
+    try:
+        with pytest.warns(RuntimeWarning, match="not writable"):
+            client = Client(home=home)
+        assert client.load_index_sync("faqs").doc_count == 1
+        session = client.session_sync("faqs")
+        session.add_docs_sync([DocumentInfo(id="b", text="b", embedding=[0.0, 1.0])])
+        with pytest.raises(StorageError, match="LICHEN_HOME"):
+            session.push_index_sync()
+        assert LocalStore(home).index_path("faqs").read_bytes() == before
+    finally:
+        for directory in (home, home / "indexes", home / "locks"):
+            directory.chmod(0o755)

@@ -33,10 +33,13 @@ def _make_store(
     if url:
         from .stores.http import HttpStore
 
-        return HttpStore(url, project_id, project_key, cache_dir=home, **http_options)
-    from .stores.local import LocalStore, default_home
+        store: Any = HttpStore(url, project_id, project_key, cache_dir=home, **http_options)
+    else:
+        from .stores.local import LocalStore, default_home
 
-    return LocalStore(Path(home) if home else default_home())
+        store = LocalStore(Path(home) if home else default_home())
+    store.check_home()  # an unusable LICHEN_HOME is reported now, not at the first push
+    return store
 
 
 class Client:

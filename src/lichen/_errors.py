@@ -73,3 +73,14 @@ class LimitExceededError(InvalidArgumentError):
 
 # Friendly alias matching the seed's wording ("Unauthorized").
 Unauthorized = UnauthorizedError
+
+
+def index_exists(name: str, version: int | None) -> ConflictError:
+    """The conflict of creating an index whose name is taken, worded as what it is (not
+    "version 1, expected 0") with the ways out."""
+    at = f" (version {version})" if version else ""
+    return ConflictError(
+        f"index {name!r} already exists{at}. To add to it, open it with client.session({name!r}); "
+        f"to replace it, delete it first (client.delete_index({name!r}), lichen rm {name!r}) "
+        "or push with push_index(overwrite=True)"
+    )

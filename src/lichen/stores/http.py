@@ -35,6 +35,7 @@ import random
 import threading
 import time
 import uuid
+import warnings
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,7 @@ from .._errors import (
     NotFoundError,
     StorageError,
     UnauthorizedError,
+    index_exists,
 )
 from .._progress import ProgressBar, progress_wanted
 from .._types import DocumentInfo, IndexInfo, PushIndexResult
@@ -207,10 +209,43 @@ class _Download:
 
 class _ArtifactCache:
     """Downloaded artifacts, one file per index, each named by its index and revalidated
-    by its ETag (the artifact's manifest digest, so the file itself carries it)."""
+    by its ETag (the artifact's manifest digest, so the file itself carries it).
+
+    A cache directory that cannot be written (read-only, not a directory, full) is not a
+    reason to fail a read that the server can answer: the cache turns itself off, with one
+    warning, and downloads go to a temporary file instead."""
 
     def __init__(self, root: Path | None) -> None:
         self.root = root
+        self._checked = root is None
+
+    def check(self) -> None:
+        """Turn the cache off (one warning) unless its directory can be created and written."""
+        if self._checked or self.root is None:
+            return
+        self._checked = True
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            usable = os.access(self.root, os.W_OK | os.X_OK)
+            problem = "it is not writable"
+        except OSError as exc:
+            usable, problem = False, str(exc.strerror or exc)
+        if not usable:
+            self.disable(problem)
+
+    def disable(self, problem: str) -> None:
+        if self.root is None:
+            return
+        root, self.root = self.root, None
+        warnings.warn(
+            f"the download cache {root} cannot be used ({problem}): indexes are downloaded whole on every load. "
+            "Set LICHEN_HOME (or Client(home=...)) to a writable directory to cache them",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+
+    def owns(self, path: Path) -> bool:
+        return self.root is not None and path.parent == self.root
 
     def path(self, name: str) -> Path | None:
         if self.root is None:
@@ -232,39 +267,48 @@ class _ArtifactCache:
         return manifest.etag if manifest.name == name else None
 
     def temp_path(self, name: str) -> Path:
+        self.check()
         final = self.path(name)
         if final is None:
-            import tempfile
-
-            return Path(tempfile.gettempdir()) / f".lichen-download-{uuid.uuid4().hex}.tmp"
+            return self.uncached_path()
         return _artifact.temp_path_for(final)
 
+    @staticmethod
+    def uncached_path() -> Path:
+        import tempfile
+
+        return Path(tempfile.gettempdir()) / f".lichen-download-{uuid.uuid4().hex}.tmp"
+
     def commit(self, downloaded: Path, name: str) -> None:
+        """Keep a verified download as the cached copy of ``name`` (or drop it: the
+        snapshot read from it is a mapping that outlives the file)."""
         final = self.path(name)
-        if final is None:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(downloaded)
-            return
-        try:
-            os.replace(downloaded, final)
-        except OSError as exc:
-            raise StorageError(f"cannot write the download cache: {exc}") from exc
-        self._remove_stale_temps()
+        if final is not None and downloaded.parent == final.parent:
+            try:
+                os.replace(downloaded, final)
+            except OSError as exc:
+                self.disable(str(exc.strerror or exc))
+            else:
+                self._remove_stale_temps()
+                return
+        with contextlib.suppress(OSError):
+            os.unlink(downloaded)
 
     def _remove_stale_temps(self) -> None:
         """Downloads of killed processes leave hidden temp files: drop day-old ones."""
         cutoff = time.time() - _STALE_TEMP_S
         assert self.root is not None
-        for entry in os.scandir(self.root):
-            if entry.name.startswith(".") and entry.name.endswith(".tmp"):
-                with contextlib.suppress(OSError):
-                    if entry.stat().st_mtime < cutoff:
-                        os.unlink(entry.path)
+        with contextlib.suppress(OSError):
+            for entry in os.scandir(self.root):
+                if entry.name.startswith(".") and entry.name.endswith(".tmp"):
+                    with contextlib.suppress(OSError):
+                        if entry.stat().st_mtime < cutoff:
+                            os.unlink(entry.path)
 
     def discard(self, name: str) -> None:
         path = self.path(name)
         if path is not None:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # an unremovable entry is overwritten or bypassed later
                 os.unlink(path)
 
 
@@ -317,6 +361,11 @@ class _HttpStoreBase:
     def __repr__(self) -> str:
         return f"{type(self).__name__}(url={self.url!r}, project_id={self.project_id!r})"
 
+    def check_home(self) -> None:
+        """Check the download cache now (the ``Client`` calls this when it opens the
+        store): an unusable one is turned off with one warning, never an error."""
+        self._cache.check()
+
     # ---- request building and response handling (shared by both faces)
     def _auth_headers(self) -> dict[str, str]:
         if not self.project_id or not self.project_key:
@@ -364,8 +413,16 @@ class _HttpStoreBase:
         the error this failure maps to (shared by both faces' send loops)."""
         if sink is not None:
             sink.discard()
-        if not isinstance(exc, httpx.TransportError):  # OSError: the download cache cannot be written
-            raise StorageError(f"cannot write the download cache: {exc}") from exc
+        if not isinstance(exc, httpx.TransportError):  # OSError: the download's file cannot be written
+            if call.download is not None and self._cache.owns(call.download):
+                # The cache directory refused it (read-only, full): read without the cache.
+                self._cache.disable(str(exc.strerror or exc))
+                call.download = self._cache.uncached_path()
+                return 0.0
+            raise StorageError(
+                f"cannot write the downloaded index to {call.download}: {getattr(exc, 'strerror', None) or exc} "
+                "(no usable download cache either: set LICHEN_HOME to a writable directory)"
+            ) from exc
         delay = self._retry_delay(call, attempt, exc=exc)
         if delay is None:
             raise self._network_error(call, exc) from None
@@ -507,14 +564,16 @@ class _HttpStoreBase:
                 cached = self._cache.path(name)
                 try:
                     snapshot = _read_mapped(cached)
-                except (FileNotFoundError, CorruptDataError):
-                    self._cache.discard(name)  # damaged or removed locally: fetch it whole
+                except (OSError, CorruptDataError):
+                    self._cache.discard(name)  # damaged, removed or unreadable locally: fetch it whole
                     continue
                 return self._apply_headers(snapshot, reply)
             self._expect(reply, call, 200)
             assert reply.file is not None
             try:
                 snapshot = _read_mapped(reply.file)
+            except OSError as exc:
+                raise StorageError(f"cannot read the downloaded index {reply.file}: {exc.strerror or exc}") from exc
             except CorruptDataError as exc:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(reply.file)
@@ -579,6 +638,9 @@ class _HttpStoreBase:
                         job_id=info.headers.get(HEADER_JOB_ID, ""), index_name=name,
                         doc_count=model.doc_count, status="completed", version=model.version,
                     )
+        if expected_version == 0 and reply.status in (409, 412):
+            error = reply.error()
+            raise index_exists(name, error.current_version if error is not None else None)
         self._expect(reply, call, 200, 201)
         result = reply.model(PushResultModel)
         return PushIndexResult(

@@ -26,13 +26,14 @@ import logging
 import os
 import unicodedata
 import uuid
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import platformdirs
 
 from .. import artifact as _artifact
-from .._errors import ConflictError, CorruptDataError, InvalidArgumentError, NotFoundError
+from .._errors import ConflictError, CorruptDataError, InvalidArgumentError, NotFoundError, StorageError, index_exists
 from .._types import IndexInfo, PushIndexResult
 from .._util import storage_key, utc_now
 from ._base import IndexSnapshot
@@ -125,6 +126,8 @@ class LocalStore:
     running the same code in a worker thread.
 
     Writes are atomic: a crash or an error mid-write leaves the previous version intact.
+    A directory that cannot be read or written raises :class:`~lichen.StorageError`
+    naming the path and how to choose another (``LICHEN_HOME``), never a bare ``OSError``.
     """
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
@@ -134,6 +137,42 @@ class LocalStore:
 
     def __repr__(self) -> str:
         return f"LocalStore(root={str(self.root)!r})"
+
+    def check_home(self) -> None:
+        """Fail when the store is opened, not at the first push: raise ``StorageError`` if
+        the directory (or the nearest part of it that exists) is not a directory; warn if
+        it cannot be written (loading still works; pushing will fail). Creates nothing."""
+        existing = self.root
+        while not existing.exists() and existing.parent != existing:
+            existing = existing.parent
+        for path in (existing, self._indexes, self._locks):
+            if path.exists() and not path.is_dir():
+                raise self._storage_error(f"{path} is not a directory", path)
+        if not os.access(existing, os.W_OK | os.X_OK):
+            warnings.warn(
+                f"the embedded store {self.root} is not writable ({existing}): indexes can be loaded but not "
+                "pushed; set LICHEN_HOME (or Client(home=...)) to a writable directory",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+    def _storage_error(self, problem: str | OSError, path: Path, doing: str = "use") -> StorageError:
+        if isinstance(problem, OSError):
+            problem = f"cannot {doing} {path}: {problem.strerror or problem}"
+        return StorageError(
+            f"{problem}. The embedded store lives in {self.root} (LICHEN_HOME, or Client(home=...)): "
+            "point it at a writable directory"
+        )
+
+    @contextlib.contextmanager
+    def _disk(self, path: Path, doing: str) -> Iterator[None]:
+        """Turn a file-system failure into ``StorageError`` naming ``path`` and the home."""
+        try:
+            yield
+        except (FileNotFoundError, StorageError):
+            raise
+        except OSError as exc:
+            raise self._storage_error(exc, path, doing) from exc
 
     def index_path(self, name: str) -> Path:
         """The artifact file of index ``name`` (which may not exist)."""
@@ -147,7 +186,8 @@ class LocalStore:
     def get_info(self, name: str) -> IndexInfo:
         path = self.index_path(name)
         try:
-            manifest = _artifact.read_manifest(path)
+            with self._disk(path, "read"):
+                manifest = _artifact.read_manifest(path)
         except FileNotFoundError:
             raise NotFoundError(f"index {name!r} not found") from None
         self._check_name(manifest.name, name, path)
@@ -156,7 +196,8 @@ class LocalStore:
     def read(self, name: str) -> IndexSnapshot:
         path = self.index_path(name)
         try:
-            snapshot = _artifact.read_artifact(path)
+            with self._disk(path, "read"):
+                snapshot = _artifact.read_artifact(path)
         except FileNotFoundError:
             raise NotFoundError(f"index {name!r} not found") from None
         self._check_name(snapshot.name, name, path)
@@ -170,11 +211,22 @@ class LocalStore:
             )
         safe = storage_key(name)
         path = self._indexes / (safe + _artifact.FILE_SUFFIX)
+        try:
+            with self._disk(path, "write"):
+                return self._write(snapshot, name, safe, path, expected_version)
+        except FileNotFoundError as exc:  # a directory removed under us
+            raise self._storage_error(exc, path, "write") from exc
+
+    def _write(
+        self, snapshot: IndexSnapshot, name: str, safe: str, path: Path, expected_version: int | None
+    ) -> PushIndexResult:
         self._indexes.mkdir(parents=True, exist_ok=True)
         with self._locked(safe):
             self._remove_stray_temps(safe)
             current = self._current_manifest(path, name, expected_version)
             stored_version = current.version if current is not None else 0
+            if expected_version == 0 and stored_version:
+                raise index_exists(name, stored_version)
             if expected_version is not None and expected_version != stored_version:
                 raise ConflictError(
                     f"index {name!r} is at version {stored_version}, expected {expected_version}"
@@ -199,7 +251,8 @@ class LocalStore:
 
     def list(self) -> list[IndexInfo]:
         try:
-            entries = sorted(os.scandir(self._indexes), key=lambda e: e.name)
+            with self._disk(self._indexes, "list"):
+                entries = sorted(os.scandir(self._indexes), key=lambda e: e.name)
         except FileNotFoundError:
             return []
         infos: list[IndexInfo] = []
@@ -210,17 +263,20 @@ class LocalStore:
                 infos.append(_artifact.read_manifest(entry.path).info())
             except FileNotFoundError:
                 continue  # deleted since the directory was scanned
-            except CorruptDataError as exc:
-                logger.warning("skipping unreadable index file: %s", exc)
+            except (CorruptDataError, OSError) as exc:
+                logger.warning("skipping unreadable index file %s: %s", entry.path, exc)
         infos.sort(key=lambda info: info.name)
         return infos
 
     def delete(self, name: str) -> bool:
         safe = storage_key(validate_index_name(name))
         path = self._indexes / (safe + _artifact.FILE_SUFFIX)
-        if not path.exists():
+        try:
+            with self._disk(path, "delete"):
+                os.stat(path)
+        except FileNotFoundError:
             return False
-        with self._locked(safe, remove_after=True):
+        with self._disk(path, "delete"), self._locked(safe, remove_after=True):
             self._remove_stray_temps(safe)
             try:
                 os.unlink(path)
