@@ -208,3 +208,69 @@ def test_push_of_a_big_jsonl_shows_embedding_progress_on_a_terminal_only(tmp_pat
     assert "embedding" in on_terminal and "/300" in on_terminal
     piped = _push_reporting_to(False, tmp_path / "corpus.jsonl", tmp_path / "home-b")
     assert "embedding" not in piped and "\r" not in piped
+
+
+# ---------------------------------------------------------------- first-hour frictions
+def test_version_and_help_say_what_a_new_user_needs(capsys):
+    import lichen
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"lichen {lichen.__version__}"
+    helps = {}
+    for command in ([], ["query"], ["serve"], ["info"], ["pull"], ["rm"], ["ls"]):
+        with pytest.raises(SystemExit):
+            main([*command, "--help"])
+        helps[" ".join(command)] = capsys.readouterr().out
+    for text in helps.values():  # every page lists the environment the CLI reads
+        for variable in ("LICHEN_URL", "LICHEN_PROJECT_ID", "LICHEN_PROJECT_KEY", "LICHEN_HOME"):
+            assert variable in text
+    assert "how many hits (default: 5)" in " ".join(helps["query"].split())
+    assert "name                  index name" in helps["query"] and "the query text" in helps["query"]
+    assert "(default: 127.0.0.1" in helps["serve"] and "(default: 8080)" in helps["serve"]
+    for command in ("info", "pull", "rm"):
+        assert "index name" in helps[command]
+
+
+def test_project_create_prints_an_export_line_with_the_url(tmp_path, capsys):
+    code, out, err = run(capsys, "project", "create", "--data", str(tmp_path), "--id", "team-b")
+    assert code == 0 and out.startswith("project_id:  team-b\n")
+    key = out.split("project_key: ")[1].split()[0]
+    assert f"export LICHEN_URL=http://127.0.0.1:8080 LICHEN_PROJECT_ID=team-b LICHEN_PROJECT_KEY={key}" in err
+    code, _, err = run(capsys, "project", "create", "--data", str(tmp_path), "--url", "https://lichen.example:9000")
+    assert code == 0 and "export LICHEN_URL=https://lichen.example:9000 LICHEN_PROJECT_ID=" in err
+
+
+def test_missing_credentials_name_the_cli_flags_and_variables(capsys, monkeypatch):
+    monkeypatch.setenv("LICHEN_URL", "http://127.0.0.1:9")  # checked before anything is sent
+    code, _, err = run(capsys, "ls")
+    assert code == 1 and "--project-id and --project-key" in err and "LICHEN_PROJECT_ID" in err
+    assert "Client(" not in err
+    code, _, err = run(capsys, "ls", "--project-id", "prj_x")
+    assert code == 1 and "pass --project-key," in err
+
+
+def test_push_of_a_file_that_is_no_index_says_what_it_expects(capsys, tmp_path):
+    (tmp_path / "notes.txt").write_text("just some notes\n")
+    code, _, err = run(capsys, "push", str(tmp_path / "notes.txt"))
+    assert code == 1 and "expected a .lix index artifact" in err and ".jsonl" in err
+    assert "magic" not in err
+    assert run_json(capsys, "ls") == []  # nothing stored
+
+
+def test_hybrid_scores_are_labelled_as_fused(capsys, tmp_path):
+    rows = [
+        {"id": "faq-1", "text": "Refunds arrive within 5 business days."},
+        {"id": "faq-2", "text": "Reset your password from the sign-in page."},
+    ]
+    write_jsonl(tmp_path / "faqs.jsonl", rows)
+    assert run_json(capsys, "push", str(tmp_path / "faqs.jsonl"))["doc_count"] == 2
+    code, out, _ = run(capsys, "query", "faqs", "refund days", "--alpha", "0.5")
+    lines = out.splitlines()
+    assert code == 0 and lines[0].startswith("hybrid (alpha 0.5): scores are reciprocal-rank fusion scores")
+    assert "not cosine similarities" in lines[0]
+    assert lines[1].split()[:2] == ["1.", "fused"] and "vector 0." in lines[1] and "faq-1" in lines[1]
+    assert run_json(capsys, "query", "faqs", "refund", "--alpha", "0.5")["score_kind"] == "fused"
+    assert run_json(capsys, "query", "faqs", "refund")["score_kind"] == "cosine"
+    code, out, _ = run(capsys, "query", "faqs", "refund")
+    assert "fused" not in out and out.splitlines()[0].split()[2] == "faq-1"

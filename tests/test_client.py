@@ -3,6 +3,7 @@ call leaves behind (nothing)."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import sys
 
@@ -240,3 +241,31 @@ async def test_an_oversized_query_is_refused_like_an_oversized_document():
         session.query_sync("\u00e9" * (MAX_TEXT_BYTES // 2 + 1))  # the cap counts UTF-8 bytes, not characters
     assert session.query_sync("é" * 1000).docs  # long but reasonable queries still answer
     assert (await client.query("faqs", "refund", QueryOptions(top_k=1))).docs[0].id == "a"
+
+
+async def test_querying_an_unloaded_index_says_whether_it_exists():
+    client = Client()
+    for query in (lambda name: client.query(name, "refund"), lambda name: client.query_many([name], "refund")):
+        with pytest.raises(IndexNotLoadedError, match="'nowhere' does not exist in the embedded store: create it"):
+            await query("nowhere")
+    with pytest.raises(IndexNotLoadedError, match="'nowhere' does not exist"):
+        client.query_sync("nowhere", "refund")
+    await client.create_index("faqs", DOCS)
+    with pytest.raises(IndexNotLoadedError, match=r"'faqs' exists but is not loaded: call client.load_index\('faqs'\)"):
+        await client.query("faqs", "refund")
+    with pytest.raises(IndexNotLoadedError, match="'faqs' exists but is not loaded"):
+        client.query_sync("faqs", "refund")
+
+
+async def test_creating_an_existing_index_says_it_exists_and_how_to_replace_it():
+    client = Client()
+    await client.create_index("faqs", DOCS)
+    before = stored_bytes(client, "faqs")
+    for create in (lambda: client.create_index("faqs", DOCS[:1]), lambda: asyncio.to_thread(client.create_index_sync, "faqs", DOCS[:1])):
+        with pytest.raises(ConflictError) as raised:
+            await create()
+        message = str(raised.value)
+        assert "index 'faqs' already exists (version 1)" in message
+        assert "delete_index('faqs')" in message and "overwrite=True" in message and "client.session('faqs')" in message
+        assert "expected 0" not in message
+    assert stored_bytes(client, "faqs") == before

@@ -324,3 +324,18 @@ def test_a_cache_that_breaks_after_opening_degrades_on_the_next_download(server,
     with pytest.warns(RuntimeWarning, match="download cache .* cannot be used") as warned:
         _roundtrip(client)
     assert len([w for w in warned if "download cache" in str(w.message)]) == 1
+
+
+def test_creating_an_existing_index_on_a_server_says_it_exists(server, tmp_path):
+    from lichen import DocumentInfo, IndexNotLoadedError
+
+    client = server.client(server.create_project(), home=tmp_path / "home")
+    docs = [DocumentInfo(id="a", text="a", embedding=[1.0, 0.0])]
+    client.create_index_sync("faqs", docs, model_id="custom")
+    with pytest.raises(ConflictError, match=r"index 'faqs' already exists \(version 1\).*overwrite=True"):
+        client.create_index_sync("faqs", docs, model_id="custom")
+    assert client.get_index_sync("faqs").version == 1
+    with pytest.raises(IndexNotLoadedError, match=f"'nowhere' does not exist in the server at {server.url}"):
+        client.query_sync("nowhere", "a")
+    with pytest.raises(IndexNotLoadedError, match="'faqs' exists but is not loaded"):
+        client.query_sync("faqs", "a")

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._errors import ConflictError, IndexNotLoadedError, InvalidArgumentError, NotFoundError
+from ._errors import ConflictError, IndexNotLoadedError, InvalidArgumentError, LichenError, NotFoundError
 from ._engine import IndexCore
 from ._session import SessionIndex
 from ._types import DocumentInfo, IndexInfo, PushIndexResult, QueryOptions, SearchResult
@@ -128,11 +128,48 @@ class Client:
         return index
 
     def loaded_index(self, name: str) -> SessionIndex:
-        """The in-memory copy of a long-term index loaded with :meth:`load_index`."""
+        """The in-memory copy of a long-term index loaded with :meth:`load_index`; else
+        ``IndexNotLoadedError`` saying whether the index exists at all."""
         index = self._loaded.get(name)
         if index is None:
-            raise IndexNotLoadedError(f"index {name!r} is not loaded: call client.load_index({name!r}) first")
+            raise self._not_loaded(name, self._exists(name))
         return index
+
+    async def _aloaded_index(self, name: str) -> SessionIndex:
+        index = self._loaded.get(name)
+        if index is None:
+            raise self._not_loaded(name, await self._aexists(name))
+        return index
+
+    def _exists(self, name: str) -> bool | None:
+        """Whether the store holds ``name`` (``None``: it could not say, e.g. offline)."""
+        try:
+            self.store.get_info(name)
+        except NotFoundError:
+            return False
+        except LichenError:
+            return None
+        return True
+
+    async def _aexists(self, name: str) -> bool | None:
+        try:
+            await self.store.aget_info(name)
+        except NotFoundError:
+            return False
+        except LichenError:
+            return None
+        return True
+
+    def _not_loaded(self, name: str, exists: bool | None) -> IndexNotLoadedError:
+        """Not loaded and not existing are two different mistakes: say which it is."""
+        where = f"the server at {self.url}" if self.url else "the embedded store"
+        if exists is False:
+            return IndexNotLoadedError(
+                f"index {name!r} does not exist in {where}: create it (client.create_index({name!r}, docs) or "
+                f"lichen push), then load it with client.load_index({name!r})"
+            )
+        state = "exists but is not loaded" if exists else "is not loaded"
+        return IndexNotLoadedError(f"index {name!r} {state}: call client.load_index({name!r}) first")
 
     @property
     def loaded_names(self) -> list[str]:
@@ -203,11 +240,11 @@ class Client:
         return self._unload(name)
 
     async def query(self, name: str, text: str, options: QueryOptions | None = None) -> SearchResult:
-        return await self.loaded_index(name).query(text, options)
+        return await (await self._aloaded_index(name)).query(text, options)
 
     async def query_many(self, names: Sequence[str], text: str, options: QueryOptions | None = None) -> SearchResult:
         """Query several loaded indexes and merge by score; each hit keeps ``index_name``."""
-        results = [await self.loaded_index(name).query(text, options) for name in names]
+        results = [await (await self._aloaded_index(name)).query(text, options) for name in names]
         return self._query_many(text, options, results)
 
     async def create_index(self, name: str, docs: Sequence[DocumentInfo], model_id: str | None = None) -> PushIndexResult:

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._errors import InvalidArgumentError, LichenError
+from ._errors import InvalidArgumentError, LichenError, UnauthorizedError
 
 __all__ = ["main", "build_parser"]
 
@@ -109,7 +109,8 @@ def cmd_project_create(args: argparse.Namespace) -> int:
         print(f"project_key: {credentials.project_key}")
         print("The key is shown once and stored only hashed: keep it now. Clients use:", file=sys.stderr)
         print(
-            f"  export LICHEN_PROJECT_ID={credentials.project_id} LICHEN_PROJECT_KEY={credentials.project_key}",
+            f"  export LICHEN_URL={args.url} LICHEN_PROJECT_ID={credentials.project_id} "
+            f"LICHEN_PROJECT_KEY={credentials.project_key}",
             file=sys.stderr,
         )
     return 0
@@ -119,7 +120,18 @@ def cmd_project_create(args: argparse.Namespace) -> int:
 def _client(args: argparse.Namespace) -> Any:
     from ._client import Client
 
-    return Client(args.project_id, args.project_key, url=args.url, home=args.home)
+    url = args.url or os.environ.get("LICHEN_URL")
+    project_id = args.project_id or os.environ.get("LICHEN_PROJECT_ID")
+    project_key = args.project_key or os.environ.get("LICHEN_PROJECT_KEY")
+    if url and not (project_id and project_key):
+        missing = " and ".join(
+            flag for flag, value in (("--project-id", project_id), ("--project-key", project_key)) if not value
+        )
+        raise UnauthorizedError(
+            f"the server at {url} needs project credentials: pass {missing}, or set LICHEN_PROJECT_ID and "
+            "LICHEN_PROJECT_KEY (lichen project create prints both; unset LICHEN_URL to use the embedded store)"
+        )
+    return Client(project_id, project_key, url=url, home=args.home)
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -180,8 +192,14 @@ def cmd_push(args: argparse.Namespace) -> int:
         session = SessionIndex(name, model_id or "lichen-minilm", store=client.store, progress=client.progress)
         session.add_docs_sync(docs)
     else:
-        from .artifact import read_artifact_file
+        from .artifact import MAGIC, read_artifact_file
 
+        with open(path, "rb") as handle:
+            if handle.read(len(MAGIC)) != MAGIC:
+                raise InvalidArgumentError(
+                    f"{path}: expected a .lix index artifact (from lichen pull or SessionIndex.save) or a .jsonl "
+                    'file with one {"id": ..., "text": ..., "metadata"?: {...}, "embedding"?: [...]} object per line'
+                )
         session = SessionIndex.from_snapshot(read_artifact_file(path), name=args.name, store=client.store)
     result = session.push_index_sync(overwrite=True)
     if args.json:
@@ -223,6 +241,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
 def cmd_query(args: argparse.Namespace) -> int:
     from ._types import QueryOptions
+    from .fusion import DEFAULT_RRF_K
 
     flt = None
     if args.filter:
@@ -235,9 +254,11 @@ def cmd_query(args: argparse.Namespace) -> int:
     client = _client(args)
     client.load_index_sync(args.name)
     result = client.query_sync(args.name, args.text, QueryOptions(top_k=args.top_k, filter=flt, alpha=args.alpha))
+    fused = args.alpha is not None and args.alpha < 1.0
     if args.json:
         _emit_json({
             "query": result.query, "index_name": result.index_name, "time_taken_ms": result.time_taken_ms,
+            "score_kind": "fused" if fused else "cosine",
             "docs": [
                 {"id": d.id, "score": d.score, "text": d.text, "metadata": d.metadata,
                  "vector_score": d.vector_score, "keyword_score": d.keyword_score}
@@ -247,8 +268,20 @@ def cmd_query(args: argparse.Namespace) -> int:
     else:
         if not result.docs:
             print("no results")
+        elif fused:
+            print(
+                f"hybrid (alpha {args.alpha:g}): scores are reciprocal-rank fusion scores (at most {1 / (1 + DEFAULT_RRF_K):.4f}), "
+                "not cosine similarities; each hit shows its vector (cosine) and keyword (BM25) parts"
+            )
         for rank, doc in enumerate(result.docs, start=1):
-            print(f"{rank:>3}. {doc.score:.4f}  {doc.id}  {_shorten(doc.text)}")
+            if fused:
+                parts = ", ".join(
+                    f"{label} {value:.4f}" for label, value in (("vector", doc.vector_score), ("keyword", doc.keyword_score))
+                    if value is not None
+                )
+                print(f"{rank:>3}. fused {doc.score:.4f} ({parts})  {doc.id}  {_shorten(doc.text)}")
+            else:
+                print(f"{rank:>3}. {doc.score:.4f}  {doc.id}  {_shorten(doc.text)}")
     return 0
 
 
@@ -308,73 +341,114 @@ def _add_storage_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_client_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--url", help="Lichen server URL (default $LICHEN_URL; none: the embedded store)")
-    parser.add_argument("--project-id", help="default $LICHEN_PROJECT_ID")
-    parser.add_argument("--project-key", help="default $LICHEN_PROJECT_KEY")
-    parser.add_argument("--home", help="embedded store / download cache directory (default $LICHEN_HOME)")
+    parser.add_argument("--url", help="Lichen server URL (default: $LICHEN_URL; unset: the embedded store)")
+    parser.add_argument("--project-id", help="the server project's id (default: $LICHEN_PROJECT_ID)")
+    parser.add_argument("--project-key", help="the server project's key (default: $LICHEN_PROJECT_KEY)")
+    parser.add_argument(
+        "--home", help=f"embedded store / download cache directory (default: $LICHEN_HOME, else {_default_home()})"
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
+def _default_home() -> str:
+    from .stores.local import default_home
+
+    return str(default_home()) if not os.environ.get("LICHEN_HOME") else "the platform's user data directory"
+
+
+ENVIRONMENT = """\
+environment:
+  LICHEN_URL          a Lichen server to use instead of the embedded store (like --url)
+  LICHEN_PROJECT_ID   that server's project id (like --project-id)
+  LICHEN_PROJECT_KEY  that server's project key (like --project-key)
+  LICHEN_HOME         where the embedded store and the download cache live (like --home)
+  LICHEN_PROGRESS     0 hides progress bars (shown only on a terminal anyway)
+"""
+
+
+def _sub(sub: Any, name: str, help: str, **kwargs: Any) -> argparse.ArgumentParser:
+    """A subcommand whose --help also lists the environment variables."""
+    return sub.add_parser(name, help=help, description=kwargs.pop("description", help[:1].upper() + help[1:] + "."),
+                          epilog=ENVIRONMENT, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lichen", description="Lichen: local-first retrieval, and its server.")
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="lichen", description="Lichen: local-first retrieval, and its server.", epilog=ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"lichen {__version__ or '(not installed)'}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", help="run a Lichen server")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
+    serve = _sub(sub, "serve", "run a Lichen server")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s; 0.0.0.0: every interface)")
+    serve.add_argument("--port", type=int, default=8080, help="port to listen on (default: %(default)s)")
     _add_storage_options(serve)
     serve.add_argument("--max-body-bytes", type=int, default=None, help="largest request body (default 1 GiB)")
     serve.add_argument("--max-docs", type=int, default=None, help="most documents per index (default 1,000,000)")
-    serve.add_argument("--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"])
+    serve.add_argument(
+        "--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"],
+        help="server log verbosity (default: %(default)s)",
+    )
     serve.add_argument("--access-log", action="store_true", help="log every request")
     serve.set_defaults(func=cmd_serve)
 
-    project = sub.add_parser("project", help="manage server projects")
+    project = _sub(sub, "project", "manage server projects")
     project_sub = project.add_subparsers(dest="project_command", required=True, metavar="ACTION")
-    create = project_sub.add_parser("create", help="create a project and print its id and key")
+    create = _sub(project_sub, "create", "create a project and print its id and key")
     _add_storage_options(create)
     create.add_argument("--id", help="choose the project id (default: random)")
+    create.add_argument(
+        "--url", default="http://127.0.0.1:8080",
+        help="the server's URL as clients reach it, for the printed export line (default: %(default)s)",
+    )
     create.add_argument("--json", action="store_true", help='print {"project_id": ..., "project_key": ...}')
     create.set_defaults(func=cmd_project_create)
 
-    ls = sub.add_parser("ls", help="list indexes")
+    ls = _sub(sub, "ls", "list indexes")
     _add_client_options(ls)
     ls.set_defaults(func=cmd_ls)
 
-    info = sub.add_parser("info", help="show one index")
-    info.add_argument("name")
+    info = _sub(sub, "info", "show one index")
+    info.add_argument("name", help="index name")
     _add_client_options(info)
     info.set_defaults(func=cmd_info)
 
-    push = sub.add_parser("push", help="create or replace an index from an artifact (.lix) or a JSONL file")
+    push = _sub(sub, "push", "create or replace an index from an artifact (.lix) or a JSONL file")
     push.add_argument("path", help="a .lix file (from pull or SessionIndex.save) or JSONL of {id, text, metadata?, embedding?}")
     push.add_argument("--name", help="index name (default: the artifact's, or the JSONL file's stem)")
     push.add_argument("--model-id", help="embedding model for JSONL (default lichen-minilm; 'custom' if every row has an embedding)")
     _add_client_options(push)
     push.set_defaults(func=cmd_push)
 
-    pull = sub.add_parser("pull", help="download an index to a .lix (or .jsonl) file")
-    pull.add_argument("name")
+    pull = _sub(sub, "pull", "download an index to a .lix (or .jsonl) file")
+    pull.add_argument("name", help="index name")
     pull.add_argument("-o", "--output", help="output path (default ./NAME.lix; .jsonl exports documents)")
     pull.add_argument("--embeddings", action="store_true", help="include embeddings in a .jsonl export")
     _add_client_options(pull)
     pull.set_defaults(func=cmd_pull)
 
-    query = sub.add_parser("query", help="query an index")
-    query.add_argument("name")
-    query.add_argument("text")
-    query.add_argument("--top-k", type=int, default=5)
+    query = _sub(sub, "query", "query an index")
+    query.add_argument("name", help="index name")
+    query.add_argument("text", help="the query text")
+    query.add_argument("--top-k", type=int, default=5, help="how many hits (default: %(default)s)")
     query.add_argument("--filter", help='metadata filter as JSON, e.g. \'{"city": "Paris"}\'')
-    query.add_argument("--alpha", type=float, default=None, help="1.0 pure vector ... 0.0 pure keyword")
+    query.add_argument(
+        "--alpha", type=float, default=None,
+        help="blend in BM25 keyword ranking: 1.0 pure vector (default) ... 0.0 pure keyword; below 1.0 the scores "
+        "are rank-fusion scores, not cosine similarities",
+    )
     _add_client_options(query)
     query.set_defaults(func=cmd_query)
 
-    rm = sub.add_parser("rm", help="delete an index")
-    rm.add_argument("name")
+    rm = _sub(sub, "rm", "delete an index")
+    rm.add_argument("name", help="index name")
     _add_client_options(rm)
     rm.set_defaults(func=cmd_rm)
 
-    models = sub.add_parser("models", help="list embedding models, or build one from a sentence-transformers directory")
+    models = _sub(sub, "models", "list embedding models, or build one from a sentence-transformers directory")
     models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     models_build = models_sub.add_parser(
         "build", help="turn a BERT sentence-transformers directory (bge, e5, gte, ...) into a Lichen model",
