@@ -4,6 +4,11 @@ The seed's pattern, end to end on the embedded store (no server, no credentials)
 load the FAQ index once, open a session per call, index each turn as it arrives, query
 both per turn, push the session at call end, and resume it by name in a later call.
 
+Each turn's context is one list: earlier turns and FAQs merged by score, best first.
+Both are cosine similarities from the same model, so they compare directly
+(``ContextSearch(method="score")``); with hybrid queries or different models, the default
+reciprocal-rank fusion is the safe merge.
+
 Run: ``python cookbook/live_call_context.py``
 """
 
@@ -11,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 
-from lichen import Client, DocumentInfo, QueryOptions
+from lichen import Client, ContextSearch, DocumentInfo
 
 FAQS = [
     ("faq-double-charge", "If you were charged twice for one order, the duplicate charge is refunded automatically within 5 business days."),
@@ -31,15 +36,16 @@ CALL_TURNS = [
 async def live_call(client: Client, call_id: str, turns: list[str]) -> None:
     session = await client.session(index_name=call_id)
     print(f"[{call_id}] session opened with {session.doc_count} earlier turns")
+    # Up to 2 earlier turns and 1 FAQ per turn, merged by cosine similarity.
+    context = ContextSearch(
+        session, client, ["support-faqs"], k=3, per_source_k={"session": 2, "support-faqs": 1}, method="score"
+    )
     for number, text in enumerate(turns, start=session.doc_count + 1):
-        # Context for this turn: what was said earlier in the call, plus the FAQs.
-        recent = await session.query(text, QueryOptions(top_k=2))
-        knowledge = await client.query("support-faqs", text, QueryOptions(top_k=1))
+        hits = await context.asearch(text)
         print(f"  user: {text}")
-        for doc in recent.docs:
-            print(f"    session   {doc.id:<18} {doc.score:.3f}  {doc.text[:60]}")
-        for doc in knowledge.docs:
-            print(f"    knowledge {doc.id:<18} {doc.score:.3f}  {doc.text[:60]}")
+        for hit in hits:
+            where = "session" if hit.source == "session" else "knowledge"
+            print(f"    {where:<9} {hit.doc.id:<18} {hit.score:.3f}  {hit.doc.text[:60]}")
         await session.add_docs([DocumentInfo(id=f"turn-{number}", text=text, metadata={"turn": number})])
     result = await session.push_index()
     print(f"[{call_id}] pushed {result.doc_count} turns (version {result.version})")
