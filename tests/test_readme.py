@@ -8,18 +8,57 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
 
-def test_usage_snippet_runs(tmp_path):
-    snippet = re.search(r"## Use\n\n```python\n(.*?)```", README, re.S).group(1)
+READMES = [ROOT / "README.md", *sorted((ROOT / "integrations").glob("*/README.md"))]
+SERVER_SETTINGS = ("LICHEN_URL", "LICHEN_PROJECT_ID", "LICHEN_PROJECT_KEY")
+
+
+def python_snippets() -> list[tuple[str, str]]:
+    """Every ```python block of every README, as ``(where, code)``."""
+    found = []
+    for path in READMES:
+        text = path.read_text()
+        for match in re.finditer(r"^```python\n(.*?)^```", text, re.S | re.M):
+            line = text.count("\n", 0, match.start()) + 1
+            found.append((f"{path.relative_to(ROOT)}:{line}", match.group(1)))
+    return found
+
+
+SNIPPETS = python_snippets()
+
+
+def run_snippet(code: str, where: str, workdir: Path) -> str:
+    """Run ``code`` as a user who pasted it into a file would: a fresh process, the
+    embedded store in ``workdir/home``, files written relative to ``workdir``."""
+    (workdir / "snippet.py").write_text(code)
+    env = {key: value for key, value in os.environ.items() if key not in SERVER_SETTINGS}
+    env.update(LICHEN_HOME=str(workdir / "home"), LICHEN_PROGRESS="0")
     completed = subprocess.run(
-        [sys.executable, "-c", snippet], capture_output=True, text=True, timeout=120,
-        env={**os.environ, "LICHEN_HOME": str(tmp_path)},
+        [sys.executable, "snippet.py"], cwd=workdir, capture_output=True, text=True, timeout=180, env=env
     )
-    assert completed.returncode == 0, completed.stderr
-    assert completed.stdout.splitlines()[0].startswith("turn-2 ")  # the refund turn answers "refund timeline"
+    assert completed.returncode == 0, f"{where}:\n{completed.stderr}"
+    return completed.stdout
+
+
+def test_every_readme_has_its_snippets_found():
+    where = {w.split(":")[0] for w, _ in SNIPPETS}
+    assert {"README.md", "integrations/langchain/README.md", "integrations/llamaindex/README.md"} <= where
+
+
+@pytest.mark.parametrize(("where", "code"), SNIPPETS, ids=[w for w, _ in SNIPPETS])
+def test_readme_snippet_runs_and_runs_again(where, code, tmp_path):
+    """Copy-paste runnable, and repeatable: the second run, in the same home, sees what
+    the first stored and must still succeed (no "already exists" on the way)."""
+    first = run_snippet(code, where, tmp_path)
+    second = run_snippet(code, where, tmp_path)
+    if where.startswith("README.md"):
+        for out in (first, second):
+            assert out.splitlines()[0].startswith("turn-2 ")  # the refund turn answers "refund timeline"
 
 
 def test_ci_runs_the_readme_test_command():
