@@ -69,3 +69,32 @@ def test_ci_runs_the_readme_test_command():
     assert extracted, "CI must take its command from the README"
     test_command = [c for c in setup_commands if "pytest" in c]
     assert len(test_command) == 1 and "cookbook/live_call_context.py" in setup_commands[0]
+
+
+def test_setup_commands_never_assume_an_activated_environment():
+    """Set-up creates ``.venv`` without activating it, so a later command that runs bare
+    ``pip`` or ``lichen`` would use whatever else is on the PATH."""
+    programs = [line.split()[1] for line in re.findall(r"^\$ .*$", README, re.M)]
+    assert programs and all(p in ("python3", "export") or p.startswith(".venv/bin/") for p in programs), programs
+
+
+def test_readme_says_where_the_embedded_store_lives(monkeypatch, tmp_path):
+    from lichen.stores import default_home
+
+    monkeypatch.delenv("LICHEN_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    if sys.platform.startswith("linux"):
+        assert default_home() == tmp_path / ".local" / "share" / "lichen"
+    assert "`~/.local/share/lichen` on Linux" in README and "$LICHEN_HOME" in README
+
+
+def test_the_jsonl_shape_shown_next_to_push_pushes(tmp_path, capsys):
+    from lichen import Client
+    from lichen.cli import main
+
+    rows = re.search(r"one document per line:\n\n```json\n(.*?)```", README, re.S).group(1)
+    (tmp_path / "faqs.jsonl").write_text(rows)
+    assert main(["push", str(tmp_path / "faqs.jsonl")]) == 0, capsys.readouterr().err
+    docs = Client().get_docs_sync("faqs")
+    assert [(d.id, d.metadata) for d in docs] == [("faq-1", {"topic": "billing"}), ("faq-2", {})]
