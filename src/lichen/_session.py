@@ -106,6 +106,8 @@ class SessionIndex:
         """Embed with the session's model (not available for ``model_id="custom"``)."""
         if self._embedder is None:
             raise InvalidArgumentError('model_id="custom": pass vectors in DocumentInfo.embedding / QueryOptions.embedding')
+        if self.progress is None:  # the embedder decides (a terminal, a long batch); older embedders take no switch
+            return self._embedder.embed(list(texts))
         return self._embedder.embed(list(texts), progress=self.progress)
 
     def _document_vectors(self, docs: Sequence[DocumentInfo]) -> np.ndarray:
