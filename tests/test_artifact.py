@@ -140,9 +140,12 @@ def test_round_trip_file_and_fileobj(tmp_path):
     assert path.stat().st_size == manifest.size
     from_path = read_artifact_file(path)
     assert_same(snap, from_path)
-    assert from_path.matrix.flags.writeable and from_path.matrix.flags.c_contiguous
+    # A path is memory-mapped: the matrix is a read-only view of the file, not a copy.
+    assert not from_path.matrix.flags.writeable and from_path.matrix.flags.c_contiguous
     with open(path, "rb") as f:
-        assert_same(snap, read_artifact(f))
+        from_file = read_artifact(f)
+        assert_same(snap, from_file)
+        assert from_file.matrix.flags.writeable
     assert_same(snap, read_artifact(str(path)))
     buf = io.BytesIO()
     write_artifact(snap, buf)
@@ -381,10 +384,10 @@ def test_future_format_version_is_refused(good):
 
 def test_future_format_is_refused_before_its_manifest_is_parsed(good):
     manifest, sections = split(good)
-    manifest["format_version"] = 2
+    manifest["format_version"] = FORMAT_VERSION + 1
     manifest["new_field"] = {"something": "unknown"}
-    with pytest.raises(CorruptDataError, match="format version 2 is newer"):
-        read_artifact(assemble(manifest, sections, version=2))
+    with pytest.raises(CorruptDataError, match=f"format version {FORMAT_VERSION + 1} is newer"):
+        read_artifact(assemble(manifest, sections, version=FORMAT_VERSION + 1))
 
 
 def test_manifest_version_must_agree_with_header(good):

@@ -91,11 +91,6 @@ def test_numpy_arrays_inside_a_filter_are_invalid_arguments(session, spec):
         query(session, spec)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=ValueError,
-    reason="IndexCore.get/search test `if filter` before compiling it (src/lichen/_engine.py, another engineer's "
-    "file): numpy raises 'truth value of an array is ambiguous'; `compile_filter(filter)` + `matches_all` fixes it",
-)
 def test_a_numpy_array_as_the_whole_filter_is_an_invalid_argument(session):
     with pytest.raises(InvalidArgumentError, match="expected a filter dict"):
         query(session, np.array([{"tag": "a"}, {"i": 1}]))

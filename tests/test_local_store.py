@@ -68,7 +68,7 @@ def test_write_read_round_trip(store):
     back = store.read("docs")
     assert back.ids == snap.ids and back.texts == snap.texts and back.metadata == snap.metadata
     assert back.matrix.tobytes() == snap.matrix.tobytes()
-    assert back.matrix.flags.writeable
+    assert not back.matrix.flags.writeable  # a view of the memory-mapped file; the engine copies on first write
     assert back.version == 1 and back.model_id == "lichen-minilm" and back.dimension == 6
     assert snap.version == 0 and snap.created_at == ""  # the caller's snapshot is not modified
 

@@ -4,10 +4,17 @@
 session hands it vectors) and never touches disk or network. Every public method takes
 the core's lock, so one core can be shared by threads (LangChain runs sync methods in a
 thread pool) and by the async faces of a session.
+
+Search is exact (one matrix-vector product) until the index reaches
+:data:`APPROXIMATE_THRESHOLD` documents; from there a :class:`~lichen._graph.VectorGraph`
+proposes candidates and the exact float32 cosine re-ranks them, so returned scores stay
+exact and only recall can differ. The threshold, the candidate counts and the filter
+planner's cut-off were chosen by measurement (``benchmarks/bench_scale.py``, RESULTS.md).
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -15,18 +22,33 @@ from typing import Any
 import numpy as np
 
 from ._columns import MetadataColumns
-from ._errors import InvalidArgumentError
+from ._errors import CorruptDataError, InvalidArgumentError
+from ._graph import VectorGraph
 from ._types import DocumentInfo, QueryResultDocument
 from ._util import copy_metadata
 from ._validation import as_vectors
 from .filters import CompiledFilter, compile_filter
-from .fusion import DEFAULT_FUSION, fuse_rankings
+from .fusion import DEFAULT_FUSION, fuse_rankings, rank_window_size
 from .keyword import KeywordIndex
 from .stores._base import IndexSnapshot
 
-__all__ = ["IndexCore", "top_k_indices"]
+__all__ = ["IndexCore", "top_k_indices", "APPROXIMATE_THRESHOLD"]
 
 _INITIAL_CAPACITY = 64
+
+#: From this many documents on, queries go through the graph (unless forced either way).
+#: Below it the exact scan costs under ~1 ms on 2 cores and a graph would only add memory.
+APPROXIMATE_THRESHOLD = 50_000
+#: Graph candidates re-ranked exactly: ``max(CANDIDATE_FLOOR, CANDIDATE_FACTOR * top_k)``.
+CANDIDATE_FLOOR = 64
+CANDIDATE_FACTOR = 4
+#: A filter letting through at most this many rows is answered by an exact scan of those
+#: rows: gathering 20k rows costs about as much as a graph search that over-fetches.
+EXACT_FILTER_ROWS = 20_000
+#: Most graph candidates fetched for a filtered query before giving up and scanning.
+MAX_FILTERED_FETCH = 4_096
+#: Deleted or replaced keys still in the graph beyond this fraction trigger a rebuild.
+REBUILD_TOMBSTONE_FRACTION = 0.25
 
 
 def _check_page(limit: Any, offset: Any) -> None:
@@ -54,8 +76,11 @@ def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
 class IndexCore:
     """Columnar store plus exact top-k search; see the module docstring for its scope."""
 
-    def __init__(self, dimension: int | None = None) -> None:
+    def __init__(self, dimension: int | None = None, *, approximate: bool | None = None) -> None:
         self._lock = threading.RLock()
+        self.approximate = approximate
+        """``None``: approximate search from :data:`APPROXIMATE_THRESHOLD` documents on;
+        ``True`` / ``False``: always / never (``QueryOptions(exact=True)`` still scans)."""
         self._dimension = dimension
         self._ids: list[str] = []
         self._positions: dict[str, int] = {}
@@ -66,6 +91,12 @@ class IndexCore:
         self._columns: MetadataColumns | None = None
         self._keywords: KeywordIndex | None = None
         self._matrix = np.zeros((_INITIAL_CAPACITY, dimension or 0), dtype=np.float32)
+        # Stable uint64 key per row, ascending with the rows (new documents get fresh,
+        # larger keys; deletes compact without reordering), so key -> row is a binary
+        # search. The graph knows documents by key because rows shift on delete.
+        self._keys = np.zeros(_INITIAL_CAPACITY, dtype=np.uint64)
+        self._next_key = 0
+        self._graph: VectorGraph | None = None
 
     # ------------------------------------------------------------------ properties
     @property
@@ -77,6 +108,17 @@ class IndexCore:
 
     def __contains__(self, doc_id: object) -> bool:
         return doc_id in self._positions
+
+    @property
+    def has_graph(self) -> bool:
+        """Whether the approximate-search graph is built (it is built on demand)."""
+        return self._graph is not None
+
+    def uses_graph(self, exact: bool = False) -> bool:
+        """Whether a query would go through the graph: the planner's first decision."""
+        if exact or self.approximate is False or len(self._ids) == 0:
+            return False
+        return self.approximate is True or len(self._ids) >= APPROXIMATE_THRESHOLD
 
     @property
     def matrix(self) -> np.ndarray:
@@ -109,6 +151,11 @@ class IndexCore:
                 self._reserve(len(self._ids))
                 positions = [existing[i] for i in update_rows]
                 self._matrix[positions] = vectors[update_rows]
+                if self._graph is not None:
+                    # Same key, new vector: the old node becomes a tombstone.
+                    keys = self._keys[positions]
+                    self._graph.remove(keys)
+                    self._graph.add(keys, vectors[update_rows])
                 for i, position in zip(update_rows, positions):
                     self._texts[position] = docs[i].text
                     self._metadata[position] = copy_metadata(docs[i].metadata or {})
@@ -121,6 +168,11 @@ class IndexCore:
                 start = len(self._ids)
                 self._reserve(start + len(new_rows))
                 self._matrix[start : start + len(new_rows)] = vectors[new_rows]
+                keys = np.arange(self._next_key, self._next_key + len(new_rows), dtype=np.uint64)
+                self._keys[start : start + len(new_rows)] = keys
+                self._next_key += len(new_rows)
+                if self._graph is not None:
+                    self._graph.add(keys, vectors[new_rows])
                 for offset, i in enumerate(new_rows):
                     doc = docs[i]
                     self._positions[doc.id] = start + offset
@@ -131,6 +183,7 @@ class IndexCore:
                     self._columns.append(self._metadata[start:])
                 if self._keywords is not None:
                     self._keywords.append(self._texts[start:])
+            self._drop_graph_if_worn()
             return len(new_rows), len(update_rows)
 
     def delete(self, ids: Sequence[str]) -> int:
@@ -142,7 +195,10 @@ class IndexCore:
             keep = np.ones(len(self._ids), dtype=bool)
             keep[list(doomed)] = False
             n_keep = int(keep.sum())
+            if self._graph is not None:
+                self._graph.remove(self._keys[: len(self._ids)][~keep])
             self._matrix[:n_keep] = self._matrix[: len(self._ids)][keep]
+            self._keys[:n_keep] = self._keys[: len(self._ids)][keep]
             self._ids = [doc_id for doc_id, kept in zip(self._ids, keep) if kept]
             self._texts = [text for text, kept in zip(self._texts, keep) if kept]
             self._metadata = [meta for meta, kept in zip(self._metadata, keep) if kept]
@@ -151,6 +207,7 @@ class IndexCore:
                 self._columns.keep(keep)
             if self._keywords is not None:
                 self._keywords.keep(keep)
+            self._drop_graph_if_worn()
             return len(doomed)
 
     def delete_matching(self, filter: dict[str, Any], ids: Sequence[str] | None = None) -> int:
@@ -173,13 +230,42 @@ class IndexCore:
         return self._columns
 
     def _reserve(self, rows: int) -> None:
-        capacity = self._matrix.shape[0]
-        if rows <= capacity and self._matrix.flags.writeable:
+        capacity = min(self._matrix.shape[0], self._keys.shape[0])
+        if rows <= capacity and self._matrix.flags.writeable and self._keys.flags.writeable:
             return
         # Amortised growth; also the copy-on-first-write of an adopted read-only matrix.
-        grown = np.zeros((max(rows, capacity + capacity // 2, _INITIAL_CAPACITY), self._dimension or 0), dtype=np.float32)
-        grown[: len(self._ids)] = self._matrix[: len(self._ids)]
+        n = len(self._ids)
+        size = max(rows, capacity + capacity // 2, _INITIAL_CAPACITY)
+        grown = np.zeros((size, self._dimension or 0), dtype=np.float32)
+        grown[:n] = self._matrix[:n]
         self._matrix = grown
+        keys = np.zeros(size, dtype=np.uint64)
+        keys[:n] = self._keys[:n]
+        self._keys = keys
+
+    def _drop_graph_if_worn(self) -> None:
+        """Forget a graph mostly made of tombstones (or left behind by an index that
+        shrank below the threshold); the next approximate query rebuilds it."""
+        graph = self._graph
+        if graph is not None and (
+            graph.tombstone_fraction > REBUILD_TOMBSTONE_FRACTION or not self.uses_graph()
+        ):
+            self._graph = None
+
+    def _ensure_graph(self) -> VectorGraph:
+        if self._graph is None:
+            n = len(self._ids)
+            self._graph = VectorGraph.build(self._matrix[:n], self._keys[:n])
+        return self._graph
+
+    def _rows_for_keys(self, keys: np.ndarray) -> np.ndarray:
+        """Row of each key, in the keys' order; a key with no row (which the graph
+        should never return) is dropped rather than trusted."""
+        n = len(self._ids)
+        if n == 0:
+            return np.empty(0, np.int64)
+        rows = np.minimum(np.searchsorted(self._keys[:n], keys), n - 1)
+        return rows[self._keys[rows] == keys]
 
     # ------------------------------------------------------------------ reads
     def get(
@@ -198,7 +284,7 @@ class IndexCore:
         delete closes the gap without reordering, so pages only shift by what was
         deleted before them."""
         _check_page(limit, offset)
-        compiled = compile_filter(filter) if filter else None
+        compiled = None if filter is None else compile_filter(filter)
         with self._lock:
             positions = self._select(ids, compiled, offset, None if limit is None else offset + limit)
             return [
@@ -237,9 +323,13 @@ class IndexCore:
         filter: dict[str, Any] | None = None,
         alpha: float = 1.0,
         fusion: str = DEFAULT_FUSION,
+        exact: bool = False,
     ) -> list[QueryResultDocument]:
-        """Exact top-k by cosine similarity, optionally fused with BM25 (``alpha < 1``)."""
-        compiled = compile_filter(filter) if filter else None
+        """Top-k by cosine similarity, optionally fused with BM25 (``alpha < 1``).
+
+        Exact below the threshold or when ``exact``; otherwise graph candidates re-ranked
+        exactly (see the module docstring and :meth:`uses_graph`)."""
+        compiled = None if filter is None else compile_filter(filter)
         if compiled is not None and compiled.matches_all:
             compiled = None
         if query_vector is not None:
@@ -248,14 +338,53 @@ class IndexCore:
             n = len(self._ids)
             if n == 0 or top_k <= 0:
                 return []
-            candidates = None
+            allowed = None
             if compiled is not None:
-                candidates = np.flatnonzero(compiled.evaluate(self._metadata_columns()))
-                if candidates.size == 0:
+                allowed = np.flatnonzero(compiled.evaluate(self._metadata_columns()))
+                if allowed.size == 0:
                     return []
+            approximate = (
+                self.uses_graph(exact)
+                and query_vector is not None
+                and (allowed is None or allowed.size > EXACT_FILTER_ROWS)
+            )
             if alpha >= 1.0:
-                return self._vector_search(query_vector, candidates, top_k)
-            return self._hybrid_search(query_vector, query_text, candidates, top_k, alpha, fusion)
+                if approximate:
+                    found = self._graph_candidates(query_vector, allowed, self._candidate_count(top_k), top_k)
+                    if found is not None:
+                        return self._vector_search(query_vector, found, top_k)
+                return self._vector_search(query_vector, allowed, top_k)
+            pool = None
+            if approximate and alpha > 0.0:
+                # Fusion ranks the best rank_window_size(top_k) rows by vector: fetch as many.
+                count = max(self._candidate_count(top_k), rank_window_size(top_k))
+                pool = self._graph_candidates(query_vector, allowed, count, top_k)
+            return self._hybrid_search(query_vector, query_text, allowed, top_k, alpha, fusion, pool)
+
+    @staticmethod
+    def _candidate_count(top_k: int) -> int:
+        return max(CANDIDATE_FLOOR, CANDIDATE_FACTOR * top_k)
+
+    def _graph_candidates(
+        self, query: np.ndarray, allowed: np.ndarray | None, count: int, needed: int
+    ) -> np.ndarray | None:
+        """Rows the graph proposes, restricted to ``allowed``; ``None`` when a filtered
+        fetch comes back with fewer than ``needed`` rows (the caller then scans exactly).
+
+        For a filter letting through a fraction ``s`` of the rows, ``count / s`` graph
+        neighbours hold ~``count`` matching ones, so the fetch is over-sized by that much
+        (capped at :data:`MAX_FILTERED_FETCH`)."""
+        graph = self._ensure_graph()
+        n = len(self._ids)
+        if allowed is not None:
+            count = min(MAX_FILTERED_FETCH, math.ceil(count * n / allowed.size))
+        rows = self._rows_for_keys(graph.search(query, count))
+        if allowed is None:
+            return rows
+        rows = rows[np.isin(rows, allowed, assume_unique=True)]
+        if rows.size < min(needed, allowed.size):
+            return None
+        return rows
 
     def _vector_search(self, query: np.ndarray, candidates: np.ndarray | None, top_k: int) -> list[QueryResultDocument]:
         n = len(self._ids)
@@ -281,14 +410,28 @@ class IndexCore:
         top_k: int,
         alpha: float,
         fusion: str,
+        vector_pool: np.ndarray | None = None,
     ) -> list[QueryResultDocument]:
+        """Fused ranking over ``candidates`` (all rows when ``None``). With a
+        ``vector_pool`` (graph candidates) only those rows get a vector score and the
+        fusion runs over them plus the best keyword matches: exact scores, approximate
+        vector ranking."""
         n = len(self._ids)
         if self._keywords is None:
             self._keywords = KeywordIndex()
             self._keywords.append(self._texts)
         keyword_scores = self._keywords.scores(text)
+        if vector_pool is not None:
+            allowed = np.arange(n) if candidates is None else candidates
+            matched = allowed[keyword_scores[allowed] > 0]
+            best_keywords = matched[top_k_indices(keyword_scores[matched], rank_window_size(top_k))]
+            candidates = np.union1d(vector_pool, best_keywords)
         if query is None:
             vector_scores = np.zeros(n, dtype=np.float32)
+        elif vector_pool is not None:
+            # Rows outside the pool never reach the fusion; pool rows get exact scores.
+            vector_scores = np.full(n, -np.inf, dtype=np.float32)
+            vector_scores[candidates] = self._matrix[candidates] @ query
         else:
             vector_scores = self._matrix[:n] @ query
         if candidates is None:
@@ -316,8 +459,11 @@ class IndexCore:
 
     # ------------------------------------------------------------------ snapshots
     def snapshot(self, name: str, model_id: str) -> IndexSnapshot:
+        """A copy to store. An index big enough for approximate search takes its graph
+        along (built now if needed), so whoever loads it never rebuilds it."""
         with self._lock:
             n = len(self._ids)
+            graph = self._ensure_graph() if self.uses_graph() else None
             return IndexSnapshot(
                 name=name,
                 model_id=model_id,
@@ -326,13 +472,17 @@ class IndexCore:
                 texts=list(self._texts),
                 metadata=[copy_metadata(m) for m in self._metadata],
                 matrix=self._matrix[:n].copy(),
+                keys=None if graph is None else self._keys[:n].copy(),
+                graph=None if graph is None else graph.to_bytes(),
+                graph_tombstones=0 if graph is None else graph.removed,
             )
 
     @classmethod
-    def from_snapshot(cls, snapshot: IndexSnapshot) -> IndexCore:
+    def from_snapshot(cls, snapshot: IndexSnapshot, *, approximate: bool | None = None) -> IndexCore:
         """Adopt stored embeddings as they are: no re-embedding, no renormalisation, so a
-        resumed index holds bit-identical vectors."""
-        core = cls(snapshot.dimension or None)
+        resumed index holds bit-identical vectors. A stored graph is used in place
+        (a view of the snapshot's buffer) and copied only on the first write."""
+        core = cls(snapshot.dimension or None, approximate=approximate)
         n = snapshot.doc_count
         matrix = np.asarray(snapshot.matrix, dtype=np.float32)
         if matrix.shape != (n, snapshot.dimension):
@@ -347,4 +497,24 @@ class IndexCore:
         core._texts = list(snapshot.texts)
         core._metadata = list(snapshot.metadata)
         core._columns = None
+        core._adopt_graph(snapshot)
         return core
+
+    def _adopt_graph(self, snapshot: IndexSnapshot) -> None:
+        n = snapshot.doc_count
+        if snapshot.keys is None:
+            self._keys = np.arange(max(n, _INITIAL_CAPACITY), dtype=np.uint64)
+            self._next_key = n
+            if snapshot.graph is not None:
+                raise CorruptDataError("the index has a graph section but no keys section")
+            return
+        keys = np.asarray(snapshot.keys, dtype=np.uint64)
+        if keys.shape != (n,) or (n > 1 and not (keys[1:] > keys[:-1]).all()):
+            raise CorruptDataError(f"the index's keys section is not {n} ascending keys")
+        self._keys = keys
+        self._next_key = int(keys[-1]) + 1 if n else 0
+        if snapshot.graph is not None and self._dimension:
+            graph = VectorGraph.from_buffer(snapshot.graph, self._dimension, removed=snapshot.graph_tombstones)
+            if len(graph) != n:
+                raise CorruptDataError(f"the index's graph holds {len(graph)} documents, the index {n}")
+            self._graph = graph

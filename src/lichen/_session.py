@@ -91,6 +91,19 @@ class SessionIndex:
         return self._version
 
     @property
+    def approximate(self) -> bool | None:
+        """Approximate (graph) search: ``None`` (default) from
+        :data:`~lichen._engine.APPROXIMATE_THRESHOLD` documents on, ``True`` always,
+        ``False`` never. Candidates are always re-ranked by exact cosine."""
+        return self._core.approximate
+
+    @approximate.setter
+    def approximate(self, value: bool | None) -> None:
+        if value not in (None, True, False):
+            raise InvalidArgumentError(f"approximate must be None, True or False, got {value!r}")
+        self._core.approximate = value
+
+    @property
     def core(self) -> IndexCore:
         """The engine underneath, for adapters that need raw vectors (e.g. MMR)."""
         return self._core
@@ -201,7 +214,9 @@ class SessionIndex:
             docs = []
         else:
             vector = self._query_vector(text, options, alpha)
-            docs = self._core.search(vector, text, top_k=options.top_k, filter=options.filter, alpha=alpha)
+            docs = self._core.search(
+                vector, text, top_k=options.top_k, filter=options.filter, alpha=alpha, exact=bool(options.exact)
+            )
         docs = shape_hits(self._core, docs, options)
         for doc in docs:
             doc.index_name = self.name

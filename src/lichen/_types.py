@@ -50,6 +50,9 @@ class QueryOptions:
     ``include_embeddings`` puts each hit's stored (L2-normalised) vector in
     ``QueryResultDocument.embedding``; ``include_text=False`` leaves ``text`` empty
     (``""``) for callers that only need ids, scores and metadata.
+
+    ``exact=True`` scans every vector even when the index is big enough for approximate
+    search (the reference, e.g. to measure recall); scores are exact either way.
     """
 
     top_k: int = 5
@@ -59,6 +62,7 @@ class QueryOptions:
     min_score: float | None = None
     include_embeddings: bool = False
     include_text: bool = True
+    exact: bool = False
 
 
 @dataclass

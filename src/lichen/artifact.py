@@ -12,7 +12,7 @@ Byte layout (integers little-endian)::
 
     offset  size            field
     0       8               magic b"LICHENIX"
-    8       4               format_version (uint32), currently 1
+    8       4               format_version (uint32), currently 2 (1 still reads)
     12      4               reserved, zero
     16      8               manifest_length (uint64)
     24      16              xxh3-128 digest of the manifest bytes (canonical, big-endian)
@@ -24,12 +24,22 @@ Byte layout (integers little-endian)::
     ...                     zero padding up to a 64-byte boundary
     body+m                  "matrix" section: doc_count x dimension float32, little-endian,
                             row-major
+    (format 2, optional, each 64-byte aligned; both or neither)
+    ...                     "keys" section: doc_count uint64, the rows' stable keys, ascending
+    ...                     "graph" section: the approximate-search graph over those keys
+                            (a serialised usearch index, used in place when memory-mapped)
     EOF                     exactly at body + manifest["body_length"]
 
 The manifest holds ``format_version, name, model_id, dimension, doc_count, version,
 created_at, updated_at, dtype ("float32"), byte_order ("little"), body_length, sections,
-extra``; ``sections`` maps each section name to ``{"offset", "length", "xxh3_128"}``, the
+extra`` (format 2 adds ``graph_tombstones``: deleted keys still inside the graph);
+``sections`` maps each section name to ``{"offset", "length", "xxh3_128"}``, the
 offset counted from the body start (so the manifest never depends on its own length).
+
+Paths are memory-mapped on POSIX: the matrix and the graph are then read-only views of
+the page cache, and after their checksums are verified the pages are handed back to the
+kernel (``MADV_DONTNEED``), so a loaded million-document index only keeps resident what
+its queries touch.
 
 The manifest digest in the header covers every section checksum and all index fields, so
 it identifies the artifact's content: :attr:`ArtifactManifest.etag` is its hex form, fit
@@ -82,7 +92,7 @@ __all__ = [
 ]
 
 MAGIC = b"LICHENIX"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 ALIGNMENT = 64
 FILE_SUFFIX = ".lix"
 MEDIA_TYPE = "application/vnd.lichen.index"
@@ -90,7 +100,10 @@ MEDIA_TYPE = "application/vnd.lichen.index"
 _HEADER = struct.Struct("<8sIIQ16s")  # magic, format_version, reserved, manifest_length, digest
 HEADER_SIZE = _HEADER.size  # 40
 _SECTION_NAMES = ("ids", "texts", "metadata", "matrix")
+_GRAPH_SECTIONS = ("keys", "graph")  # format 2, optional
 _MATRIX_DTYPE = np.dtype("<f4")
+_KEY_DTYPE = np.dtype("<u8")
+_CHECKSUM_CHUNK = 64 << 20
 
 ArtifactSource = Union[bytes, bytearray, memoryview, mmap.mmap, str, "os.PathLike[str]", BinaryIO]
 """What readers accept: the artifact's bytes (or any buffer, e.g. an ``mmap``), a file
@@ -133,6 +146,11 @@ class ArtifactManifest:
     """xxh3-128 of the manifest bytes: changes whenever any content or field changes."""
     format_version: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
+    graph_tombstones: int = 0
+
+    @property
+    def has_graph(self) -> bool:
+        return "graph" in self.sections
 
     @property
     def size(self) -> int:
@@ -200,6 +218,23 @@ def _matrix_for(snapshot: IndexSnapshot, doc_count: int, dimension: int) -> np.n
     return np.ascontiguousarray(matrix, dtype=_MATRIX_DTYPE)
 
 
+def _graph_parts(snapshot: IndexSnapshot, doc_count: int) -> list[tuple[str, memoryview]]:
+    """The optional keys and graph sections, as byte views (no copies)."""
+    if snapshot.graph is None:
+        if snapshot.keys is not None:
+            raise InvalidArgumentError("snapshot has keys but no graph: store neither or both")
+        return []
+    if snapshot.keys is None:
+        raise InvalidArgumentError("snapshot has a graph but no keys")
+    keys = np.ascontiguousarray(snapshot.keys, dtype=_KEY_DTYPE)
+    if keys.shape != (doc_count,):
+        raise InvalidArgumentError(f"snapshot keys have shape {keys.shape}, expected ({doc_count},)")
+    if type(snapshot.graph_tombstones) is not int or snapshot.graph_tombstones < 0:
+        raise InvalidArgumentError(f"graph_tombstones must be a non-negative int, got {snapshot.graph_tombstones!r}")
+    graph = memoryview(snapshot.graph).cast("B")
+    return [("keys", memoryview(keys.view(np.uint8))), ("graph", graph)]
+
+
 def _dumps(value: Any, what: str) -> bytes:
     try:
         return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
@@ -241,6 +276,7 @@ def encode_artifact(snapshot: IndexSnapshot) -> EncodedArtifact:
         if not all(isinstance(m, dict) for m in metadata):
             raise InvalidArgumentError("snapshot metadata entries must be dicts (or None)")
     matrix = _matrix_for(snapshot, doc_count, dimension)
+    graph_parts = _graph_parts(snapshot, doc_count)
 
     ids_b = _dumps(ids, "ids")
     texts_b = _dumps(texts, "texts")
@@ -254,12 +290,17 @@ def encode_artifact(snapshot: IndexSnapshot) -> EncodedArtifact:
         "metadata": (len(ids_b) + len(texts_b), meta_b),
         "matrix": (matrix_off, matrix_b),
     }
-    sections_json = {
-        key: {"offset": off, "length": len(buf) if key != "matrix" else buf.nbytes,
-              "xxh3_128": artifact_checksum(buf)}
-        for key, (off, buf) in relative.items()
-    }
     body_length = matrix_off + matrix_b.nbytes
+    padding: dict[str, int] = {}
+    for key, buf in graph_parts:
+        offset = _align(body_length)
+        padding[key] = offset - body_length
+        relative[key] = (offset, buf)
+        body_length = offset + buf.nbytes
+    sections_json = {
+        key: {"offset": off, "length": buf.nbytes, "xxh3_128": artifact_checksum(buf)}
+        for key, (off, buf) in ((k, (o, memoryview(b))) for k, (o, b) in relative.items())
+    }
     manifest_json = {
         "format_version": FORMAT_VERSION,
         "name": snapshot.name,
@@ -275,6 +316,8 @@ def encode_artifact(snapshot: IndexSnapshot) -> EncodedArtifact:
         "sections": sections_json,
         "extra": dict(snapshot.extra or {}),
     }
+    if graph_parts:
+        manifest_json["graph_tombstones"] = int(snapshot.graph_tombstones)
     manifest_b = _dumps(manifest_json, "snapshot extra")
     digest = xxhash.xxh3_128_digest(manifest_b)
     body_offset = _align(HEADER_SIZE + len(manifest_b))
@@ -286,6 +329,8 @@ def encode_artifact(snapshot: IndexSnapshot) -> EncodedArtifact:
     chunks: list[Any] = [head, ids_b, texts_b, meta_b, bytes(matrix_off - docs_len)]
     if matrix_b.nbytes:
         chunks.append(matrix_b)
+    for key, buf in graph_parts:
+        chunks.extend((bytes(padding[key]), buf))
     manifest = _manifest_from_json(manifest_json, body_offset, digest.hex())
     return EncodedArtifact(manifest=manifest, chunks=chunks)
 
@@ -358,16 +403,36 @@ class _Reader:
 
 
 class _BufferReader(_Reader):
-    def __init__(self, data: Any) -> None:
+    def __init__(self, data: Any, label: str = "") -> None:
         view = memoryview(data)
         if view.ndim != 1 or view.itemsize != 1:
             view = view.cast("B")
         self.view = view
         self.size = view.nbytes
-        self.label = ""
+        self.label = label
+        self.mapped = data if isinstance(data, mmap.mmap) else None
 
     def read(self, offset: int, length: int) -> memoryview:
         return self.view[offset : offset + length]
+
+    def checksum(self, offset: int, length: int) -> str:
+        """Checksum a big section chunk by chunk, handing each chunk of a memory map back
+        to the kernel once hashed: verifying must not leave the whole file resident."""
+        digest = xxhash.xxh3_128()
+        for start in range(offset, offset + length, _CHECKSUM_CHUNK):
+            end = min(offset + length, start + _CHECKSUM_CHUNK)
+            digest.update(self.view[start:end])
+            self.release(start, end - start)
+        return digest.hexdigest()
+
+    def release(self, offset: int, length: int) -> None:
+        if self.mapped is None or not hasattr(mmap, "MADV_DONTNEED"):
+            return
+        page = mmap.PAGESIZE
+        first = offset // page * page
+        last = (offset + length) // page * page  # whole pages only: the tail's neighbour may be in use
+        if last > first:
+            self.mapped.madvise(mmap.MADV_DONTNEED, first, last - first)
 
     def read_matrix(self, offset: int, doc_count: int, dimension: int) -> np.ndarray:
         # Shares memory with the caller's buffer: read-only for ``bytes``.
@@ -425,6 +490,11 @@ class _open_source:
         if isinstance(src, (str, os.PathLike)):
             path = os.fspath(src)
             self._owned = open(path, "rb")  # noqa: SIM115 - closed in __exit__
+            if os.name == "posix" and os.fstat(self._owned.fileno()).st_size:
+                # Mapped: the arrays read from it are views of the page cache, and the
+                # mapping outlives both this file object and a later rename over the path.
+                mapped = mmap.mmap(self._owned.fileno(), 0, access=mmap.ACCESS_READ)
+                return _BufferReader(mapped, f"({path})")
             return _FileReader(self._owned, f"({path})")
         if hasattr(src, "read") and hasattr(src, "seek"):
             return _FileReader(src, f"({getattr(src, 'name', 'file')})")
@@ -470,7 +540,9 @@ def _is_count(value: Any) -> bool:
 
 def _manifest_from_json(raw: dict[str, Any], body_offset: int, etag: str) -> ArtifactManifest:
     sections: dict[str, ArtifactSection] = {}
-    for key in _SECTION_NAMES:
+    for key in _SECTION_NAMES + _GRAPH_SECTIONS:
+        if key not in raw["sections"]:
+            continue
         sec = raw["sections"][key]
         sections[key] = ArtifactSection(body_offset + sec["offset"], sec["length"], sec["xxh3_128"])
     return ArtifactManifest(
@@ -487,6 +559,7 @@ def _manifest_from_json(raw: dict[str, Any], body_offset: int, etag: str) -> Art
         etag=etag,
         format_version=raw["format_version"],
         extra=raw.get("extra") or {},
+        graph_tombstones=raw.get("graph_tombstones", 0),
     )
 
 
@@ -514,7 +587,14 @@ def _validate_manifest(raw: Any, header_version: int, label: str) -> None:
     if not isinstance(sections, dict):
         raise bad("has no 'sections' object")
     body_length = raw["body_length"]
-    for key in _SECTION_NAMES:
+    present = [key for key in _GRAPH_SECTIONS if key in sections]
+    if present and header_version < 2:
+        raise bad(f"format 1 has no {present[0]!r} section")
+    if len(present) == 1:
+        raise bad(f"has a {present[0]!r} section without the other of 'keys' and 'graph'")
+    if not _is_count(raw.get("graph_tombstones", 0)):
+        raise bad("field 'graph_tombstones' is not a non-negative integer")
+    for key in _SECTION_NAMES + tuple(present):
         sec = sections.get(key)
         if not isinstance(sec, dict):
             raise bad(f"lacks the {key!r} section")
@@ -534,6 +614,14 @@ def _validate_manifest(raw: Any, header_version: int, label: str) -> None:
         )
     if matrix["offset"] % ALIGNMENT:
         raise bad(f"matrix section offset {matrix['offset']} is not {ALIGNMENT}-byte aligned")
+    if present:
+        keys = sections["keys"]
+        if keys["length"] != raw["doc_count"] * _KEY_DTYPE.itemsize:
+            raise bad(f"keys section is {keys['length']} bytes, doc_count {raw['doc_count']} needs "
+                      f"{raw['doc_count'] * _KEY_DTYPE.itemsize}")
+        for key in _GRAPH_SECTIONS:
+            if sections[key]["offset"] % ALIGNMENT:
+                raise bad(f"{key} section offset {sections[key]['offset']} is not {ALIGNMENT}-byte aligned")
 
 
 def _read_manifest(reader: _Reader) -> ArtifactManifest:
@@ -558,6 +646,10 @@ def _read_manifest(reader: _Reader) -> ArtifactManifest:
 
 def _section(reader: _Reader, manifest: ArtifactManifest, key: str, verify: bool) -> Any:
     sec = manifest.sections[key]
+    if verify and isinstance(reader, _BufferReader):
+        if reader.checksum(sec.offset, sec.length) != sec.checksum:
+            raise _corrupt(reader.label, f"{key} section checksum mismatch")
+        return reader.read(sec.offset, sec.length)
     data = reader.read(sec.offset, sec.length)
     if verify and artifact_checksum(data) != sec.checksum:
         raise _corrupt(reader.label, f"{key} section checksum mismatch")
@@ -607,7 +699,7 @@ def verify_artifact(source: ArtifactSource) -> ArtifactManifest:
     """
     with _open_source(source) as reader:
         manifest = _read_manifest(reader)
-        for key in _SECTION_NAMES:
+        for key in manifest.sections:
             _section(reader, manifest, key, verify=True)
         return manifest
 
@@ -635,11 +727,26 @@ def read_artifact(source: ArtifactSource, *, verify: bool = True) -> IndexSnapsh
         if not set(map(type, metadata)) <= {dict}:
             raise _corrupt(label, "metadata section holds an entry that is not an object")
         sec = manifest.sections["matrix"]
-        matrix = reader.read_matrix(sec.offset, manifest.doc_count, manifest.dimension)
-        if verify and artifact_checksum(memoryview(matrix.reshape(-1).view(np.uint8))) != sec.checksum:
-            raise _corrupt(label, "matrix section checksum mismatch")
+        if isinstance(reader, _BufferReader):
+            if verify:
+                _section(reader, manifest, "matrix", verify)
+            matrix = reader.read_matrix(sec.offset, manifest.doc_count, manifest.dimension)
+        else:
+            matrix = reader.read_matrix(sec.offset, manifest.doc_count, manifest.dimension)
+            if verify and artifact_checksum(memoryview(matrix.reshape(-1).view(np.uint8))) != sec.checksum:
+                raise _corrupt(label, "matrix section checksum mismatch")
+        keys = graph = None
+        if manifest.has_graph:
+            keys_b = _section(reader, manifest, "keys", verify)
+            keys = np.frombuffer(keys_b, dtype=_KEY_DTYPE)
+            if manifest.doc_count > 1 and not (keys[1:] > keys[:-1]).all():
+                raise _corrupt(label, "keys section is not strictly ascending")
+            graph = _section(reader, manifest, "graph", verify)
+            if not isinstance(graph, memoryview):
+                graph = memoryview(graph)
     if sys.byteorder != "little":
         matrix = matrix.astype(np.float32)  # native order for the engine
+        keys = None if keys is None else keys.astype(np.uint64)
     return IndexSnapshot(
         name=manifest.name,
         model_id=manifest.model_id,
@@ -652,6 +759,9 @@ def read_artifact(source: ArtifactSource, *, verify: bool = True) -> IndexSnapsh
         created_at=manifest.created_at,
         updated_at=manifest.updated_at,
         extra=dict(manifest.extra),
+        keys=keys,
+        graph=graph,
+        graph_tombstones=manifest.graph_tombstones,
     )
 
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from ._errors import InvalidArgumentError
 
-__all__ = ["fuse_rankings", "DEFAULT_ALPHA", "DEFAULT_FUSION", "FUSION_METHODS", "DEFAULT_RRF_K"]
+__all__ = ["fuse_rankings", "rank_window_size", "DEFAULT_ALPHA", "DEFAULT_FUSION", "FUSION_METHODS", "DEFAULT_RRF_K"]
 
 #: Weight of the vector ranking when a query does not set ``alpha``. Measured on
 #: msmarco-5k (5,000 passages, 43 judged queries, lichen-minilm; ``benchmarks/eval_hybrid.py``,
@@ -54,7 +54,8 @@ DEFAULT_RRF_K: Final[int] = 30
 FUSION_METHODS: Final = ("rrf", "normalized")
 
 
-def _window_size(top_k: int) -> int:
+def rank_window_size(top_k: int) -> int:
+    """How many best rows of each ranking take part in the fusion."""
     return max(100, 10 * top_k)
 
 
@@ -123,7 +124,7 @@ def fuse_rankings(
     # the few pooled rows are then scored exactly in float64.
     vec = _as_float(vector_scores)[candidates]
     kw = np.zeros(candidates.shape[0], np.float32) if keyword_scores is None else _as_float(keyword_scores)[candidates]
-    window = _window_size(top_k)
+    window = rank_window_size(top_k)
 
     if method == "normalized":
         (v_lo, v_hi), (k_lo, k_hi) = _bounds(vec), _bounds(kw)

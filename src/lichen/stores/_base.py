@@ -24,7 +24,8 @@ class IndexSnapshot:
     their embeddings as one contiguous ``(doc_count, dimension)`` float32 matrix.
 
     ``version`` is the stored version this snapshot was read at (0 for never stored);
-    stores use it for optimistic concurrency.
+    stores use it for optimistic concurrency. Big indexes also carry their
+    approximate-search graph, so storing and loading them costs no rebuild.
     """
 
     name: str
@@ -38,6 +39,14 @@ class IndexSnapshot:
     created_at: str = ""
     updated_at: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    keys: np.ndarray | None = None
+    """Stable ``uint64`` key of each row, the ids the graph knows documents by
+    (``None``: ``0 .. doc_count - 1``)."""
+    graph: Any = None
+    """The serialised approximate-search graph over ``keys`` (any buffer), or ``None``
+    when the index has none (small indexes, or format-1 artifacts)."""
+    graph_tombstones: int = 0
+    """Keys deleted from the graph but still taking space in it."""
 
     @property
     def doc_count(self) -> int:
