@@ -25,6 +25,19 @@ def rss_mb() -> float:
     return float("nan")
 
 
+def rss_parts_mb() -> dict[str, float]:
+    """Resident memory split into private (``anon``: heap, Python objects) and
+    ``file``-backed pages (memory-mapped artifacts: shared with the page cache and
+    dropped by the kernel under pressure, so they cost less than they weigh)."""
+    parts = {}
+    with open("/proc/self/status", encoding="ascii") as handle:
+        for line in handle:
+            for key, name in (("RssAnon:", "anon"), ("RssFile:", "file")):
+                if line.startswith(key):
+                    parts[name] = int(line.split()[1]) / 1024
+    return parts
+
+
 def exact_top_k(matrix: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
     """The reference answer: positions of the ``k`` best inner products."""
     scores = matrix @ query

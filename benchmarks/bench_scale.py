@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from _data import cached_embeddings, load_corpus, load_queries, mixed_corpus
-from _measure import percentiles, rss_mb
+from _measure import percentiles, rss_mb, rss_parts_mb
 
 TOP_K = 10
 FILTERS = {"1%": {"bucket": 0}, "10%": {"bucket": {"$lt": 10}}, "50%": {"bucket": {"$lt": 50}}}
@@ -73,7 +73,7 @@ def child_load(args: argparse.Namespace) -> None:
     with open(path, "rb") as handle:  # evict the artifact: a cold read from disk
         os.posix_fadvise(handle.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
     gc.collect()
-    before = rss_mb()
+    before, parts_before = rss_mb(), rss_parts_mb()
     started = time.perf_counter()
     session = client.load_index_sync(args.name)
     cold = time.perf_counter() - started
@@ -81,7 +81,7 @@ def child_load(args: argparse.Namespace) -> None:
     queries = np.load(args.queries)
     for vector in queries:
         session.query_sync("", QueryOptions(top_k=TOP_K, embedding=vector.tolist()))
-    after_queries = rss_mb()
+    after_queries, parts_after = rss_mb(), rss_parts_mb()
     started = time.perf_counter()
     again = client.load_index_sync(args.name)
     cached = time.perf_counter() - started
@@ -89,6 +89,8 @@ def child_load(args: argparse.Namespace) -> None:
     print(json.dumps({
         "load_cold_s": round(cold, 3), "load_cached_s": round(cached, 3),
         "rss_after_load_mb": round(after_load - before, 1), "rss_after_queries_mb": round(after_queries - before, 1),
+        "rss_after_queries_anon_mb": round(parts_after["anon"] - parts_before["anon"], 1),
+        "rss_after_queries_file_mb": round(parts_after["file"] - parts_before["file"], 1),
         "graph_adopted": session.core.has_graph,
     }))
 
@@ -133,6 +135,8 @@ def measure_size(size: int, base: np.ndarray, texts: list[str], query_texts: lis
     del flat
     n = min(repeats, len(probes))
     row["recall_at_10"] = recall(approx[:n], exact[:n])
+    real = len(query_vectors)  # the probes start with msmarco's real queries
+    row["recall_at_10_real_queries"] = recall(approx[:real], exact[:real])
 
     row["filters"] = {}
     for label, spec in FILTERS.items():

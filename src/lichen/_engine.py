@@ -84,7 +84,7 @@ class IndexCore:
         ``True`` / ``False``: always / never (``QueryOptions(exact=True)`` still scans)."""
         self._dimension = dimension
         self._ids: list[str] = []
-        self._positions: dict[str, int] = {}
+        self._position_map: dict[str, int] | None = {}
         self._texts: list[str] = []
         self._metadata: list[dict[str, Any]] = []
         # Both derived structures are built on first use: a loaded 100k-document index
@@ -108,7 +108,19 @@ class IndexCore:
         return len(self._ids)
 
     def __contains__(self, doc_id: object) -> bool:
-        return doc_id in self._positions
+        with self._lock:
+            return doc_id in self._positions
+
+    @property
+    def _positions(self) -> dict[str, int]:
+        """id -> row, built on first use: a loaded index that only answers queries never
+        needs it (a third of a second per million ids). The caller holds the lock."""
+        if self._position_map is None:
+            self._position_map = dict(zip(self._ids, range(len(self._ids))))
+            if len(self._position_map) != len(self._ids):
+                self._position_map = None
+                raise CorruptDataError("the index holds duplicate ids")
+        return self._position_map
 
     @property
     def has_graph(self) -> bool:
@@ -203,7 +215,7 @@ class IndexCore:
             self._ids = [doc_id for doc_id, kept in zip(self._ids, keep) if kept]
             self._texts = [text for text, kept in zip(self._texts, keep) if kept]
             self._metadata = [meta for meta, kept in zip(self._metadata, keep) if kept]
-            self._positions = {doc_id: position for position, doc_id in enumerate(self._ids)}
+            self._position_map = None  # rows moved: rebuilt on next use
             if self._columns is not None:
                 self._columns.keep(keep)
             if self._keywords is not None:
@@ -339,27 +351,21 @@ class IndexCore:
             n = len(self._ids)
             if n == 0 or top_k <= 0:
                 return []
-            allowed = None
-            if compiled is not None:
-                allowed = np.flatnonzero(compiled.evaluate(self._metadata_columns()))
-                if allowed.size == 0:
-                    return []
-            approximate = (
-                self.uses_graph(exact)
-                and query_vector is not None
-                and (allowed is None or allowed.size > EXACT_FILTER_ROWS)
+            mask = None if compiled is None else compiled.evaluate(self._metadata_columns())
+            passing = n if mask is None else int(np.count_nonzero(mask))
+            if passing == 0:
+                return []
+            approximate = self.uses_graph(exact) and query_vector is not None and (
+                mask is None or passing > EXACT_FILTER_ROWS
             )
-            if alpha >= 1.0:
-                if approximate:
-                    found = self._graph_candidates(query_vector, allowed, self._candidate_count(top_k), top_k)
-                    if found is not None:
-                        return self._vector_search(query_vector, found, top_k)
-                return self._vector_search(query_vector, allowed, top_k)
             pool = None
             if approximate and alpha > 0.0:
-                # Fusion ranks the best rank_window_size(top_k) rows by vector: fetch as many.
-                count = max(self._candidate_count(top_k), rank_window_size(top_k))
-                pool = self._graph_candidates(query_vector, allowed, count, top_k)
+                # Hybrid fusion ranks the best rank_window_size(top_k) rows by vector: fetch as many.
+                count = self._candidate_count(top_k) if alpha >= 1.0 else max(self._candidate_count(top_k), rank_window_size(top_k))
+                pool = self._graph_candidates(query_vector, mask, passing, count, top_k)
+            allowed = None if mask is None else np.flatnonzero(mask)
+            if alpha >= 1.0:
+                return self._vector_search(query_vector, allowed if pool is None else pool, top_k)
             return self._hybrid_search(query_vector, query_text, allowed, top_k, alpha, fusion, pool)
 
     @staticmethod
@@ -367,23 +373,23 @@ class IndexCore:
         return max(CANDIDATE_FLOOR, CANDIDATE_FACTOR * top_k)
 
     def _graph_candidates(
-        self, query: np.ndarray, allowed: np.ndarray | None, count: int, needed: int
+        self, query: np.ndarray, mask: np.ndarray | None, passing: int, count: int, needed: int
     ) -> np.ndarray | None:
-        """Rows the graph proposes, restricted to ``allowed``; ``None`` when a filtered
-        fetch comes back with fewer than ``needed`` rows (the caller then scans exactly).
+        """Rows the graph proposes, restricted to the filter's ``mask`` (``passing`` rows
+        pass it); ``None`` when a filtered fetch comes back with fewer than ``needed``
+        rows (the caller then scans exactly).
 
         For a filter letting through a fraction ``s`` of the rows, ``count / s`` graph
         neighbours hold ~``count`` matching ones, so the fetch is over-sized by that much
         (capped at :data:`MAX_FILTERED_FETCH`)."""
         graph = self._ensure_graph()
-        n = len(self._ids)
-        if allowed is not None:
-            count = min(MAX_FILTERED_FETCH, math.ceil(count * n / allowed.size))
+        if mask is not None:
+            count = min(MAX_FILTERED_FETCH, math.ceil(count * len(self._ids) / passing))
         rows = self._rows_for_keys(graph.search(query, count))
-        if allowed is None:
+        if mask is None:
             return rows
-        rows = rows[np.isin(rows, allowed, assume_unique=True)]
-        if rows.size < min(needed, allowed.size):
+        rows = rows[mask[rows]]
+        if rows.size < min(needed, passing):
             return None
         return rows
 
@@ -492,9 +498,7 @@ class IndexCore:
         # copies it into a growable buffer (see _reserve), reads never do.
         core._matrix = np.ascontiguousarray(matrix)
         core._ids = list(snapshot.ids)
-        core._positions = {doc_id: position for position, doc_id in enumerate(core._ids)}
-        if len(core._positions) != n:
-            raise InvalidArgumentError("snapshot holds duplicate ids")
+        core._position_map = None  # built on first use by id; duplicates are refused then
         core._texts = list(snapshot.texts)
         core._metadata = list(snapshot.metadata)
         core._columns = None
