@@ -141,6 +141,22 @@ def test_an_invalid_upload_is_refused_by_both_routes_and_changes_nothing(deploym
     assert not deployment.spooled_files()
 
 
+def test_an_upload_whose_graph_is_not_a_graph_is_refused(deployment, project, seeded):
+    # Checksums are right (the encoder computes them), the graph section is garbage: the
+    # server must refuse it without ever handing it to usearch, which trusts what it maps.
+    snapshot = snapshot_of(NAME, 3, dim=DIM)
+    snapshot.keys = np.arange(3, dtype=np.uint64)
+    for graph in (b"\xff" * 64, b"\x03\x00\x00\x00\x04\x00\x00\x00" + b"\x01" * 4):
+        snapshot.graph = graph
+        for method, route in (("PUT", "/artifact"), ("POST", "/docs")):
+            body = encode_artifact(snapshot).to_bytes()
+            response = httpx.request(method, url(deployment, route), headers=auth(project), content=body)
+            assert response.status_code == 422, f"{method} {route}: {response.status_code} {response.text}"
+            assert "graph" in response.json()["error"]["message"]
+            assert_no_server_paths(deployment, response)
+    assert_unchanged(deployment, project, seeded)
+
+
 # ------------------------------------------------------------------ 3: malformed headers
 MALFORMED_IF_MATCH = [b'"' + b"9" * 5000 + b'"', b"9" * 5000, b'"\xb2"', b"\xb2", b'W/"1\xb2"', b'"1"x']
 
