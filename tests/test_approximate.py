@@ -286,3 +286,28 @@ def test_lichen_and_onnxruntime_import_in_either_order(tmp_path):
     for order in ("import lichen._graph, onnxruntime", "import onnxruntime, lichen._graph"):
         done = subprocess.run([sys.executable, "-c", order], capture_output=True, timeout=120)
         assert done.returncode == 0, (order, done.returncode, done.stderr[-500:])
+
+
+def test_server_side_add_and_delete_on_an_index_with_a_graph(tmp_path, monkeypatch):
+    # The server merges without opening the graph: it drops it, and the next load (the
+    # index being big) builds a fresh one there, before any query.
+    from server_helpers import Deployment
+
+    deployment = Deployment("fs", tmp_path, None)
+    try:
+        project = deployment.server.create_project()
+        client = Client(url=deployment.server.url, project_id=project.project_id, project_key=project.project_key)
+        vectors = clustered(120, seed=19)
+        docs = [DocumentInfo(id=d.id, text=d.text, metadata=d.metadata, embedding=v.tolist()) for d, v in zip(make_docs(120), vectors)]
+        monkeypatch.setattr(engine_module, "APPROXIMATE_THRESHOLD", 100)
+        client.create_index_sync("shared", docs, model_id="custom")
+        assert client.load_index_sync("shared").core.has_graph  # pushed with its graph
+        extra = clustered(5, seed=20)
+        client.add_docs_sync("shared", [DocumentInfo(id=f"new{i}", text="n", embedding=v.tolist()) for i, v in enumerate(extra)])
+        assert client.delete_docs_sync("shared", ["d0", "d1"]) == 2
+        loaded = client.load_index_sync("shared")
+        assert loaded.doc_count == 123 and loaded.core.has_graph  # rebuilt at load
+        assert loaded.query_sync("", QueryOptions(top_k=1, embedding=extra[3].tolist())).docs[0].id == "new3"
+        assert_graph_matches_scan(loaded.core, clustered(5, seed=21))
+    finally:
+        deployment.stop()

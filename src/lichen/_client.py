@@ -123,6 +123,9 @@ class Client:
 
     def _remember(self, name: str, snapshot: IndexSnapshot) -> SessionIndex:
         index = SessionIndex.from_snapshot(snapshot, read_only=True)
+        # A big index stored without its graph (format 1, or merged on a server) builds
+        # it here, at load, rather than in the middle of its first live query.
+        index.core.prepare_graph()
         with self._loaded_lock:
             self._loaded[name] = index
         return index
@@ -315,6 +318,7 @@ class Client:
             # The store merges server-side: embed only the new documents, send only them.
             info = self.store.get_info(name)
             batch = SessionIndex(name, info.model_id, dimension=info.dimension or None, progress=self.progress)
+            batch.approximate = False  # a batch to merge needs no graph of its own
             batch.add_docs_sync(docs)
             return add_documents(batch.core.snapshot(name, info.model_id))
         return self._mutate(name, lambda session: session.add_docs_sync(docs))

@@ -37,9 +37,11 @@ extra`` (format 2 adds ``graph_tombstones``: deleted keys still inside the graph
 offset counted from the body start (so the manifest never depends on its own length).
 
 Paths are memory-mapped on POSIX: the matrix and the graph are then read-only views of
-the page cache, and after their checksums are verified the pages are handed back to the
-kernel (``MADV_DONTNEED``), so a loaded million-document index only keeps resident what
-its queries touch.
+the page cache (no copy, nothing rebuilt), and the pages hashed while verifying are
+unmapped again (``MADV_DONTNEED``) instead of all staying mapped. They are shared and
+reclaimable, but they do count in the process's RSS once queries touch them, and the
+kernel maps file pages in large blocks: a long-running process serving a big index soon
+shows most of the file as resident (file-backed) memory.
 
 The manifest digest in the header covers every section checksum and all index fields, so
 it identifies the artifact's content: :attr:`ArtifactManifest.etag` is its hex form, fit

@@ -60,6 +60,12 @@ class InvalidUploadError(CorruptDataError):
     """An uploaded body is not a valid artifact (the client's fault: 422, not 500)."""
 
 
+# A merge or delete on the server drops the stored approximate-search graph rather than
+# editing it: the server never opens a graph (usearch trusts what it maps, and a graph
+# comes from a client), so the next client to load the index builds a fresh one.
+_WITHOUT_GRAPH: dict[str, Any] = {"keys": None, "graph": None, "graph_tombstones": 0}
+
+
 def merge_upsert(current: IndexSnapshot, batch: IndexSnapshot) -> tuple[IndexSnapshot, int, int]:
     """Upsert ``batch`` into ``current`` by id, like ``IndexCore.upsert``: existing ids are
     replaced in place, new ids appended in batch order. Returns ``(merged, added, updated)``."""
@@ -89,7 +95,9 @@ def merge_upsert(current: IndexSnapshot, batch: IndexSnapshot) -> tuple[IndexSna
         matrix[updated_at] = batch.matrix[updated_from]
     if added_from:
         matrix[n:] = batch.matrix[added_from]
-    merged = dataclasses.replace(current, dimension=dimension, ids=ids, texts=texts, metadata=metadata, matrix=matrix)
+    merged = dataclasses.replace(
+        current, dimension=dimension, ids=ids, texts=texts, metadata=metadata, matrix=matrix, **_WITHOUT_GRAPH
+    )
     return merged, len(added_from), len(updated_at)
 
 
@@ -184,6 +192,7 @@ class IndexService:
                 texts=[x for x, k in zip(current.texts, keep) if k],
                 metadata=[x for x, k in zip(current.metadata, keep) if k],
                 matrix=np.ascontiguousarray(current.matrix[keep]),
+                **_WITHOUT_GRAPH,
             )
             return kept, deleted
 
