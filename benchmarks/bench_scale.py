@@ -172,6 +172,44 @@ def measure_size(size: int, base: np.ndarray, texts: list[str], query_texts: lis
     return row
 
 
+def markdown_table(rows: list[dict]) -> str:
+    """The RESULTS.md table, straight from the JSON (no hand-copied figures)."""
+    def ms(stats: dict) -> str:
+        return f"{stats['p50_ms']:.2f} ({stats['p95_ms']:.2f})"
+
+    lines = [
+        "| documents | " + " | ".join(f"{r['docs']:,}" for r in rows) + " |",
+        "| --- |" + " --- |" * len(rows),
+    ]
+    cells = [
+        ("path taken by default", lambda r: "graph" if r["approximate"] else "exact"),
+        ("build: graph + write, s", lambda r: f"{r['build_s']:.1f}"),
+        ("artifact MB (vectors MB)", lambda r: f"{r['artifact_mb']:.0f} ({r['vectors_mb']:.0f})"),
+        ("load_index cold / cached, s", lambda r: f"{r['load_cold_s']:.2f} / {r['load_cached_s']:.2f}"),
+        ("RSS after load, MB", lambda r: f"{r['rss_after_load_mb']:.0f}"),
+        ("RSS after 200 queries: private + file-backed, MB",
+         lambda r: f"{r['rss_after_queries_anon_mb']:.0f} + {r['rss_after_queries_file_mb']:.0f}"),
+        ("**search only, Lichen default** p50 (p95) ms", lambda r: f"**{ms(r['search_default'])}**"),
+        ("search only, Lichen `exact=True`", lambda r: ms(r["search_exact"])),
+        ("search only, bare numpy scan", lambda r: ms(r["numpy_scan"])),
+        ("search only, FAISS `IndexFlatIP`", lambda r: ms(r["faiss_flat_ip"])),
+        ("exact / numpy (same run)", lambda r: f"{r['search_exact']['p50_ms'] / r['numpy_scan']['p50_ms']:.2f}x"),
+        ("**end to end, default** p50 (p95) ms", lambda r: f"**{ms(r['end_to_end'])}**"),
+        ("end to end, `exact=True`", lambda r: ms(r["end_to_end_exact"])),
+        ("**recall@10, real queries** (50)", lambda r: f"**{r['recall_at_10_real_queries']:.3f}**"),
+        ("recall@10, real + synthetic probes (500)", lambda r: f"{r['recall_at_10']:.3f}"),
+    ]
+    for label in FILTERS:
+        cells.append((
+            f"filter {label}: path, recall@10, p50 ms",
+            lambda r, label=label: f"{r['filters'][label]['path']}, {r['filters'][label]['recall_at_10']:.3f}, "
+            f"{r['filters'][label]['p50_ms']:.2f}",
+        ))
+    for label, cell in cells:
+        lines.append(f"| {label} | " + " | ".join(cell(r) for r in rows) + " |")
+    return "\n".join(lines)
+
+
 def plot(rows: list[dict], out: Path) -> None:
     import matplotlib
 
@@ -208,6 +246,7 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path(__file__).parent / ".cache")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "scale.json")
     parser.add_argument("--plot", type=Path, default=Path(__file__).parent / "results" / "scale.png")
+    parser.add_argument("--table", type=Path, help="print the markdown table of an earlier --out JSON and exit")
     parser.add_argument("--child-load", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--name", help=argparse.SUPPRESS)
@@ -215,6 +254,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.child_load:
         child_load(args)
+        return
+    if args.table:
+        rows = json.loads(args.table.read_text())["rows"]
+        print(markdown_table(rows))
+        plot(rows, args.plot)
         return
     if args.data is None:
         parser.error("--data is required")
@@ -245,6 +289,7 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     plot(rows, args.plot)
+    print(markdown_table(rows))
     print(f"wrote {args.out} and {args.plot}")
 
 
