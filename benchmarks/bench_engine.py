@@ -21,26 +21,17 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 
 from _data import cached_embeddings, load_corpus, load_queries
+from _measure import percentiles
 from lichen import DocumentInfo, QueryOptions, SessionIndex, get_embedder
 
 TOP_K = 5
 FILTER = {"shard": {"$eq": 3}}  # 10% of documents
-
-
-def percentiles(samples_ms: list[float]) -> dict[str, float]:
-    ordered = sorted(samples_ms)
-    return {
-        "p50_ms": round(statistics.median(ordered), 4),
-        "p95_ms": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 4),
-        "n": len(ordered),
-    }
 
 
 def timed(fn, inputs, repeats: int) -> list[float]:
