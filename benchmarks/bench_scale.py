@@ -277,6 +277,7 @@ def main() -> None:
         measure_size(int(size), base, texts, query_texts, real_queries, probes, args.repeats, home)
         for size in args.sizes.split(",")
     ]
+    rows.sort(key=lambda row: row["docs"])
     import faiss
     import usearch
 
