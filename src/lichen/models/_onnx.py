@@ -21,6 +21,19 @@ BATCH_SIZE = 32
 #: Fewer texts than this embed in a few seconds at most: no bar. 5,000 passages take about
 #: a minute on two cores, which is when silence starts to look like a hang.
 PROGRESS_MIN_TEXTS = 256
+#: How long a pool thread spins for the next operator of the same run before it sleeps.
+SPIN_MICROSECONDS = 10
+
+
+def _bounded_spinning_supported() -> bool:
+    """Whether onnxruntime knows ``session.intra_op.spin_duration_us`` (PR 27916, April
+    2026; 1.27 to be sure). Older versions ignore the key, and their threads would spin
+    through the whole of every run, which costs far more when the cores are busy."""
+    try:
+        major, minor = (int(part) for part in ort.__version__.split(".")[:2])
+    except ValueError:
+        return False
+    return (major, minor) >= (1, 27)
 
 
 def _session_options() -> ort.SessionOptions:
@@ -31,10 +44,20 @@ def _session_options() -> ort.SessionOptions:
     options.intra_op_num_threads = int(os.environ.get("LICHEN_NUM_THREADS", 0)) or min(os.cpu_count() or 1, 4)
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    # By default the pool's threads spin after each run, holding both cores just when the
-    # search (numpy's BLAS threads) needs them: measured, that tripled end-to-end query
-    # latency at 10k documents (6.1 ms -> 2.5 ms p50 without spinning).
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    # Threads left spinning after a run hold both cores just when the search (numpy's BLAS
+    # threads) needs them: that tripled end-to-end query latency at 10k documents (6.1 ms
+    # -> 2.5 ms p50 without spinning). Within a run, though, a thread that sleeps must be
+    # woken for each of the graph's parallel operators, a fifth of a short query's time.
+    # So threads spin between operators, 10 us at most (longer spins cost more than they
+    # save once other processes want the cores), and stop the moment the run returns.
+    # Measured in benchmarks/bench_query_embedding.py (RESULTS.md, "Query embedding
+    # latency"): msmarco query 2.42 -> 1.81 ms p50, 10k end to end 0.86x, same vectors.
+    if _bounded_spinning_supported():
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1")
+        options.add_session_config_entry("session.intra_op.spin_duration_us", str(SPIN_MICROSECONDS))
+        options.add_session_config_entry("session.force_spinning_stop", "1")
+    else:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     options.log_severity_level = 3
     return options
 
