@@ -41,6 +41,7 @@ import numpy as np
 import onnxruntime as ort
 
 from _data import cached_embeddings, load_corpus, load_queries
+from _measure import percentiles
 from lichen.models import model_dir
 from lichen.models._onnx import OnnxEmbedder, _session_options
 
@@ -95,15 +96,6 @@ VARIANTS = {
         "config": {"session.intra_op.allow_spinning": "1", "session.force_spinning_stop": "1"},
     },
 }
-
-
-def percentiles(samples_ms: list[float]) -> dict[str, float]:
-    ordered = sorted(samples_ms)
-    return {
-        "p50_ms": round(statistics.median(ordered), 4),
-        "p95_ms": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 4),
-        "n": len(ordered),
-    }
 
 
 def variant_options(spec: dict) -> ort.SessionOptions:
