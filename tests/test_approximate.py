@@ -67,9 +67,10 @@ def test_below_the_threshold_search_is_exact_and_builds_no_graph():
 
 
 def test_forced_graph_on_a_small_index_returns_exactly_the_exact_results():
-    # 300 documents fit in the candidate pool, so the graph must hand back all of them
-    # and the exact re-rank makes ids and scores identical to the scan.
-    core, _ = core_with(300, approximate=True)
+    # 100 documents fit in the candidate pool (CANDIDATE_FLOOR), so the graph must hand
+    # back all of them and the exact re-rank makes ids and scores identical to the scan.
+    assert 100 <= engine_module.CANDIDATE_FLOOR
+    core, _ = core_with(100, approximate=True)
     for query in clustered(20, seed=3):
         hits = core.search(query, "", top_k=10)
         exact = core.search(query, "", top_k=10, exact=True)
@@ -166,6 +167,7 @@ def test_hybrid_search_runs_on_the_graph_and_keeps_exact_parts():
 def assert_graph_matches_scan(core: IndexCore, queries: np.ndarray) -> None:
     """With the index inside one candidate pool, graph results must equal the scan's:
     any stale, missing or duplicated graph node would show up as a difference."""
+    assert len(core) <= engine_module.CANDIDATE_FLOOR
     for query in queries:
         hits = core.search(query, "", top_k=8)
         exact = core.search(query, "", top_k=8, exact=True)
@@ -203,10 +205,10 @@ def test_adds_updates_and_deletes_after_load_keep_the_graph_consistent(tmp_path)
 
 
 def test_many_deletes_rebuild_the_graph_instead_of_keeping_tombstones():
-    core, vectors = core_with(400, seed=14, approximate=True)
+    core, vectors = core_with(200, seed=14, approximate=True)
     core.search(vectors[0], "", top_k=1)
     assert core.has_graph
-    core.delete([f"d{i}" for i in range(200)])  # half the graph would be tombstones
+    core.delete([f"d{i}" for i in range(100)])  # half the graph would be tombstones
     assert not core.has_graph
     assert_graph_matches_scan(core, clustered(5, seed=15))
     assert core.has_graph
