@@ -37,8 +37,8 @@ extra`` (format 2 adds ``graph_tombstones``: deleted keys still inside the graph
 offset counted from the body start (so the manifest never depends on its own length).
 
 Paths are memory-mapped on POSIX: the matrix and the graph are then read-only views of
-the page cache (no copy, nothing rebuilt), and the pages hashed while verifying are
-unmapped again (``MADV_DONTNEED``) instead of all staying mapped. They are shared and
+the page cache (no copy, nothing rebuilt), and the matrix pages hashed while verifying
+are unmapped again (``MADV_DONTNEED``) instead of all staying mapped. They are shared and
 reclaimable, but they do count in the process's RSS once queries touch them, and the
 kernel maps file pages in large blocks: a long-running process serving a big index soon
 shows most of the file as resident (file-backed) memory.
@@ -417,14 +417,17 @@ class _BufferReader(_Reader):
     def read(self, offset: int, length: int) -> memoryview:
         return self.view[offset : offset + length]
 
-    def checksum(self, offset: int, length: int) -> str:
-        """Checksum a big section chunk by chunk, handing each chunk of a memory map back
-        to the kernel once hashed: verifying must not leave the whole file resident."""
+    def checksum(self, offset: int, length: int, *, release: bool) -> str:
+        """Checksum a section in place, chunk by chunk; with ``release``, each chunk of a
+        memory map is handed back to the kernel once hashed, so verifying a section
+        nothing reads yet (the matrix) does not leave it all resident. Sections decoded
+        right after (JSON, keys, the graph usearch walks on open) keep their pages."""
         digest = xxhash.xxh3_128()
         for start in range(offset, offset + length, _CHECKSUM_CHUNK):
             end = min(offset + length, start + _CHECKSUM_CHUNK)
             digest.update(self.view[start:end])
-            self.release(start, end - start)
+            if release:
+                self.release(start, end - start)
         return digest.hexdigest()
 
     def release(self, offset: int, length: int) -> None:
@@ -646,10 +649,10 @@ def _read_manifest(reader: _Reader) -> ArtifactManifest:
     return _manifest_from_json(raw, body_offset, digest.hex())
 
 
-def _section(reader: _Reader, manifest: ArtifactManifest, key: str, verify: bool) -> Any:
+def _section(reader: _Reader, manifest: ArtifactManifest, key: str, verify: bool, *, release: bool = False) -> Any:
     sec = manifest.sections[key]
     if verify and isinstance(reader, _BufferReader):
-        if reader.checksum(sec.offset, sec.length) != sec.checksum:
+        if reader.checksum(sec.offset, sec.length, release=release) != sec.checksum:
             raise _corrupt(reader.label, f"{key} section checksum mismatch")
         return reader.read(sec.offset, sec.length)
     data = reader.read(sec.offset, sec.length)
@@ -702,7 +705,7 @@ def verify_artifact(source: ArtifactSource) -> ArtifactManifest:
     with _open_source(source) as reader:
         manifest = _read_manifest(reader)
         for key in manifest.sections:
-            _section(reader, manifest, key, verify=True)
+            _section(reader, manifest, key, verify=True, release=True)
         return manifest
 
 
@@ -731,7 +734,7 @@ def read_artifact(source: ArtifactSource, *, verify: bool = True) -> IndexSnapsh
         sec = manifest.sections["matrix"]
         if isinstance(reader, _BufferReader):
             if verify:
-                _section(reader, manifest, "matrix", verify)
+                _section(reader, manifest, "matrix", verify, release=True)
             matrix = reader.read_matrix(sec.offset, manifest.doc_count, manifest.dimension)
         else:
             matrix = reader.read_matrix(sec.offset, manifest.doc_count, manifest.dimension)
