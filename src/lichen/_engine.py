@@ -370,8 +370,9 @@ class IndexCore:
             )
             pool = None
             if approximate and alpha > 0.0:
-                # Hybrid fusion ranks the best rank_window_size(top_k) rows by vector: fetch as many.
-                count = self._candidate_count(top_k) if alpha >= 1.0 else max(self._candidate_count(top_k), rank_window_size(top_k))
+                count = self._candidate_count(top_k)
+                if alpha < 1.0:  # fusion ranks the best rank_window_size(top_k) rows by vector
+                    count = max(count, rank_window_size(top_k))
                 pool = self._graph_candidates(query_vector, mask, passing, count, top_k)
             allowed = None if mask is None else np.flatnonzero(mask)
             if alpha >= 1.0:

@@ -3,11 +3,13 @@
 :class:`VectorGraph` wraps a usearch HNSW index over int8-quantised copies of the
 engine's vectors. It only *proposes* candidates: the engine re-ranks them with exact
 float32 cosine, so scores are always exact and quantisation costs recall only where the
-int8 ranking misorders a true top-k member past the candidate cut. usearch won the side
-by side against faiss-cpu and hnswlib on this project's 2-core box (see
-``benchmarks/RESULTS.md``): fastest single-query search at equal recall, int8 storage, a
-2 MB wheel, Apache-2.0, and an index that can be used straight from a memory-mapped buffer
-(``view``), so a loaded million-document artifact costs no rebuild and no copy.
+int8 ranking misorders a true top-k member past the candidate cut. usearch was chosen
+over faiss-cpu and hnswlib after a side by side on this project's 2-core box (see
+``benchmarks/RESULTS.md``): at equal settings all three found the same neighbours in
+0.3-0.4 ms, but only usearch removes nodes (sessions delete and update) and serves a
+serialised graph straight from a memory-mapped buffer (``view``), so a loaded
+million-document artifact costs no rebuild and no copy; it also stores int8, ships
+binary wheels (hnswlib needs a compiler here) and is Apache-2.0.
 
 Keys are the engine's stable per-document keys (``uint64``), not row positions, so
 deleting a document (which compacts rows) only tombstones its key here.
