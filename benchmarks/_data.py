@@ -76,31 +76,12 @@ def recall_at_k(ranked: list[str], relevance: dict[str, int], k: int = 10) -> fl
     return len(relevant & set(ranked[:k])) / len(relevant) if relevant else 0.0
 
 
-def synthetic_corpus(base: np.ndarray, size: int, *, noise: float = 0.5, seed: int = 0) -> np.ndarray:
-    """``size`` unit vectors made from the real embeddings ``base``: copy ``i`` of
-    passage ``j`` is ``base[j]`` plus Gaussian noise of norm ~``noise``, renormalised
-    (cosine ~0.9 to its source). Replicas without noise would tie exactly, which makes
-    recall against exact search meaningless; with it, the corpus keeps msmarco's
-    cluster structure and every document is distinct."""
-    rng = np.random.default_rng(seed)
-    out = np.empty((size, base.shape[1]), dtype=np.float32)
-    step = 50_000
-    for start in range(0, size, step):
-        rows = np.arange(start, min(size, start + step))
-        block = base[rows % len(base)] + rng.standard_normal((rows.size, base.shape[1]), dtype=np.float32) * (
-            noise / np.sqrt(base.shape[1])
-        )
-        block /= np.linalg.norm(block, axis=1, keepdims=True)
-        out[rows] = block
-    return out
-
-
 def mixed_corpus(base: np.ndarray, size: int, *, noise: float = 0.2, seed: int = 0) -> np.ndarray:
     """``size`` distinct unit vectors spread over the region real embeddings occupy: row
     ``r`` blends passage ``r % len(base)`` with a random other passage (weight 0.3-1.0)
-    plus a little noise. Unlike :func:`synthetic_corpus` at 1M (200 near-copies of every
-    passage, whose order is decided by the noise alone), neighbours here differ by
-    content, as in a real collection."""
+    plus a little noise. Plain replicas with noise would put 200 near-copies of every
+    passage in a 1M corpus, whose order only the noise decides; here neighbours differ
+    by content, as in a real collection."""
     rng = np.random.default_rng(seed)
     out = np.empty((size, base.shape[1]), dtype=np.float32)
     step = 50_000
