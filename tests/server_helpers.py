@@ -308,6 +308,31 @@ def snapshot_of(name: str, n: int, *, dim: int = 8, prefix: str = "d", seed: int
 
 
 # ---- artifacts a buggy or hostile client could send
+def element_starts(columns: list[bytes], doc_count: int) -> bytes:
+    """The format-3 offsets section for three JSON array sections, computed independently
+    of the writer: where each element starts (``[`` and one comma before each but the
+    first), then the section's length. A column that is not a JSON array gets zeros of
+    the right length, so a reader reports the column's own defect."""
+    import numpy as np
+    import orjson
+
+    rows = []
+    for data in columns:
+        starts = np.zeros(doc_count + 1, dtype="<u8")
+        try:
+            values = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            values = None
+        if isinstance(values, list) and len(values) == doc_count:
+            position = 1
+            for i, value in enumerate(values):
+                starts[i] = position
+                position += len(orjson.dumps(value)) + 1
+            starts[doc_count] = len(data)
+        rows.append(starts)
+    return np.stack(rows).tobytes()
+
+
 def forge_artifact(
     name: str,
     /,
@@ -342,10 +367,13 @@ def forge_artifact(
         sections[key] = {"offset": offset, "length": len(data), "xxh3_128": xxhash.xxh3_128_hexdigest(data)}
         offset += len(data)
     sections["matrix"] = {"offset": matrix_offset, "length": len(matrix), "xxh3_128": xxhash.xxh3_128_hexdigest(matrix)}
+    offsets = element_starts(columns, doc_count)
+    offsets_offset = align(matrix_offset + len(matrix))
+    sections["offsets"] = {"offset": offsets_offset, "length": len(offsets), "xxh3_128": xxhash.xxh3_128_hexdigest(offsets)}
     manifest = {
         "format_version": FORMAT_VERSION, "name": name, "model_id": "custom", "dimension": dimension,
         "doc_count": doc_count, "version": 1, "created_at": "", "updated_at": "", "dtype": "float32",
-        "byte_order": "little", "body_length": matrix_offset + len(matrix), "sections": sections, "extra": {},
+        "byte_order": "little", "body_length": offsets_offset + len(offsets), "sections": sections, "extra": {},
         **manifest_fields,
     }
     manifest_bytes = orjson.dumps(manifest)
@@ -353,4 +381,5 @@ def forge_artifact(
     head = header + manifest_bytes
     return b"".join((
         head, bytes(align(len(head)) - len(head)), *columns, bytes(matrix_offset - docs_length), matrix,
+        bytes(offsets_offset - matrix_offset - len(matrix)), offsets,
     ))

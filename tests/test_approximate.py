@@ -222,7 +222,7 @@ def test_a_big_index_pushes_its_graph_and_loads_it_without_rebuilding(monkeypatc
     client.create_index_sync("big", docs, model_id="custom")
     path = client.store.index_path("big")
     manifest = read_manifest(path)
-    assert manifest.format_version == FORMAT_VERSION == 2 and manifest.has_graph
+    assert manifest.format_version == FORMAT_VERSION == 3 and manifest.has_graph
     loaded = client.load_index_sync("big")
     assert loaded.core.has_graph and loaded.core.uses_graph()
     hit = loaded.query_sync("", QueryOptions(top_k=1, embedding=vectors[5].tolist())).docs[0]

@@ -26,6 +26,7 @@ from lichen.artifact import (
     write_artifact_file,
 )
 from lichen.stores._base import IndexSnapshot
+from server_helpers import element_starts
 
 HEADER = struct.Struct("<8sIIQ16s")
 
@@ -93,12 +94,18 @@ def split(data: bytes) -> tuple[dict, dict[str, bytes]]:
 
 def assemble(manifest: dict, sections: dict[str, bytes], *, fix_checksums: bool = True,
              manifest_bytes: bytes | None = None, version: int = FORMAT_VERSION) -> bytes:
-    """Build an artifact from parts, recomputing offsets and checksums, so that tests can
-    craft files that are well-formed except for the one defect under test."""
+    """Build an artifact from parts, recomputing section offsets, checksums and (format
+    3) the element offsets of the document columns, so that tests can craft files that
+    are well-formed except for the one defect under test."""
     manifest = orjson.loads(orjson.dumps(manifest))
+    sections = dict(sections)
+    if version >= 3:
+        columns = [sections[key] for key in ("ids", "texts", "metadata")]
+        sections["offsets"] = element_starts(columns, manifest["doc_count"])
+        manifest["sections"].setdefault("offsets", {})
     body = b""
-    for key in ("ids", "texts", "metadata", "matrix"):
-        if key == "matrix":
+    for key in ("ids", "texts", "metadata", "matrix", "offsets")[: 5 if version >= 3 else 4]:
+        if key in ("matrix", "offsets"):
             body += bytes(-len(body) % ALIGNMENT)
         sec = manifest["sections"][key]
         sec["offset"], sec["length"] = len(body), len(sections[key])

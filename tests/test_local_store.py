@@ -200,7 +200,8 @@ def test_corrupt_file_raises_corrupt_data(store):
     store.write(snapshot(n=10, dim=8))
     path = store.index_path("docs")
     data = bytearray(path.read_bytes())
-    data[-5] ^= 0xFF
+    matrix = artifact.read_manifest(path).sections["matrix"]
+    data[matrix.offset + matrix.length - 5] ^= 0xFF
     path.write_bytes(bytes(data))
     with pytest.raises(CorruptDataError, match="matrix section checksum mismatch"):
         store.read("docs")

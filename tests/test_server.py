@@ -31,7 +31,7 @@ from lichen import (
     QueryOptions,
     UnauthorizedError,
 )
-from lichen.artifact import encode_artifact
+from lichen.artifact import encode_artifact, read_manifest
 from lichen.stores._base import IndexSnapshot
 from lichen.stores.http import HttpStore, Retries
 
@@ -450,7 +450,8 @@ def test_a_corrupted_stored_artifact_is_refused_at_load(deployment, project):
     original = deployment.read_artifact_bytes(project, "damaged")
 
     flipped = bytearray(original)
-    flipped[-100] ^= 0xFF  # inside the matrix section
+    matrix = read_manifest(original).sections["matrix"]
+    flipped[matrix.offset + 100] ^= 0xFF
     deployment.overwrite_artifact_bytes(project, "damaged", bytes(flipped))
     with pytest.raises(CorruptDataError, match=r"index 'damaged' .*corrupt.*matrix section checksum mismatch"):
         client.load_index_sync("damaged")

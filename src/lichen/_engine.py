@@ -21,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from ._artifact_file import FileMatrix
 from ._columns import MetadataColumns
+from ._encoded_column import EncodedColumn, decoded
 from ._errors import CorruptDataError, InvalidArgumentError
 from ._graph import VectorGraph
 from ._types import DocumentInfo, QueryResultDocument
@@ -53,6 +55,9 @@ EXACT_FILTER_ROWS = 20_000
 MAX_FILTERED_FETCH = 4_096
 #: Deleted or replaced keys still in the graph beyond this fraction trigger a rebuild.
 REBUILD_TOMBSTONE_FRACTION = 0.25
+#: A read of more rows than this from a lazily loaded index decodes its columns whole
+#: (one ``orjson.loads`` each) rather than row by row (a ``pread`` and a decode each).
+DECODE_WHOLE_ROWS = 2_048
 
 
 def _check_page(limit: Any, offset: Any) -> None:
@@ -77,6 +82,12 @@ def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
     return chosen[order]
 
 
+def _adopted(column: Sequence[Any]) -> Sequence[Any]:
+    """A snapshot column for a core: lists are copied (their owner may change them),
+    encoded columns are read-only and kept as they are (decoded row by row)."""
+    return column if isinstance(column, EncodedColumn) else list(column)
+
+
 class IndexCore:
     """Columnar store plus exact top-k search; see the module docstring for its scope."""
 
@@ -86,15 +97,20 @@ class IndexCore:
         """``None``: approximate search from :data:`APPROXIMATE_THRESHOLD` documents on;
         ``True`` / ``False``: always / never (``QueryOptions(exact=True)`` still scans)."""
         self._dimension = dimension
-        self._ids: list[str] = []
+        # Lists, or the encoded columns of a lazily loaded artifact (decoded row by row
+        # until a write or a whole-column need decodes them: see _decode_documents).
+        self._ids: Sequence[str] = []
         self._position_map: dict[str, int] | None = {}
-        self._texts: list[str] = []
-        self._metadata: list[dict[str, Any]] = []
+        self._texts: Sequence[str] = []
+        self._metadata: Sequence[dict[str, Any]] = []
         # Both derived structures are built on first use: a loaded 100k-document index
         # that is never filtered (or never searched by keyword) never pays for them.
         self._columns: MetadataColumns | None = None
         self._keywords: KeywordIndex | None = None
         self._matrix = np.zeros((_INITIAL_CAPACITY, dimension or 0), dtype=np.float32)
+        # While the matrix is still a loaded artifact's mapping: reads graph candidates'
+        # rows from the file instead (see _pool_rows).
+        self._file_matrix: FileMatrix | None = None
         # Stable uint64 key per row, ascending with the rows (new documents get fresh,
         # larger keys; deletes compact without reordering), so key -> row is a binary
         # search. The graph knows documents by key because rows shift on delete.
@@ -119,6 +135,7 @@ class IndexCore:
         """id -> row, built on first use: a loaded index that only answers queries never
         needs it (a third of a second per million ids). The caller holds the lock."""
         if self._position_map is None:
+            self._ids = decoded(self._ids)
             self._position_map = dict(zip(self._ids, range(len(self._ids))))
             if len(self._position_map) != len(self._ids):
                 self._position_map = None
@@ -166,6 +183,7 @@ class IndexCore:
             if self._dimension is None:
                 self._dimension = vectors.shape[1]
                 self._matrix = np.zeros((max(_INITIAL_CAPACITY, len(docs)), self._dimension), dtype=np.float32)
+            self._decode_documents()
             existing = [self._positions.get(doc.id) for doc in docs]
             update_rows = [i for i, position in enumerate(existing) if position is not None]
             new_rows = [i for i, position in enumerate(existing) if position is None]
@@ -214,6 +232,7 @@ class IndexCore:
             doomed = {self._positions[i] for i in ids if i in self._positions}
             if not doomed:
                 return 0
+            self._decode_documents()
             self._reserve(len(self._ids))
             keep = np.ones(len(self._ids), dtype=bool)
             keep[list(doomed)] = False
@@ -239,6 +258,7 @@ class IndexCore:
         delete; returns how many were deleted."""
         compiled = compile_filter(filter)
         with self._lock:
+            self._ids = decoded(self._ids)
             doomed = [self._ids[p] for p in self._select(ids, compiled)]
             return self.delete(doomed) if doomed else 0
 
@@ -249,8 +269,20 @@ class IndexCore:
     def _metadata_columns(self) -> MetadataColumns:
         if self._columns is None:
             # Texts by callable: delete replaces the list, and $document filters read it.
-            self._columns = MetadataColumns(self._metadata, texts=lambda: self._texts)
+            self._metadata = decoded(self._metadata)
+            self._columns = MetadataColumns(self._metadata, texts=self._decoded_texts)
         return self._columns
+
+    def _decoded_texts(self) -> Sequence[str]:
+        self._texts = decoded(self._texts)
+        return self._texts
+
+    def _decode_documents(self) -> None:
+        """Turn lazily loaded columns into lists: before a write, or before reading more
+        rows than decoding one at a time is worth. The caller holds the lock."""
+        self._ids = decoded(self._ids)
+        self._texts = decoded(self._texts)
+        self._metadata = decoded(self._metadata)
 
     def _reserve(self, rows: int) -> None:
         capacity = min(self._matrix.shape[0], self._keys.shape[0])
@@ -262,6 +294,7 @@ class IndexCore:
         grown = np.zeros((size, self._dimension or 0), dtype=np.float32)
         grown[:n] = self._matrix[:n]
         self._matrix = grown
+        self._file_matrix = None
         keys = np.zeros(size, dtype=np.uint64)
         keys[:n] = self._keys[:n]
         self._keys = keys
@@ -310,6 +343,8 @@ class IndexCore:
         compiled = None if filter is None else compile_filter(filter)
         with self._lock:
             positions = self._select(ids, compiled, offset, None if limit is None else offset + limit)
+            if len(positions) > DECODE_WHOLE_ROWS:
+                self._decode_documents()
             return [
                 DocumentInfo(
                     id=self._ids[p],
@@ -376,7 +411,9 @@ class IndexCore:
                 pool = self._graph_candidates(query_vector, mask, passing, count, top_k)
             allowed = None if mask is None else np.flatnonzero(mask)
             if alpha >= 1.0:
-                return self._vector_search(query_vector, allowed if pool is None else pool, top_k)
+                if pool is not None:
+                    return self._rank(pool, self._pool_rows(pool) @ query_vector, top_k)
+                return self._vector_search(query_vector, allowed, top_k)
             return self._hybrid_search(query_vector, query_text, allowed, top_k, alpha, fusion, pool)
 
     @staticmethod
@@ -404,20 +441,26 @@ class IndexCore:
             return None
         return rows
 
+    def _pool_rows(self, pool: np.ndarray) -> np.ndarray:
+        """The float32 rows of graph candidates. From a loaded artifact they are read from
+        the file (``pread``): mapping them would soon leave the whole matrix resident."""
+        if self._file_matrix is not None:
+            return self._file_matrix.rows(pool)
+        return self._matrix[pool]
+
     def _vector_search(self, query: np.ndarray, candidates: np.ndarray | None, top_k: int) -> list[QueryResultDocument]:
+        """Exact: every row, or the rows a filter lets through."""
         n = len(self._ids)
         if candidates is None:
-            scores = self._matrix[:n] @ query
-            positions = top_k_indices(scores, top_k)
-            chosen = scores[positions]
-        else:
-            if candidates.size * 3 > n:
-                # A loose filter: gathering the rows costs more than scoring them all.
-                scores = (self._matrix[:n] @ query)[candidates]
-            else:
-                scores = self._matrix[candidates] @ query
-            winners = top_k_indices(scores, top_k)
-            positions, chosen = candidates[winners], scores[winners]
+            return self._rank(np.arange(n), self._matrix[:n] @ query, top_k)
+        if candidates.size * 3 > n:
+            # A loose filter: gathering the rows costs more than scoring them all.
+            return self._rank(candidates, (self._matrix[:n] @ query)[candidates], top_k)
+        return self._rank(candidates, self._matrix[candidates] @ query, top_k)
+
+    def _rank(self, candidates: np.ndarray, scores: np.ndarray, top_k: int) -> list[QueryResultDocument]:
+        winners = top_k_indices(scores, top_k)
+        positions, chosen = candidates[winners], scores[winners]
         return [self._result(p, float(s), float(s), None) for p, s in zip(positions.tolist(), chosen.tolist())]
 
     def _hybrid_search(
@@ -437,7 +480,7 @@ class IndexCore:
         n = len(self._ids)
         if self._keywords is None:
             self._keywords = KeywordIndex()
-            self._keywords.append(self._texts)
+            self._keywords.append(self._decoded_texts())
         keyword_scores = self._keywords.scores(text)
         if vector_pool is not None:
             allowed = np.arange(n) if candidates is None else candidates
@@ -449,7 +492,7 @@ class IndexCore:
         elif vector_pool is not None:
             # Rows outside the pool never reach the fusion; pool rows get exact scores.
             vector_scores = np.full(n, -np.inf, dtype=np.float32)
-            vector_scores[candidates] = self._matrix[candidates] @ query
+            vector_scores[candidates] = self._pool_rows(candidates) @ query
         else:
             vector_scores = self._matrix[:n] @ query
         if candidates is None:
@@ -508,10 +551,12 @@ class IndexCore:
         # Adopted as is, even read-only (a memory-mapped download): the first write
         # copies it into a growable buffer (see _reserve), reads never do.
         core._matrix = np.ascontiguousarray(matrix)
-        core._ids = list(snapshot.ids)
+        if core._matrix is matrix and snapshot.file_matrix is not None:
+            core._file_matrix = snapshot.file_matrix
+        core._ids = _adopted(snapshot.ids)
         core._position_map = None  # built on first use by id; duplicates are refused then
-        core._texts = list(snapshot.texts)
-        core._metadata = list(snapshot.metadata)
+        core._texts = _adopted(snapshot.texts)
+        core._metadata = _adopted(snapshot.metadata)
         core._columns = None
         core._adopt_graph(snapshot)
         return core

@@ -336,7 +336,7 @@ class SessionIndex:
     def open(cls, path: str | Path, *, name: str | None = None) -> SessionIndex:
         """Load a file written by :meth:`save`, without re-embedding."""
         try:
-            snapshot = read_artifact_file(Path(path))
+            snapshot = read_artifact_file(Path(path), lazy=True)
         except FileNotFoundError as exc:
             raise NotFoundError(f"no index file at {path}") from exc
         except OSError as exc:

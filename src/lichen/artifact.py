@@ -12,7 +12,7 @@ Byte layout (integers little-endian)::
 
     offset  size            field
     0       8               magic b"LICHENIX"
-    8       4               format_version (uint32), currently 2 (1 still reads)
+    8       4               format_version (uint32), currently 3 (1 and 2 still read)
     12      4               reserved, zero
     16      8               manifest_length (uint64)
     24      16              xxh3-128 digest of the manifest bytes (canonical, big-endian)
@@ -24,6 +24,10 @@ Byte layout (integers little-endian)::
     ...                     zero padding up to a 64-byte boundary
     body+m                  "matrix" section: doc_count x dimension float32, little-endian,
                             row-major
+    (format 3, 64-byte aligned)
+    ...                     "offsets" section: 3 x (doc_count + 1) uint64, where each element
+                            of the ids, texts and metadata arrays starts within its section
+                            (last: the section's length), so one document decodes alone
     (format 2, optional, each 64-byte aligned; both or neither)
     ...                     "keys" section: doc_count uint64, the rows' stable keys, ascending
     ...                     "graph" section: the approximate-search graph over those keys
@@ -38,10 +42,12 @@ offset counted from the body start (so the manifest never depends on its own len
 
 Paths are memory-mapped on POSIX: the matrix and the graph are then read-only views of
 the page cache (no copy, nothing rebuilt), and the matrix pages hashed while verifying
-are unmapped again (``MADV_DONTNEED``) instead of all staying mapped. They are shared and
-reclaimable, but they do count in the process's RSS once queries touch them, and the
-kernel maps file pages in large blocks: a long-running process serving a big index soon
-shows most of the file as resident (file-backed) memory.
+are unmapped again (``MADV_DONTNEED``) instead of all staying mapped. Mapped pages count in
+the process's RSS once touched, and the kernel maps file pages in large blocks, so
+``read_artifact(path, lazy=True)`` (what clients load with) goes further: the document
+columns stay encoded (:class:`~lichen._encoded_column.EncodedColumn`, one row decoded at a
+time) and single rows are read with ``pread`` (:mod:`lichen._artifact_file`), so a loaded
+index keeps resident little more than its graph.
 
 The manifest digest in the header covers every section checksum and all index fields, so
 it identifies the artifact's content: :attr:`ArtifactManifest.etag` is its hex form, fit
@@ -67,6 +73,8 @@ import numpy as np
 import orjson
 import xxhash
 
+from ._artifact_file import ArtifactFile, FileMatrix
+from ._encoded_column import EncodedColumn, check_element_starts
 from ._errors import CorruptDataError, InvalidArgumentError
 from ._types import IndexInfo
 from .stores._base import IndexSnapshot
@@ -94,7 +102,7 @@ __all__ = [
 ]
 
 MAGIC = b"LICHENIX"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 ALIGNMENT = 64
 FILE_SUFFIX = ".lix"
 MEDIA_TYPE = "application/vnd.lichen.index"
@@ -103,8 +111,11 @@ _HEADER = struct.Struct("<8sIIQ16s")  # magic, format_version, reserved, manifes
 HEADER_SIZE = _HEADER.size  # 40
 _SECTION_NAMES = ("ids", "texts", "metadata", "matrix")
 _GRAPH_SECTIONS = ("keys", "graph")  # format 2, optional
+_OFFSETS = "offsets"  # format 3, required
+_COLUMNS = (("ids", str), ("texts", str), ("metadata", dict))
 _MATRIX_DTYPE = np.dtype("<f4")
 _KEY_DTYPE = np.dtype("<u8")
+_OFFSET_DTYPE = np.dtype("<u8")
 _CHECKSUM_CHUNK = 64 << 20
 
 ArtifactSource = Union[bytes, bytearray, memoryview, mmap.mmap, str, "os.PathLike[str]", BinaryIO]
@@ -244,6 +255,25 @@ def _dumps(value: Any, what: str) -> bytes:
         raise InvalidArgumentError(f"{what} cannot be stored: {exc}") from None
 
 
+def _encode_column(values: Any, what: str) -> tuple[bytes, np.ndarray]:
+    """A JSON array of ``values`` and where each element starts in it (then its length),
+    as the offsets section records them. Elements are encoded one by one to know their
+    sizes (about 0.2 us each); joined, they are exactly ``orjson.dumps(values)``."""
+    if isinstance(values, EncodedColumn):
+        values = values.decode_all()
+    try:
+        parts = [orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY) for value in values]
+    except orjson.JSONEncodeError as exc:
+        raise InvalidArgumentError(f"{what} cannot be stored: {exc}") from None
+    starts = np.empty(len(parts) + 1, dtype=_OFFSET_DTYPE)
+    starts[0] = 1
+    np.cumsum(np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)) + 1, out=starts[1:])
+    starts[1:] += 1
+    if not parts:
+        starts[0] = 2
+    return b"[" + b",".join(parts) + b"]", starts
+
+
 def encode_artifact(snapshot: IndexSnapshot) -> EncodedArtifact:
     """Encode ``snapshot`` into artifact chunks, without copying its matrix.
 
@@ -280,9 +310,10 @@ def encode_artifact(snapshot: IndexSnapshot) -> EncodedArtifact:
     matrix = _matrix_for(snapshot, doc_count, dimension)
     graph_parts = _graph_parts(snapshot, doc_count)
 
-    ids_b = _dumps(ids, "ids")
-    texts_b = _dumps(texts, "texts")
-    meta_b = _dumps(metadata, "metadata")
+    ids_b, ids_starts = _encode_column(ids, "ids")
+    texts_b, texts_starts = _encode_column(texts, "texts")
+    meta_b, meta_starts = _encode_column(metadata, "metadata")
+    offsets = np.stack([ids_starts, texts_starts, meta_starts])
     matrix_b = memoryview(matrix.reshape(-1).view(np.uint8))
     docs_len = len(ids_b) + len(texts_b) + len(meta_b)
     matrix_off = _align(docs_len)
@@ -294,7 +325,7 @@ def encode_artifact(snapshot: IndexSnapshot) -> EncodedArtifact:
     }
     body_length = matrix_off + matrix_b.nbytes
     padding: dict[str, int] = {}
-    for key, buf in graph_parts:
+    for key, buf in [(_OFFSETS, memoryview(offsets.reshape(-1).view(np.uint8))), *graph_parts]:
         offset = _align(body_length)
         padding[key] = offset - body_length
         relative[key] = (offset, buf)
@@ -331,8 +362,8 @@ def encode_artifact(snapshot: IndexSnapshot) -> EncodedArtifact:
     chunks: list[Any] = [head, ids_b, texts_b, meta_b, bytes(matrix_off - docs_len)]
     if matrix_b.nbytes:
         chunks.append(matrix_b)
-    for key, buf in graph_parts:
-        chunks.extend((bytes(padding[key]), buf))
+    for key in padding:
+        chunks.extend((bytes(padding[key]), relative[key][1]))
     manifest = _manifest_from_json(manifest_json, body_offset, digest.hex())
     return EncodedArtifact(manifest=manifest, chunks=chunks)
 
@@ -405,7 +436,7 @@ class _Reader:
 
 
 class _BufferReader(_Reader):
-    def __init__(self, data: Any, label: str = "") -> None:
+    def __init__(self, data: Any, label: str = "", file: ArtifactFile | None = None) -> None:
         view = memoryview(data)
         if view.ndim != 1 or view.itemsize != 1:
             view = view.cast("B")
@@ -413,6 +444,8 @@ class _BufferReader(_Reader):
         self.size = view.nbytes
         self.label = label
         self.mapped = data if isinstance(data, mmap.mmap) else None
+        self.file = file
+        """The mapped file itself, for reads that should not map what they touch."""
 
     def read(self, offset: int, length: int) -> memoryview:
         return self.view[offset : offset + length]
@@ -499,7 +532,8 @@ class _open_source:
                 # Mapped: the arrays read from it are views of the page cache, and the
                 # mapping outlives both this file object and a later rename over the path.
                 mapped = mmap.mmap(self._owned.fileno(), 0, access=mmap.ACCESS_READ)
-                return _BufferReader(mapped, f"({path})")
+                label = f"({path})"
+                return _BufferReader(mapped, label, ArtifactFile.duplicate(self._owned.fileno(), label))
             return _FileReader(self._owned, f"({path})")
         if hasattr(src, "read") and hasattr(src, "seek"):
             return _FileReader(src, f"({getattr(src, 'name', 'file')})")
@@ -545,7 +579,7 @@ def _is_count(value: Any) -> bool:
 
 def _manifest_from_json(raw: dict[str, Any], body_offset: int, etag: str) -> ArtifactManifest:
     sections: dict[str, ArtifactSection] = {}
-    for key in _SECTION_NAMES + _GRAPH_SECTIONS:
+    for key in _SECTION_NAMES + (_OFFSETS,) + _GRAPH_SECTIONS:
         if key not in raw["sections"]:
             continue
         sec = raw["sections"][key]
@@ -599,6 +633,10 @@ def _validate_manifest(raw: Any, header_version: int, label: str) -> None:
         raise bad(f"has a {present[0]!r} section without the other of 'keys' and 'graph'")
     if not _is_count(raw.get("graph_tombstones", 0)):
         raise bad("field 'graph_tombstones' is not a non-negative integer")
+    if header_version >= 3:
+        present.append(_OFFSETS)
+    elif _OFFSETS in sections:
+        raise bad(f"format {header_version} has no {_OFFSETS!r} section")
     for key in _SECTION_NAMES + tuple(present):
         sec = sections.get(key)
         if not isinstance(sec, dict):
@@ -619,7 +657,13 @@ def _validate_manifest(raw: Any, header_version: int, label: str) -> None:
         )
     if matrix["offset"] % ALIGNMENT:
         raise bad(f"matrix section offset {matrix['offset']} is not {ALIGNMENT}-byte aligned")
-    if present:
+    if _OFFSETS in present:
+        expected = 3 * (raw["doc_count"] + 1) * _OFFSET_DTYPE.itemsize
+        if sections[_OFFSETS]["length"] != expected:
+            raise bad(f"offsets section is {sections[_OFFSETS]['length']} bytes, doc_count {raw['doc_count']} needs {expected}")
+        if sections[_OFFSETS]["offset"] % ALIGNMENT:
+            raise bad(f"offsets section offset {sections[_OFFSETS]['offset']} is not {ALIGNMENT}-byte aligned")
+    if "keys" in present:
         keys = sections["keys"]
         if keys["length"] != raw["doc_count"] * _KEY_DTYPE.itemsize:
             raise bad(f"keys section is {keys['length']} bytes, doc_count {raw['doc_count']} needs "
@@ -709,33 +753,94 @@ def verify_artifact(source: ArtifactSource) -> ArtifactManifest:
         return manifest
 
 
-def read_artifact(source: ArtifactSource, *, verify: bool = True) -> IndexSnapshot:
-    """Decode a whole artifact into an :class:`IndexSnapshot`.
+def _read_offsets(reader: _Reader, manifest: ArtifactManifest, verify: bool) -> np.ndarray | None:
+    """The (3, doc_count + 1) element starts of format 3, copied out of the file (they are
+    read at random, two per decoded row); ``None`` for older formats."""
+    if _OFFSETS not in manifest.sections:
+        return None
+    data = _section(reader, manifest, _OFFSETS, verify)
+    offsets = np.frombuffer(data, dtype=_OFFSET_DTYPE).reshape(3, manifest.doc_count + 1).astype(np.uint64)
+    if isinstance(reader, _BufferReader):
+        sec = manifest.sections[_OFFSETS]
+        reader.release(sec.offset, sec.length)
+    return offsets
 
-    From a path or file the matrix is read straight into a fresh writable array; from
-    bytes it is a zero-copy view sharing the caller's buffer (read-only for ``bytes``).
-    Raises :class:`CorruptDataError` on a wrong magic, an unknown or newer format,
-    truncation, a checksum mismatch or inconsistent sections. ``verify=False`` skips the
-    section checksums (the manifest and the structure are always checked).
+
+def _decoded_columns(
+    reader: _Reader, manifest: ArtifactManifest, offsets: np.ndarray | None, verify: bool
+) -> list[list[Any]]:
+    """The three document columns decoded whole. With ``verify``, the offsets must
+    describe them exactly (each element re-encodes to the span they give it), so that what
+    a server accepts also loads row by row."""
+    columns = []
+    for index, (key, kind) in enumerate(_COLUMNS):
+        column = _load_column(reader, manifest, key, verify)
+        # set(map(type, ...)) runs in C: a third of the cost of a generator at 100k rows.
+        if not set(map(type, column)) <= {kind}:
+            what = "an entry that is not an object" if kind is dict else f"a non-string {key[:-1]}"
+            raise _corrupt(reader.label, f"{key} section holds {what}")
+        if offsets is not None:
+            sec = manifest.sections[key]
+            problem = check_element_starts(reader.read(sec.offset, sec.length), offsets[index], manifest.doc_count)
+            if problem is None and verify:
+                sizes = np.fromiter(map(len, map(orjson.dumps, column)), dtype=np.int64, count=len(column))
+                if not (sizes == np.diff(offsets[index].astype(np.int64)) - 1).all():
+                    problem = "offsets do not match its elements"
+            if problem is not None:
+                raise _corrupt(reader.label, f"{key} section {problem}")
+        columns.append(column)
+    return columns
+
+
+def _encoded_columns(
+    reader: _BufferReader, manifest: ArtifactManifest, offsets: np.ndarray, verify: bool
+) -> list[EncodedColumn]:
+    """The three document columns left encoded, each row decoded when read: from the file
+    with ``pread`` when there is one, else from the buffer. Their pages are handed back
+    once checked, so the load leaves none of them resident."""
+    columns = []
+    read = reader.read if reader.file is None else reader.file.read
+    for index, (key, kind) in enumerate(_COLUMNS):
+        sec = manifest.sections[key]
+        problem = check_element_starts(_section(reader, manifest, key, verify), offsets[index], manifest.doc_count)
+        if problem is not None:
+            raise _corrupt(reader.label, f"{key} section {problem}")
+        if reader.file is not None:
+            reader.release(sec.offset, sec.length)
+        columns.append(EncodedColumn(read, sec.offset, sec.length, offsets[index], kind, key, reader.label))
+    return columns
+
+
+def read_artifact(source: ArtifactSource, *, verify: bool = True, lazy: bool = False) -> IndexSnapshot:
+    """Decode an artifact into an :class:`IndexSnapshot`.
+
+    From a path (memory-mapped on POSIX) or bytes the matrix is a zero-copy read-only
+    view; from a file object it is read into a fresh array. With ``lazy`` (format 3, a
+    path or a buffer) the ids, texts and metadata stay encoded and decode row by row (see
+    the module docstring), and from a path the snapshot's ``file_matrix`` reads single
+    rows without mapping them: what a client loading an index to query wants. Raises
+    :class:`CorruptDataError` on a wrong magic, an unknown or newer format, truncation, a
+    checksum mismatch or inconsistent sections (a row decoded later raises it too if its
+    bytes are not what the offsets promise). ``verify=False`` skips the section checksums
+    (the manifest and the structure are always checked).
     """
     with _open_source(source) as reader, _gc_paused():
         manifest = _read_manifest(reader)
-        ids = _load_column(reader, manifest, "ids", verify)
-        texts = _load_column(reader, manifest, "texts", verify)
-        metadata = _load_column(reader, manifest, "metadata", verify)
         label = reader.label
-        # set(map(type, ...)) runs in C: a third of the cost of a generator at 100k rows.
-        if not set(map(type, ids)) <= {str}:
-            raise _corrupt(label, "ids section holds a non-string id")
-        if not set(map(type, texts)) <= {str}:
-            raise _corrupt(label, "texts section holds a non-string text")
-        if not set(map(type, metadata)) <= {dict}:
-            raise _corrupt(label, "metadata section holds an entry that is not an object")
+        offsets = _read_offsets(reader, manifest, verify)
+        lazy = lazy and offsets is not None and isinstance(reader, _BufferReader) and sys.byteorder == "little"
+        if lazy:
+            ids, texts, metadata = _encoded_columns(reader, manifest, offsets, verify)
+        else:
+            ids, texts, metadata = _decoded_columns(reader, manifest, offsets, verify)
         sec = manifest.sections["matrix"]
+        file_matrix = None
         if isinstance(reader, _BufferReader):
             if verify:
                 _section(reader, manifest, "matrix", verify, release=True)
             matrix = reader.read_matrix(sec.offset, manifest.doc_count, manifest.dimension)
+            if lazy and reader.file is not None:
+                file_matrix = FileMatrix(reader.file, sec.offset, manifest.doc_count, manifest.dimension)
         else:
             matrix = reader.read_matrix(sec.offset, manifest.doc_count, manifest.dimension)
             if verify and artifact_checksum(memoryview(matrix.reshape(-1).view(np.uint8))) != sec.checksum:
@@ -767,9 +872,10 @@ def read_artifact(source: ArtifactSource, *, verify: bool = True) -> IndexSnapsh
         keys=keys,
         graph=graph,
         graph_tombstones=manifest.graph_tombstones,
+        file_matrix=file_matrix,
     )
 
 
-def read_artifact_file(path: str | os.PathLike[str], *, verify: bool = True) -> IndexSnapshot:
+def read_artifact_file(path: str | os.PathLike[str], *, verify: bool = True, lazy: bool = False) -> IndexSnapshot:
     """:func:`read_artifact` from a file path (``FileNotFoundError`` if it is missing)."""
-    return read_artifact(Path(path), verify=verify)
+    return read_artifact(Path(path), verify=verify, lazy=lazy)

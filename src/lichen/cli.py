@@ -200,7 +200,7 @@ def cmd_push(args: argparse.Namespace) -> int:
                     f"{path}: expected a .lix index artifact (from lichen pull or SessionIndex.save) or a .jsonl "
                     'file with one {"id": ..., "text": ..., "metadata"?: {...}, "embedding"?: [...]} object per line'
                 )
-        session = SessionIndex.from_snapshot(read_artifact_file(path), name=args.name, store=client.store)
+        session = SessionIndex.from_snapshot(read_artifact_file(path, lazy=True), name=args.name, store=client.store)
     result = session.push_index_sync(overwrite=True)
     if args.json:
         _emit_json({

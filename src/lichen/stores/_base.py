@@ -8,6 +8,7 @@ branches on where indexes live.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -23,6 +24,9 @@ class IndexSnapshot:
     """A whole index frozen for storage or transfer: documents column by column plus
     their embeddings as one contiguous ``(doc_count, dimension)`` float32 matrix.
 
+    The columns are lists, or read-only sequences decoding one row at a time when a
+    client loaded the index lazily (:class:`~lichen._encoded_column.EncodedColumn`).
+
     ``version`` is the stored version this snapshot was read at (0 for never stored);
     stores use it for optimistic concurrency. Big indexes also carry their
     approximate-search graph, so storing and loading them costs no rebuild.
@@ -31,9 +35,9 @@ class IndexSnapshot:
     name: str
     model_id: str
     dimension: int
-    ids: list[str]
-    texts: list[str]
-    metadata: list[dict[str, Any]]
+    ids: Sequence[str]
+    texts: Sequence[str]
+    metadata: Sequence[dict[str, Any]]
     matrix: np.ndarray
     version: int = 0
     created_at: str = ""
@@ -47,6 +51,9 @@ class IndexSnapshot:
     when the index has none (small indexes, or format-1 artifacts)."""
     graph_tombstones: int = 0
     """Keys deleted from the graph but still taking space in it."""
+    file_matrix: Any = None
+    """A :class:`~lichen._artifact_file.FileMatrix` reading rows of ``matrix`` from the
+    artifact file with ``pread`` (set by lazy reads of a path), or ``None``."""
 
     @property
     def doc_count(self) -> int:

@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import mmap
 import os
 import random
 import threading
@@ -701,16 +700,10 @@ class _HttpStoreBase:
 
 
 def _read_mapped(path: Path) -> IndexSnapshot:
-    """Decode a downloaded artifact. On POSIX the file is memory-mapped, so the vectors
-    are a read-only view of the page cache rather than a second copy (the engine copies
-    them once anyway); the mapping outlives a later replacement of the file (rename)."""
-    if os.name != "posix":
-        return _artifact.read_artifact(path)
-    with open(path, "rb") as f:
-        if os.fstat(f.fileno()).st_size == 0:
-            return _artifact.read_artifact(path)  # mmap refuses empty files: let the reader explain
-        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    return _artifact.read_artifact(mapped)
+    """Decode a downloaded artifact lazily: memory-mapped on POSIX, documents decoded row
+    by row, single rows read from the file (see :func:`lichen.artifact.read_artifact`);
+    the open file outlives a later replacement of the path (rename)."""
+    return _artifact.read_artifact(path, lazy=True)
 
 
 def _url_batches(ids: list[str], budget: int = _MAX_QUERY_CHARS) -> list[list[str]]:

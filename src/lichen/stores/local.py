@@ -197,7 +197,7 @@ class LocalStore:
         path = self.index_path(name)
         try:
             with self._disk(path, "read"):
-                snapshot = _artifact.read_artifact(path)
+                snapshot = _artifact.read_artifact(path, lazy=True)
         except FileNotFoundError:
             raise NotFoundError(f"index {name!r} not found") from None
         self._check_name(snapshot.name, name, path)

@@ -1,0 +1,185 @@
+"""Lazy loading (format 3): a loaded index decodes documents row by row and reads graph
+candidates' rows from the file, yet behaves exactly like one decoded whole; bad offsets
+are refused; format-2 artifacts still load.
+
+Vectors are seeded synthetic ones: these tests are about storage, not the model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pytest
+import xxhash
+
+import lichen._engine as engine_module
+from lichen import Client, CorruptDataError, DocumentInfo, QueryOptions, SessionIndex
+from lichen._encoded_column import EncodedColumn
+from lichen._engine import IndexCore
+from lichen.artifact import FORMAT_VERSION, encode_artifact, read_artifact, read_manifest
+from lichen.stores._base import IndexSnapshot
+
+FIXTURES = Path(__file__).parent / "fixtures"
+DIM = 16
+
+
+def unit_vectors(count: int, seed: int) -> np.ndarray:
+    vectors = np.random.default_rng(seed).standard_normal((count, DIM)).astype(np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def make_snapshot(count: int = 40, name: str = "lazy") -> IndexSnapshot:
+    return IndexSnapshot(
+        name=name, model_id="custom", dimension=DIM,
+        ids=[f"doc-{i}" if i % 5 else f"dóc \"{i}\", [x]" for i in range(count)],
+        texts=[f"text {i}, with \"quotes\", commas and ünïcode 🌿" for i in range(count)],
+        metadata=[{"n": i, "tags": ["a", "b,c"][: i % 3], "nested": {"k": i % 4}} if i % 7 else {} for i in range(count)],
+        matrix=unit_vectors(count, seed=count),
+    )
+
+
+def hits(result) -> list[tuple[str, float]]:
+    return [(hit.id, hit.score) for hit in result]
+
+
+@pytest.fixture
+def artifact_path(tmp_path) -> Path:
+    path = tmp_path / "lazy.lix"
+    path.write_bytes(encode_artifact(make_snapshot()).to_bytes())
+    return path
+
+
+def test_lazy_columns_read_like_the_decoded_lists(artifact_path):
+    eager = read_artifact(artifact_path)
+    for source in (artifact_path, artifact_path.read_bytes()):
+        lazy = read_artifact(source, lazy=True)
+        for name in ("ids", "texts", "metadata"):
+            column, expected = getattr(lazy, name), getattr(eager, name)
+            assert isinstance(column, EncodedColumn) and isinstance(expected, list)
+            assert len(column) == len(expected)
+            assert [column[i] for i in range(len(column))] == expected
+            assert column[-1] == expected[-1] and column[3:9:2] == expected[3:9:2]
+            assert list(column) == expected and column == expected
+            with pytest.raises(IndexError):
+                column[len(expected)]
+    assert read_artifact(artifact_path, lazy=True).file_matrix is not None
+    assert read_artifact(artifact_path.read_bytes(), lazy=True).file_matrix is None  # no file to read from
+
+
+def test_file_matrix_rows_equal_the_matrix(artifact_path):
+    snapshot = read_artifact(artifact_path, lazy=True)
+    rows = np.array([7, 0, 39, 7, 12])
+    assert np.array_equal(snapshot.file_matrix.rows(rows), np.asarray(snapshot.matrix)[rows])
+    with pytest.raises(IndexError):
+        snapshot.file_matrix.rows(np.array([40]))
+
+
+def test_a_lazily_loaded_core_answers_and_writes_like_a_decoded_one(artifact_path, monkeypatch):
+    monkeypatch.setattr(engine_module, "APPROXIMATE_THRESHOLD", 10)  # the graph path, reading rows by pread
+    lazy = IndexCore.from_snapshot(read_artifact(artifact_path, lazy=True))
+    eager = IndexCore.from_snapshot(read_artifact(artifact_path))
+    assert lazy._file_matrix is not None
+    queries = unit_vectors(8, seed=99)
+    for query in queries:
+        for options in ({}, {"filter": {"n": {"$gte": 10}}}, {"alpha": 0.5}, {"filter": {"$document": {"$contains": "1"}}}):
+            assert hits(lazy.search(query, "text 12 commas", top_k=5, **options)) == hits(
+                eager.search(query, "text 12 commas", top_k=5, **options)
+            )
+    assert lazy.get(["doc-3", 'dóc "5", [x]'], include_embeddings=True) == eager.get(["doc-3", 'dóc "5", [x]'], include_embeddings=True)
+    assert lazy.get(limit=7, offset=30) == eager.get(limit=7, offset=30)
+
+    new = [DocumentInfo(id="doc-1", text="replaced"), DocumentInfo(id="fresh", text="new", metadata={"n": -1})]
+    vectors = unit_vectors(2, seed=5)
+    for core in (lazy, eager):
+        assert core.upsert(new, vectors) == (1, 1)
+        assert core.delete(["doc-2", "missing"]) == 1
+    assert lazy._file_matrix is None  # the first write copied the matrix: rows come from memory now
+    assert lazy.get() == eager.get()
+    for query in queries:
+        assert hits(lazy.search(query, "", top_k=5)) == hits(eager.search(query, "", top_k=5))
+
+
+def test_a_loaded_index_pushed_again_round_trips(tmp_path):
+    client = Client()
+    vectors = unit_vectors(30, seed=3)
+    docs = [DocumentInfo(id=f"d{i}", text=f"t{i}", metadata={"i": i}, embedding=v.tolist()) for i, v in enumerate(vectors)]
+    client.create_index_sync("first", docs, model_id="custom")
+    loaded = client.load_index_sync("first")
+    assert isinstance(loaded.core._texts, EncodedColumn)
+    loaded.save(tmp_path / "copy.lix")
+    copy = SessionIndex.open(tmp_path / "copy.lix")
+    assert copy.get_docs_sync() == client.load_index_sync("first").get_docs_sync()
+    assert copy.get_docs_sync(["d4"])[0].metadata == {"i": 4}
+
+
+def forged_offsets(snapshot: IndexSnapshot, change) -> bytes:
+    """The artifact of ``snapshot`` with its offsets section changed by ``change`` and
+    every checksum recomputed: damage only the offsets' meaning can reveal."""
+    data = bytearray(encode_artifact(snapshot).to_bytes())
+    manifest = read_manifest(bytes(data))
+    sec = manifest.sections["offsets"]
+    offsets = np.frombuffer(bytes(data[sec.offset : sec.offset + sec.length]), dtype="<u8").reshape(3, -1).copy()
+    change(offsets)
+    data[sec.offset : sec.offset + sec.length] = offsets.tobytes()
+    header_length = 40 + int.from_bytes(data[16:24], "little")
+    raw = orjson.loads(bytes(data[40:header_length]))
+    raw["sections"]["offsets"]["xxh3_128"] = xxhash.xxh3_128_hexdigest(offsets.tobytes())
+    new_manifest = orjson.dumps(raw)
+    assert len(new_manifest) == header_length - 40  # a checksum is fixed-width: the layout stays
+    data[40:header_length] = new_manifest
+    data[24:40] = xxhash.xxh3_128_digest(new_manifest)
+    return bytes(data)
+
+
+def shift_inside_a_string(offsets: np.ndarray) -> None:
+    offsets[1, 3] = offsets[1, 2] + len('"text 2,')  # texts: element 3 "starts" inside element 2
+
+
+def swap_two_elements(offsets: np.ndarray) -> None:
+    offsets[0, 1], offsets[0, 2] = offsets[0, 2], offsets[0, 1]
+
+
+def truncate_the_last(offsets: np.ndarray) -> None:
+    offsets[2, -1] -= 1
+
+
+@pytest.mark.parametrize("change, problem", [
+    (swap_two_elements, "ids section offsets are not ascending"),
+    (truncate_the_last, "metadata section does not delimit a JSON array"),
+])
+def test_offsets_that_do_not_delimit_the_elements_are_refused_by_every_reader(change, problem):
+    data = forged_offsets(make_snapshot(), change)
+    for lazy in (False, True):
+        with pytest.raises(CorruptDataError, match=problem):
+            read_artifact(data, lazy=lazy)
+
+
+def test_offsets_splitting_an_element_are_refused_by_the_verifying_reader_and_on_decode():
+    snapshot = make_snapshot()
+    assert snapshot.texts[2].startswith("text 2, with")
+    data = forged_offsets(snapshot, shift_inside_a_string)
+    with pytest.raises(CorruptDataError, match="texts section offsets do not match its elements"):
+        read_artifact(data)  # what a server runs on every upload
+    lazy = read_artifact(data, lazy=True, verify=False)
+    with pytest.raises(CorruptDataError, match="texts section element 2 is not valid JSON"):
+        lazy.texts[2]
+
+
+def test_a_format_2_artifact_still_loads_lazily_and_keeps_its_graph():
+    # Written by the format-2 writer (commit 7e121e5): 120 docs with seed-2 vectors, doc-7
+    # deleted, approximate=True so the graph was stored.
+    vectors = np.random.default_rng(2).standard_normal((120, 16)).astype(np.float32)
+    assert FORMAT_VERSION == 3 and read_manifest(FIXTURES / "format2.lix").format_version == 2
+    for lazy in (False, True):
+        snapshot = read_artifact(FIXTURES / "format2.lix", lazy=lazy)
+        assert isinstance(snapshot.ids, list) and snapshot.file_matrix is None  # no offsets: decoded whole
+        session = SessionIndex.from_snapshot(snapshot)
+        session.approximate = True
+        assert session.doc_count == 119 and session.core.has_graph
+        for i in (0, 8, 119):
+            top = session.query_sync("", QueryOptions(top_k=1, embedding=vectors[i].tolist())).docs[0]
+            assert top.id == f"doc-{i}" and top.metadata["nested"] == {"k": i % 4}
+        session.add_docs_sync([DocumentInfo(id="doc-7", text="back", embedding=vectors[7].tolist())])
+        assert session.query_sync("", QueryOptions(top_k=1, embedding=vectors[7].tolist())).docs[0].text == "back"
