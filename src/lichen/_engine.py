@@ -411,9 +411,9 @@ class IndexCore:
                 pool = self._graph_candidates(query_vector, mask, passing, count, top_k)
             allowed = None if mask is None else np.flatnonzero(mask)
             if alpha >= 1.0:
-                if pool is not None:
+                if pool is not None and self._file_matrix is not None:
                     return self._rank(pool, self._pool_rows(pool) @ query_vector, top_k)
-                return self._vector_search(query_vector, allowed, top_k)
+                return self._vector_search(query_vector, allowed if pool is None else pool, top_k)
             return self._hybrid_search(query_vector, query_text, allowed, top_k, alpha, fusion, pool)
 
     @staticmethod
@@ -449,19 +449,25 @@ class IndexCore:
         return self._matrix[pool]
 
     def _vector_search(self, query: np.ndarray, candidates: np.ndarray | None, top_k: int) -> list[QueryResultDocument]:
-        """Exact: every row, or the rows a filter lets through."""
+        """Scores from the matrix in memory: of every row, or of ``candidates`` (the rows
+        a filter lets through, or graph candidates)."""
         n = len(self._ids)
         if candidates is None:
-            return self._rank(np.arange(n), self._matrix[:n] @ query, top_k)
+            scores = self._matrix[:n] @ query
+            positions = top_k_indices(scores, top_k)
+            return self._vector_results(positions, scores[positions])
         if candidates.size * 3 > n:
             # A loose filter: gathering the rows costs more than scoring them all.
             return self._rank(candidates, (self._matrix[:n] @ query)[candidates], top_k)
         return self._rank(candidates, self._matrix[candidates] @ query, top_k)
 
     def _rank(self, candidates: np.ndarray, scores: np.ndarray, top_k: int) -> list[QueryResultDocument]:
+        """The best ``top_k`` of ``candidates`` by their ``scores``."""
         winners = top_k_indices(scores, top_k)
-        positions, chosen = candidates[winners], scores[winners]
-        return [self._result(p, float(s), float(s), None) for p, s in zip(positions.tolist(), chosen.tolist())]
+        return self._vector_results(candidates[winners], scores[winners])
+
+    def _vector_results(self, positions: np.ndarray, scores: np.ndarray) -> list[QueryResultDocument]:
+        return [self._result(p, float(s), float(s), None) for p, s in zip(positions.tolist(), scores.tolist())]
 
     def _hybrid_search(
         self,
