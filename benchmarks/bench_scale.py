@@ -5,8 +5,10 @@ Per size, in one run on this machine:
 * **build**: ``client.create_index`` of documents that already carry embeddings (the graph
   build plus writing the artifact; nothing is embedded), and the artifact's size;
 * **load**: ``client.load_index`` in a fresh process, cold (the file evicted from the page
-  cache first with ``posix_fadvise(DONTNEED)``) and cached (again, same process), and the
-  resident memory the loaded index adds after serving every query;
+  cache first with ``posix_fadvise(DONTNEED)``) and cached (again, same process), the
+  loaded index's own search-only and end-to-end latency (200 queries, served as a client
+  serves it: rows read from the file, documents decoded one by one), and the resident
+  memory the loaded index adds after serving them;
 * **search-only** p50/p95 (query vector given) for Lichen's default (approximate from
   ``APPROXIMATE_THRESHOLD`` on), Lichen ``exact=True``, the bare numpy scan
   (``matrix @ q`` + ``argpartition``) and FAISS ``IndexFlatIP``, all single queries;
@@ -23,6 +25,8 @@ Usage::
 
     python benchmarks/bench_scale.py --data ../shared/data/msmarco-5k --sizes 10000,100000,1000000 \
         --out benchmarks/results/scale.json --plot benchmarks/results/scale.png
+
+``--update`` re-measures the given sizes and keeps the other rows of ``--out``.
 
 Needs ``pip install -e ".[bench]"`` (faiss-cpu, matplotlib).
 """
@@ -80,8 +84,12 @@ def child_load(args: argparse.Namespace) -> None:
     cold = time.perf_counter() - started
     after_load = rss_mb()
     queries = np.load(args.queries)
-    for vector in queries:
-        session.query_sync("", QueryOptions(top_k=TOP_K, embedding=vector.tolist()))
+    texts = json.loads(args.query_texts.read_text())
+    # Served as a client serves it: documents decoded row by row, candidates' rows read
+    # from the file; search-only (vector given) and end to end (real query text).
+    loaded_search, _ = timed(lambda i: session.query_sync("", QueryOptions(top_k=TOP_K, embedding=queries[i].tolist())),
+                             len(queries))
+    loaded_e2e, _ = timed(lambda i: session.query_sync(texts[i % len(texts)], QueryOptions(top_k=TOP_K)), len(queries))
     after_queries, parts_after = rss_mb(), rss_parts_mb()
     del session
     client.unload_index_sync(args.name)  # a later load from the local store, page cache warm
@@ -95,7 +103,7 @@ def child_load(args: argparse.Namespace) -> None:
         "rss_after_load_mb": round(after_load - before, 1), "rss_after_queries_mb": round(after_queries - before, 1),
         "rss_after_queries_anon_mb": round(parts_after["anon"] - parts_before["anon"], 1),
         "rss_after_queries_file_mb": round(parts_after["file"] - parts_before["file"], 1),
-        "graph_adopted": graph_adopted,
+        "graph_adopted": graph_adopted, "loaded_search": loaded_search, "loaded_end_to_end": loaded_e2e,
     }))
 
 
@@ -159,11 +167,15 @@ def measure_size(size: int, base: np.ndarray, texts: list[str], query_texts: lis
 
     with tempfile.NamedTemporaryFile(suffix=".npy", delete=False) as handle:
         np.save(handle, probes[:200])
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as text_file:
+        json.dump(query_texts, text_file)
     child = subprocess.run(
-        [sys.executable, __file__, "--child-load", "--home", str(home), "--name", f"scale-{size}", "--queries", handle.name],
+        [sys.executable, __file__, "--child-load", "--home", str(home), "--name", f"scale-{size}", "--queries", handle.name,
+         "--query-texts", text_file.name],
         capture_output=True, text=True, check=True, cwd=Path(__file__).parent,
     )
     os.unlink(handle.name)
+    os.unlink(text_file.name)
     row.update(json.loads(child.stdout.strip().splitlines()[-1]))
     row["threshold"] = APPROXIMATE_THRESHOLD
     print(json.dumps(row), flush=True)
@@ -193,6 +205,8 @@ def markdown_table(rows: list[dict]) -> str:
         ("search only, FAISS `IndexFlatIP`", lambda r: ms(r["faiss_flat_ip"])),
         ("exact / numpy (same run)", lambda r: f"{r['search_exact']['p50_ms'] / r['numpy_scan']['p50_ms']:.2f}x"),
         ("**end to end, default** p50 (p95) ms", lambda r: f"**{ms(r['end_to_end'])}**"),
+        ("loaded index (lazy, 200 queries): search only", lambda r: ms(r["loaded_search"]) if "loaded_search" in r else "-"),
+        ("loaded index: end to end", lambda r: ms(r["loaded_end_to_end"]) if "loaded_end_to_end" in r else "-"),
         ("end to end, `exact=True`", lambda r: ms(r["end_to_end_exact"])),
         ("**recall@10, real queries** (50)", lambda r: f"**{r['recall_at_10_real_queries']:.3f}**"),
         ("recall@10, real + synthetic probes (500)", lambda r: f"{r['recall_at_10']:.3f}"),
@@ -222,7 +236,9 @@ def plot(rows: list[dict], out: Path) -> None:
         ("bare numpy scan", "numpy_scan", "x:"),
         ("FAISS IndexFlatIP", "faiss_flat_ip", "^:"),
         ("Lichen end to end (embedding included)", "end_to_end", "D-"),
+        ("Lichen loaded index, end to end", "loaded_end_to_end", "v-"),
     ]
+    series = [entry for entry in series if all(entry[1] in r for r in rows)]
     for label, key, style in series:
         ax.plot(docs, [r[key]["p50_ms"] for r in rows], style, label=label)
     ax.set_xscale("log")
@@ -245,10 +261,13 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "scale.json")
     parser.add_argument("--plot", type=Path, default=Path(__file__).parent / "results" / "scale.png")
     parser.add_argument("--table", type=Path, help="print the markdown table of an earlier --out JSON and exit")
+    parser.add_argument("--update", action="store_true",
+                        help="keep the rows of --out for sizes not measured now (re-measure 10k without redoing 1M)")
     parser.add_argument("--child-load", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--name", help=argparse.SUPPRESS)
     parser.add_argument("--queries", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--query-texts", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_load:
         child_load(args)
@@ -275,6 +294,9 @@ def main() -> None:
         measure_size(int(size), base, texts, query_texts, real_queries, probes, args.repeats, home)
         for size in args.sizes.split(",")
     ]
+    if args.update and args.out.exists():
+        measured = {row["docs"] for row in rows}
+        rows += [row for row in json.loads(args.out.read_text())["rows"] if row["docs"] not in measured]
     rows.sort(key=lambda row: row["docs"])
     import faiss
     import usearch
