@@ -183,3 +183,26 @@ def test_a_format_2_artifact_still_loads_lazily_and_keeps_its_graph():
             assert top.id == f"doc-{i}" and top.metadata["nested"] == {"k": i % 4}
         session.add_docs_sync([DocumentInfo(id="doc-7", text="back", embedding=vectors[7].tolist())])
         assert session.query_sync("", QueryOptions(top_k=1, embedding=vectors[7].tolist())).docs[0].text == "back"
+
+
+def test_reading_many_rows_decodes_the_columns_whole(artifact_path, monkeypatch):
+    monkeypatch.setattr(engine_module, "DECODE_WHOLE_ROWS", 5)
+    lazy = IndexCore.from_snapshot(read_artifact(artifact_path, lazy=True))
+    assert lazy.get(limit=3) == IndexCore.from_snapshot(read_artifact(artifact_path)).get(limit=3)
+    assert isinstance(lazy._texts, EncodedColumn)  # three rows: decoded one by one
+    everything = lazy.get()
+    assert isinstance(lazy._texts, list) and everything == IndexCore.from_snapshot(read_artifact(artifact_path)).get()
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open descriptors in /proc")
+def test_loading_and_dropping_indexes_leaks_no_file_descriptors(artifact_path):
+    def open_descriptors() -> int:
+        return len(list(Path("/proc/self/fd").iterdir()))
+
+    IndexCore.from_snapshot(read_artifact(artifact_path, lazy=True))
+    before = open_descriptors()
+    for _ in range(50):
+        core = IndexCore.from_snapshot(read_artifact(artifact_path, lazy=True))
+        core.search(unit_vectors(1, seed=1)[0], "", top_k=3)
+        del core
+    assert open_descriptors() <= before + 1
