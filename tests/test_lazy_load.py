@@ -15,6 +15,7 @@ import pytest
 import xxhash
 
 import lichen._engine as engine_module
+import lichen.artifact as artifact_module
 from lichen import Client, CorruptDataError, DocumentInfo, QueryOptions, SessionIndex
 from lichen._encoded_column import EncodedColumn
 from lichen._engine import IndexCore
@@ -44,6 +45,12 @@ def hits(result) -> list[tuple[str, float]]:
     return [(hit.id, hit.score) for hit in result]
 
 
+@pytest.fixture(autouse=True)
+def read_rows_with_pread(monkeypatch):
+    """Treat every artifact as big: rows and documents are read from the file."""
+    monkeypatch.setattr(artifact_module, "PREAD_ABOVE_BYTES", 0)
+
+
 @pytest.fixture
 def artifact_path(tmp_path) -> Path:
     path = tmp_path / "lazy.lix"
@@ -66,6 +73,15 @@ def test_lazy_columns_read_like_the_decoded_lists(artifact_path):
                 column[len(expected)]
     assert read_artifact(artifact_path, lazy=True).file_matrix is not None
     assert read_artifact(artifact_path.read_bytes(), lazy=True).file_matrix is None  # no file to read from
+
+
+def test_a_small_artifact_is_read_through_its_mapping(artifact_path, monkeypatch):
+    monkeypatch.setattr(artifact_module, "PREAD_ABOVE_BYTES", artifact_path.stat().st_size)
+    snapshot = read_artifact(artifact_path, lazy=True)
+    assert snapshot.file_matrix is None and isinstance(snapshot.texts, EncodedColumn)
+    assert list(snapshot.texts) == read_artifact(artifact_path).texts
+    monkeypatch.setattr(artifact_module, "PREAD_ABOVE_BYTES", artifact_path.stat().st_size - 1)
+    assert read_artifact(artifact_path, lazy=True).file_matrix is not None
 
 
 def test_file_matrix_rows_equal_the_matrix(artifact_path):

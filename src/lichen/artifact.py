@@ -46,8 +46,9 @@ are unmapped again (``MADV_DONTNEED``) instead of all staying mapped. Mapped pag
 the process's RSS once touched, and the kernel maps file pages in large blocks, so
 ``read_artifact(path, lazy=True)`` (what clients load with) goes further: the document
 columns stay encoded (:class:`~lichen._encoded_column.EncodedColumn`, one row decoded at a
-time) and single rows are read with ``pread`` (:mod:`lichen._artifact_file`), so a loaded
-index keeps resident little more than its graph.
+time) and, for artifacts over :data:`PREAD_ABOVE_BYTES`, single rows are read with
+``pread`` (:mod:`lichen._artifact_file`), so a loaded big index keeps resident little more
+than its graph.
 
 The manifest digest in the header covers every section checksum and all index fields, so
 it identifies the artifact's content: :attr:`ArtifactManifest.etag` is its hex form, fit
@@ -117,6 +118,11 @@ _MATRIX_DTYPE = np.dtype("<f4")
 _KEY_DTYPE = np.dtype("<u8")
 _OFFSET_DTYPE = np.dtype("<u8")
 _CHECKSUM_CHUNK = 64 << 20
+#: A lazily read artifact bigger than this has its rows and documents read with ``pread``
+#: (a few hundred microseconds a query) so that serving it does not leave the whole file
+#: resident; a smaller one is read through its mapping (free), and at most this much of it
+#: becomes resident. 100k documents of 384 floats make a ~250 MB artifact: mapped.
+PREAD_ABOVE_BYTES = 512 << 20
 
 ArtifactSource = Union[bytes, bytearray, memoryview, mmap.mmap, str, "os.PathLike[str]", BinaryIO]
 """What readers accept: the artifact's bytes (or any buffer, e.g. an ``mmap``), a file
@@ -793,19 +799,19 @@ def _decoded_columns(
 
 
 def _encoded_columns(
-    reader: _BufferReader, manifest: ArtifactManifest, offsets: np.ndarray, verify: bool
+    reader: _BufferReader, manifest: ArtifactManifest, offsets: np.ndarray, verify: bool, file: ArtifactFile | None
 ) -> list[EncodedColumn]:
-    """The three document columns left encoded, each row decoded when read: from the file
-    with ``pread`` when there is one, else from the buffer. Their pages are handed back
-    once checked, so the load leaves none of them resident."""
+    """The three document columns left encoded, each row decoded when read: from ``file``
+    with ``pread`` when given (their pages are then handed back once checked, so the load
+    leaves none of them resident), else from the buffer."""
     columns = []
-    read = reader.read if reader.file is None else reader.file.read
+    read = reader.read if file is None else file.read
     for index, (key, kind) in enumerate(_COLUMNS):
         sec = manifest.sections[key]
         problem = check_element_starts(_section(reader, manifest, key, verify), offsets[index], manifest.doc_count)
         if problem is not None:
             raise _corrupt(reader.label, f"{key} section {problem}")
-        if reader.file is not None:
+        if file is not None:
             reader.release(sec.offset, sec.length)
         columns.append(EncodedColumn(read, sec.offset, sec.length, offsets[index], kind, key, reader.label))
     return columns
@@ -817,8 +823,9 @@ def read_artifact(source: ArtifactSource, *, verify: bool = True, lazy: bool = F
     From a path (memory-mapped on POSIX) or bytes the matrix is a zero-copy read-only
     view; from a file object it is read into a fresh array. With ``lazy`` (format 3, a
     path or a buffer) the ids, texts and metadata stay encoded and decode row by row (see
-    the module docstring), and from a path the snapshot's ``file_matrix`` reads single
-    rows without mapping them: what a client loading an index to query wants. Raises
+    the module docstring), and from a path bigger than :data:`PREAD_ABOVE_BYTES` they and
+    the snapshot's ``file_matrix`` read single rows with ``pread``, without mapping them:
+    what a client loading an index to query wants. Raises
     :class:`CorruptDataError` on a wrong magic, an unknown or newer format, truncation, a
     checksum mismatch or inconsistent sections (a row decoded later raises it too if its
     bytes are not what the offsets promise). ``verify=False`` skips the section checksums
@@ -829,8 +836,9 @@ def read_artifact(source: ArtifactSource, *, verify: bool = True, lazy: bool = F
         label = reader.label
         offsets = _read_offsets(reader, manifest, verify)
         lazy = lazy and offsets is not None and isinstance(reader, _BufferReader) and sys.byteorder == "little"
+        file = reader.file if lazy and manifest.size > PREAD_ABOVE_BYTES else None
         if lazy:
-            ids, texts, metadata = _encoded_columns(reader, manifest, offsets, verify)
+            ids, texts, metadata = _encoded_columns(reader, manifest, offsets, verify, file)
         else:
             ids, texts, metadata = _decoded_columns(reader, manifest, offsets, verify)
         sec = manifest.sections["matrix"]
@@ -839,8 +847,8 @@ def read_artifact(source: ArtifactSource, *, verify: bool = True, lazy: bool = F
             if verify:
                 _section(reader, manifest, "matrix", verify, release=True)
             matrix = reader.read_matrix(sec.offset, manifest.doc_count, manifest.dimension)
-            if lazy and reader.file is not None:
-                file_matrix = FileMatrix(reader.file, sec.offset, manifest.doc_count, manifest.dimension)
+            if file is not None:
+                file_matrix = FileMatrix(file, sec.offset, manifest.doc_count, manifest.dimension)
         else:
             matrix = reader.read_matrix(sec.offset, manifest.doc_count, manifest.dimension)
             if verify and artifact_checksum(memoryview(matrix.reshape(-1).view(np.uint8))) != sec.checksum:
