@@ -333,6 +333,31 @@ def element_starts(columns: list[bytes], doc_count: int) -> bytes:
     return np.stack(rows).tobytes()
 
 
+def with_offsets_changed(artifact: bytes, change) -> bytes:
+    """``artifact`` with its format-3 offsets section changed in place by ``change`` (it
+    gets the (3, doc_count + 1) array) and every checksum recomputed: damage that only the
+    offsets' meaning can reveal."""
+    import numpy as np
+    import orjson
+    import xxhash
+
+    from lichen.artifact import read_manifest
+
+    data = bytearray(artifact)
+    sec = read_manifest(artifact).sections["offsets"]
+    offsets = np.frombuffer(artifact[sec.offset : sec.offset + sec.length], dtype="<u8").reshape(3, -1).copy()
+    change(offsets)
+    data[sec.offset : sec.offset + sec.length] = offsets.tobytes()
+    manifest_end = 40 + int.from_bytes(data[16:24], "little")
+    raw = orjson.loads(bytes(data[40:manifest_end]))
+    raw["sections"]["offsets"]["xxh3_128"] = xxhash.xxh3_128_hexdigest(offsets.tobytes())
+    manifest = orjson.dumps(raw)
+    assert len(manifest) == manifest_end - 40  # checksums are fixed-width: the layout stays
+    data[40:manifest_end] = manifest
+    data[24:40] = xxhash.xxh3_128_digest(manifest)
+    return bytes(data)
+
+
 def forge_artifact(
     name: str,
     /,

@@ -19,7 +19,7 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from server_helpers import Credentials, Deployment, auth, forge_artifact, shared_moto, snapshot_of
+from server_helpers import Credentials, Deployment, auth, forge_artifact, shared_moto, snapshot_of, with_offsets_changed
 
 from lichen.artifact import encode_artifact
 from lichen.stores.http import HttpStore
@@ -154,6 +154,24 @@ def test_an_upload_whose_graph_is_not_a_graph_is_refused(deployment, project, se
             assert response.status_code == 422, f"{method} {route}: {response.status_code} {response.text}"
             assert "graph" in response.json()["error"]["message"]
             assert_no_server_paths(deployment, response)
+    assert_unchanged(deployment, project, seeded)
+
+
+def test_an_upload_whose_offsets_split_an_element_is_refused(deployment, project, seeded):
+    # Clients read rows by these offsets; a text split at its inner comma would only fail
+    # when that row is read, on every client. The server proves each element's span first.
+    snapshot = snapshot_of(NAME, 3, dim=DIM)
+    snapshot.texts = ["alpha, beta", "gamma", "delta"]
+
+    def split_the_first_text(offsets: np.ndarray) -> None:
+        offsets[1, 1] = offsets[1, 0] + len('"alpha,')
+
+    body = with_offsets_changed(encode_artifact(snapshot).to_bytes(), split_the_first_text)
+    for method, route in (("PUT", "/artifact"), ("POST", "/docs")):
+        response = httpx.request(method, url(deployment, route), headers=auth(project), content=body)
+        assert response.status_code == 422, f"{method} {route}: {response.status_code} {response.text}"
+        assert "texts section offsets do not match its elements" in response.json()["error"]["message"]
+        assert_no_server_paths(deployment, response)
     assert_unchanged(deployment, project, seeded)
 
 

@@ -773,9 +773,9 @@ def _read_offsets(reader: _Reader, manifest: ArtifactManifest, verify: bool) -> 
 
 
 def _decoded_columns(
-    reader: _Reader, manifest: ArtifactManifest, offsets: np.ndarray | None, verify: bool
+    reader: _Reader, manifest: ArtifactManifest, offsets: np.ndarray | None, verify: bool, strict: bool
 ) -> list[list[Any]]:
-    """The three document columns decoded whole. With ``verify``, the offsets must
+    """The three document columns decoded whole. With ``strict``, the offsets must
     describe them exactly (each element re-encodes to the span they give it), so that what
     a server accepts also loads row by row."""
     columns = []
@@ -788,7 +788,7 @@ def _decoded_columns(
         if offsets is not None:
             sec = manifest.sections[key]
             problem = check_element_starts(reader.read(sec.offset, sec.length), offsets[index], manifest.doc_count)
-            if problem is None and verify:
+            if problem is None and strict:
                 sizes = np.fromiter(map(len, map(orjson.dumps, column)), dtype=np.int64, count=len(column))
                 if not (sizes == np.diff(offsets[index].astype(np.int64)) - 1).all():
                     problem = "offsets do not match its elements"
@@ -817,7 +817,7 @@ def _encoded_columns(
     return columns
 
 
-def read_artifact(source: ArtifactSource, *, verify: bool = True, lazy: bool = False) -> IndexSnapshot:
+def read_artifact(source: ArtifactSource, *, verify: bool = True, lazy: bool = False, strict: bool = False) -> IndexSnapshot:
     """Decode an artifact into an :class:`IndexSnapshot`.
 
     From a path (memory-mapped on POSIX) or bytes the matrix is a zero-copy read-only
@@ -829,7 +829,10 @@ def read_artifact(source: ArtifactSource, *, verify: bool = True, lazy: bool = F
     :class:`CorruptDataError` on a wrong magic, an unknown or newer format, truncation, a
     checksum mismatch or inconsistent sections (a row decoded later raises it too if its
     bytes are not what the offsets promise). ``verify=False`` skips the section checksums
-    (the manifest and the structure are always checked).
+    (the manifest and the structure are always checked). ``strict`` (not with ``lazy``)
+    also proves that every element sits exactly where the offsets say (0.3 s for 1M
+    documents, on top of 1.1 s decoding them): what a server checks before publishing an
+    upload that clients read row by row.
     """
     with _open_source(source) as reader, _gc_paused():
         manifest = _read_manifest(reader)
@@ -840,7 +843,7 @@ def read_artifact(source: ArtifactSource, *, verify: bool = True, lazy: bool = F
         if lazy:
             ids, texts, metadata = _encoded_columns(reader, manifest, offsets, verify, file)
         else:
-            ids, texts, metadata = _decoded_columns(reader, manifest, offsets, verify)
+            ids, texts, metadata = _decoded_columns(reader, manifest, offsets, verify, strict)
         sec = manifest.sections["matrix"]
         file_matrix = None
         if isinstance(reader, _BufferReader):

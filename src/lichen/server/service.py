@@ -122,7 +122,7 @@ class IndexService:
             raise InvalidArgumentError(f"the artifact holds index {manifest.name!r} but was sent to {name!r}")
         self.check_doc_count(name, manifest.doc_count)  # refused before paying for decoding
         try:
-            snapshot = read_artifact(source, verify=True)
+            snapshot = read_artifact(source, verify=True, strict=True)
         except CorruptDataError as exc:
             raise InvalidUploadError(f"uploaded body is not a valid Lichen index artifact: {_plain(exc)}") from None
         try:
