@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._errors import CorruptDataError
+from ._errors import corrupt_artifact
 
 __all__ = ["ArtifactFile", "FileMatrix"]
 
@@ -45,10 +45,7 @@ class ArtifactFile:
     def read(self, offset: int, length: int) -> bytes:
         data = os.pread(self._fd, length, offset)
         if len(data) != length:
-            raise CorruptDataError(
-                f"corrupt Lichen index artifact {self.label}: truncated: expected {length} bytes at "
-                f"offset {offset}, got {len(data)}"
-            )
+            raise corrupt_artifact(self.label, f"truncated: expected {length} bytes at offset {offset}, got {len(data)}")
         return data
 
     def close(self) -> None:

@@ -16,12 +16,29 @@ from typing import Any, overload
 import numpy as np
 import orjson
 
-from ._errors import CorruptDataError
+from ._errors import CorruptDataError, corrupt_artifact
 
-__all__ = ["EncodedColumn", "check_element_starts", "decoded"]
+__all__ = ["EncodedColumn", "check_element_starts", "decode_column", "decoded"]
 
 ReadBytes = Callable[[int, int], Any]
 """``read(offset, length)`` -> that many bytes of the artifact (bytes or a memoryview)."""
+
+
+def decode_column(data: Any, count: int, kind: type, name: str, label: str) -> list[Any]:
+    """A whole JSON array section as a list of ``count`` values of type ``kind``; raises
+    :class:`CorruptDataError` naming what is wrong (``name``: ids, texts or metadata)."""
+    try:
+        column = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise corrupt_artifact(label, f"{name} section is not valid JSON: {exc}") from None
+    if not isinstance(column, list) or len(column) != count:
+        found = len(column) if isinstance(column, list) else type(column).__name__
+        raise corrupt_artifact(label, f"{name} section holds {found} entries, doc_count is {count}")
+    # set(map(type, ...)) runs in C: a third of the cost of a generator at 100k rows.
+    if not set(map(type, column)) <= {kind}:
+        what = "an entry that is not an object" if kind is dict else f"a non-string {name[:-1]}"
+        raise corrupt_artifact(label, f"{name} section holds {what}")
+    return column
 
 
 def check_element_starts(section: Any, starts: np.ndarray, count: int) -> str | None:
@@ -101,19 +118,10 @@ class EncodedColumn(Sequence[Any]):
         return f"<EncodedColumn {self._name}: {len(self)} rows, decoded when read>"
 
     def decode_all(self) -> list[Any]:
-        try:
-            column = orjson.loads(self._read(self._offset, self._length))
-        except orjson.JSONDecodeError as exc:
-            raise self._corrupt(f"is not valid JSON: {exc}") from None
-        if not isinstance(column, list) or len(column) != len(self):
-            raise self._corrupt(f"does not hold {len(self)} entries")
-        if not set(map(type, column)) <= {self._kind}:
-            raise self._corrupt(f"holds an entry that is not a {self._kind.__name__}")
-        return column
+        return decode_column(self._read(self._offset, self._length), len(self), self._kind, self._name, self._label)
 
     def _corrupt(self, problem: str) -> CorruptDataError:
-        where = f" {self._label}" if self._label else ""
-        return CorruptDataError(f"corrupt Lichen index artifact{where}: {self._name} section {problem}")
+        return corrupt_artifact(self._label, f"{self._name} section {problem}")
 
 
 def decoded(column: Sequence[Any]) -> list[Any]:

@@ -75,6 +75,13 @@ class LimitExceededError(InvalidArgumentError):
 Unauthorized = UnauthorizedError
 
 
+def corrupt_artifact(label: str, problem: str) -> CorruptDataError:
+    """The error for an artifact that is not what it claims, worded the same wherever its
+    bytes are read (whole at load, row by row later); ``label`` names the file, if any."""
+    where = f" {label}" if label else ""
+    return CorruptDataError(f"corrupt Lichen index artifact{where}: {problem}")
+
+
 def index_exists(name: str, version: int | None) -> ConflictError:
     """The conflict of creating an index whose name is taken, worded as what it is (not
     "version 1, expected 0") with the ways out."""
