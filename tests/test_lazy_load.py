@@ -203,3 +203,7 @@ def test_loading_and_dropping_indexes_leaks_no_file_descriptors(artifact_path):
         core.search(unit_vectors(1, seed=1)[0], "", top_k=3)
         del core
     assert open_descriptors() <= before + 1
+
+
+def test_a_lazily_read_snapshot_encodes_to_the_same_bytes(artifact_path):
+    assert encode_artifact(read_artifact(artifact_path, lazy=True)).to_bytes() == artifact_path.read_bytes()

@@ -75,7 +75,7 @@ import orjson
 import xxhash
 
 from ._artifact_file import ArtifactFile, FileMatrix
-from ._encoded_column import EncodedColumn, check_element_starts, decode_column
+from ._encoded_column import EncodedColumn, check_element_starts, decode_column, decoded
 from ._errors import CorruptDataError, InvalidArgumentError
 from ._errors import corrupt_artifact as _corrupt
 from ._types import IndexInfo
@@ -266,8 +266,6 @@ def _encode_column(values: Any, what: str) -> tuple[bytes, np.ndarray]:
     """A JSON array of ``values`` and where each element starts in it (then its length),
     as the offsets section records them. Elements are encoded one by one to know their
     sizes (about 0.2 us each); joined, they are exactly ``orjson.dumps(values)``."""
-    if isinstance(values, EncodedColumn):
-        values = values.decode_all()
     try:
         parts = [orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY) for value in values]
     except orjson.JSONEncodeError as exc:
@@ -290,7 +288,8 @@ def encode_artifact(snapshot: IndexSnapshot) -> EncodedArtifact:
     JSON-serialisable. Metadata values round-trip with their exact JSON types; a
     non-finite float (NaN, inf) has no JSON form and is stored as ``null``.
     """
-    ids, texts, metadata = snapshot.ids, snapshot.texts, snapshot.metadata
+    # A lazily read snapshot's columns are decoded once here, for the checks and the encoding.
+    ids, texts, metadata = decoded(snapshot.ids), decoded(snapshot.texts), decoded(snapshot.metadata)
     doc_count = len(ids)
     if len(texts) != doc_count or len(metadata) != doc_count:
         raise InvalidArgumentError(
