@@ -426,6 +426,9 @@ def test_malformed_manifest_json_is_refused(good):
         (lambda m: m.update(extra=[1]), "'extra'"),
         (lambda m: m.pop("sections"), "sections"),
         (lambda m: m["sections"].pop("texts"), "'texts' section"),
+        (lambda m: m["sections"].pop("offsets"), "'offsets' section"),
+        (lambda m: m["sections"]["offsets"].update(length=8), "offsets section is 8 bytes"),
+        (lambda m: m["sections"]["offsets"].update(offset=m["sections"]["offsets"]["offset"] - 8), "not 64-byte aligned"),
         (lambda m: m["sections"]["ids"].update(xxh3_128="abc"), "invalid checksum"),
     ],
 )
