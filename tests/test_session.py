@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lichen._validation import as_vectors
+
 from lichen import (
     DocumentInfo,
     InvalidArgumentError,
@@ -163,6 +165,42 @@ def test_bad_custom_batches_raise_and_change_nothing(bad, message):
     with pytest.raises(InvalidArgumentError, match=message):
         s.add_docs_sync(bad)
     assert state(s) == before
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_a_float32_query_vector_with_nan_or_infinity_is_refused(bad):
+    # float32 arrays take as_vectors' one-dot-product path: it must refuse what the
+    # general path refuses.
+    s = SessionIndex("custom", model_id="custom")
+    s.add_docs_sync([custom_doc("x", [1.0, 0.0, 0.0])])
+    with pytest.raises(InvalidArgumentError, match="NaN or infinity"):
+        s.query_sync("ignored", QueryOptions(embedding=np.array([1.0, bad, 0.0], dtype=np.float32)))
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-3, 1e12, 1e-14, 0.0])
+def test_a_float32_query_vector_is_normalised_like_any_other_input(scale):
+    vector = (np.random.default_rng(3).standard_normal(8) * scale).astype(np.float32)
+    fast, general = as_vectors(vector, 8, "query"), as_vectors(vector.tolist(), 8, "query")
+    np.testing.assert_allclose(fast, general, rtol=1e-6, atol=1e-7)
+    assert fast.dtype == np.float32 and fast.shape == (1, 8)
+    if scale >= 1e-3:  # below a norm of 1e-12 a vector counts as zero on both paths
+        assert math.isclose(float(np.linalg.norm(fast)), 1.0, rel_tol=1e-6)
+
+
+def test_search_hits_own_their_metadata():
+    # Flat metadata is copied in one step, nested metadata value by value: either way a
+    # caller editing a hit cannot reach the stored document.
+    s = SessionIndex("custom", model_id="custom")
+    s.add_docs_sync([
+        custom_doc("flat", [1.0, 0.0, 0.0], metadata={"k": 1, "s": "a"}),
+        custom_doc("nested", [0.9, 0.1, 0.0], metadata={"k": 2, "tags": ["a"], "inner": {"x": [1]}}),
+    ])
+    for hit in s.query_sync("ignored", QueryOptions(top_k=2, embedding=[1.0, 0.0, 0.0])).docs:
+        hit.metadata["k"] = 99
+        hit.metadata.get("tags", []).append("b")
+        hit.metadata.get("inner", {}).get("x", []).append(2)
+    stored = {doc.id: doc.metadata for doc in s.get_docs_sync(["flat", "nested"])}
+    assert stored == {"flat": {"k": 1, "s": "a"}, "nested": {"k": 2, "tags": ["a"], "inner": {"x": [1]}}}
 
 
 def test_oversized_document_is_refused_and_index_unchanged(session):

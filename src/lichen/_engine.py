@@ -467,7 +467,13 @@ class IndexCore:
         return self._vector_results(candidates[winners], scores[winners])
 
     def _vector_results(self, positions: np.ndarray, scores: np.ndarray) -> list[QueryResultDocument]:
-        return [self._result(p, float(s), float(s), None) for p, s in zip(positions.tolist(), scores.tolist())]
+        # Inlined rather than per-hit _result calls: at 10k documents this Python is a
+        # tenth of an exact search (tolist() already yields Python floats).
+        ids, texts, metadata = self._ids, self._texts, self._metadata
+        return [
+            QueryResultDocument(ids[p], texts[p], copy_metadata(metadata[p]), s, s)
+            for p, s in zip(positions.tolist(), scores.tolist())
+        ]
 
     def _hybrid_search(
         self,

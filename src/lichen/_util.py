@@ -23,6 +23,8 @@ def utc_now() -> str:
 def copy_metadata(row: Mapping[str, Any]) -> dict[str, Any]:
     """A copy deep enough that callers mutating it cannot reach stored lists or nested
     dicts (nested mappings come back as plain dicts)."""
+    if _LEAF_TYPES.issuperset(map(type, row.values())):
+        return dict(row)  # flat metadata, the common case: one C-level copy per search hit
     return {
         key: (
             value if (kind := type(value)) in _LEAF_TYPES
