@@ -27,12 +27,15 @@ from ._errors import CorruptDataError
 
 __all__ = ["VectorGraph", "check_graph_buffer", "GRAPH_CONNECTIVITY", "GRAPH_EXPANSION_ADD", "GRAPH_EXPANSION_SEARCH"]
 
-#: HNSW parameters, chosen by measurement on msmarco-based vectors at 100k (RESULTS.md,
-#: "Scale"): with 128 re-ranked candidates, M=16/beam 128 reached recall@10 0.986 on
+#: HNSW parameters, chosen by measurement on msmarco-based vectors (RESULTS.md, "Scale"):
+#: at 100k, with 128 re-ranked candidates, M=16/beam 128 reached recall@10 0.986 on
 #: msmarco's real queries, M=24 0.990, M=32/beam 200 1.000 (0.954 on harder synthetic
-#: probes) for +0.05 ms a query and about twice the build time.
+#: probes) for +0.05 ms a query. At 1M a build beam of 200 left recall to chance (0.976 or
+#: 0.990 by build: misses a wider search beam does not find); 300 reached 0.998 and costs
+#: ~2.4x the build time, once, at push; M=48 instead cost 1.5x, 23% more graph memory
+#: and reached 0.990 (``bench_graph_params.py``).
 GRAPH_CONNECTIVITY = 32
-GRAPH_EXPANSION_ADD = 200
+GRAPH_EXPANSION_ADD = 300
 GRAPH_EXPANSION_SEARCH = 128
 _STORAGE_DTYPE = "i8"
 _SERIAL_SEED = 2_048  # nodes inserted one at a time before parallel building starts
