@@ -3,6 +3,7 @@ by ``scripts/make_golden_vectors.py``), one text at a time and in mixed batches.
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 
@@ -71,6 +72,16 @@ def test_model_is_shared_and_shipped_small():
     assert get_embedder() is get_embedder("lichen-minilm")
     assert (model_dir("lichen-minilm") / "model.onnx").stat().st_size < 50_000_000
     assert (model_dir("lichen-minilm") / "LICENSE").is_file()
+
+
+def test_shipped_model_has_attention_fused():
+    # What `lichen models build` now writes (models/_fuse.py); the tests above hold it to
+    # the torch reference. onnx is a test dependency, not a runtime one.
+    onnx = pytest.importorskip("onnx")
+    manifest = json.loads((model_dir("lichen-minilm") / "model.json").read_text())
+    operators = [node.op_type for node in onnx.load(str(model_dir("lichen-minilm") / "model.onnx")).graph.node]
+    assert manifest["fused_attention"] is True
+    assert operators.count("Attention") == 6 and "Softmax" not in operators
 
 
 def test_unknown_model_is_a_clear_error():

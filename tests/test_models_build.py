@@ -200,6 +200,32 @@ def test_fp16_build_is_close_and_smaller(tmp_path, pooling):
     assert (tmp_path / "fp16" / "model.onnx").stat().st_size < 0.6 * (tmp_path / "fp32" / "model.onnx").stat().st_size
 
 
+@pytest.mark.parametrize("fp32", [True, False])
+def test_attention_is_fused_at_build_and_changes_no_vector(tmp_path, monkeypatch, fp32):
+    # The fused graph is what ships; the graph as written (kept when the optimiser is
+    # missing or cannot fuse) must give the same vectors, and fusing keeps float16 weights
+    # float16.
+    import onnx
+
+    import lichen.models.build as build
+
+    source = write_source(tmp_path / "src")
+    fused = build_model(source, tmp_path / "fused", model_id="tiny", fp32=fp32)
+    monkeypatch.setattr(build, "fuse_attention", lambda *args, **kwargs: None)
+    plain = build_model(source, tmp_path / "plain", model_id="tiny", fp32=fp32)
+    assert fused["fused_attention"] is True and plain["fused_attention"] is False
+    operators = [node.op_type for node in onnx.load(str(tmp_path / "fused" / "model.onnx")).graph.node]
+    assert operators.count("Attention") == LAYERS and "Softmax" not in operators
+    assert "Attention" not in [node.op_type for node in onnx.load(str(tmp_path / "plain" / "model.onnx")).graph.node]
+    size = {name: (tmp_path / name / "model.onnx").stat().st_size for name in ("fused", "plain")}
+    assert abs(size["fused"] - size["plain"]) < 0.05 * size["plain"]
+    texts = TEXTS + ["hi there"] * 3
+    got = OnnxEmbedder(tmp_path / "fused", model_id="tiny").embed(texts)
+    np.testing.assert_allclose(got, OnnxEmbedder(tmp_path / "plain", model_id="tiny").embed(texts), atol=1e-5)
+    alone = np.stack([OnnxEmbedder(tmp_path / "fused", model_id="tiny").embed([t])[0] for t in texts])
+    np.testing.assert_allclose(alone, got, atol=1e-5)
+
+
 def test_manifest_and_copied_files(tmp_path):
     source = write_source(tmp_path / "src", normalize=False)
     manifest = build_model(source, tmp_path / "out", model_id="tiny")

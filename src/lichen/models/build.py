@@ -10,7 +10,9 @@ loads: ``model.onnx``, ``tokenizer.json``, ``model.json`` and any ``LICENSE`` / 
 
 The BERT encoder is written node by node with the ``onnx`` helper API, in the order a
 PyTorch export would emit it, so onnxruntime's default graph optimisations recognise and
-fuse it (attention, LayerNorm, GELU). Pooling (mean over the attention mask, or the CLS
+fuse LayerNorm and GELU when a session starts; attention is fused here, once, by
+onnxruntime's offline transformer optimiser (:mod:`._fuse`; ``model.json`` records
+``fused_attention``). Pooling (mean over the attention mask, or the CLS
 token) and L2 normalisation are part of the graph, so the model outputs finished sentence
 embeddings.
 
@@ -26,8 +28,8 @@ runs in float32 at full speed; ``fp32=True`` stores float32 weights instead.
 What is supported: ``model_type == "bert"`` with absolute position embeddings and erf GELU
 (``hidden_act == "gelu"``): bge, e5 (English), gte, all-MiniLM-L6-v2, ...
 Prompts some models expect (e5's ``"query: "`` / ``"passage: "``) are not added: put them in
-your texts. ``onnx`` and ``safetensors`` are needed only here:
-``pip install "lichen[build-model]"``.
+your texts. ``onnx``, ``safetensors`` and ``sympy`` (for the optimiser) are needed only
+here: ``pip install "lichen[build-model]"``.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import InvalidArgumentError, ModelUnavailableError
+from ._fuse import fuse_attention
 
 __all__ = ["build_model", "build_user_model", "read_source_config", "SourceConfig"]
 
@@ -432,9 +435,13 @@ def build_model(
     model = build_graph(
         weights, src.config, pooling=src.pooling, weight_dtype=np.float32 if fp32 else np.float16, graph_name=model_id,
     )
+    fused = fuse_attention(
+        model, heads=int(src.config["num_attention_heads"]), hidden=int(src.config["hidden_size"]),
+        layers=int(src.config["num_hidden_layers"]), reduce_weights=not fp32,
+    )
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    onnx.save_model(model, str(out_dir / "model.onnx"))
+    onnx.save_model(model if fused is None else fused, str(out_dir / "model.onnx"))
     shutil.copyfile(tokenizer_path, out_dir / "tokenizer.json")
     for name in COPIED_FILES:
         for folder in (src.directory, src.transformer_dir):
@@ -452,6 +459,7 @@ def build_model(
         "pooling": src.pooling,
         "normalize": True,
         "weights_dtype": "float32" if fp32 else "float16",
+        "fused_attention": fused is not None,
     }
     if license:
         manifest["license"] = license
