@@ -155,7 +155,7 @@ class IndexCore:
 
     def prepare_graph(self) -> None:
         """Build the graph now if queries will use one and it is missing (a one-off cost:
-        ~25 s per 100k documents on 2 cores), instead of on the first query."""
+        ~35 s per 100k documents, ~14 minutes per 1M on 2 cores), instead of on the first query."""
         with self._lock:
             if self.uses_graph():
                 self._ensure_graph()
