@@ -14,9 +14,10 @@ through casts). Afterwards every float32 initialiser that float16 holds exactly 
 to float16 behind a ``Cast``: fusing only concatenates weights (Q, K and V into one
 matrix), so the file keeps its size and the weights their values.
 
-The fused embedding layer reads the attention mask as one length per row, so a fused
-model expects right padding, which is how :class:`~lichen.models._onnx.OnnxEmbedder` pads
-every batch (a mask with holes would be read as its count of ones).
+onnxruntime's fused embedding layer turns the attention mask into a mask index for the
+fused attention; Lichen only ever sends right-padded masks (how
+:class:`~lichen.models._onnx.OnnxEmbedder` pads every batch), the case the padded-batch
+tests check, and nothing else is supported.
 
 When the optimiser is missing or does not fuse every layer, the caller keeps the graph as
 built: slower, same vectors.
