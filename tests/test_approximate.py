@@ -204,6 +204,20 @@ def test_adds_updates_and_deletes_after_load_keep_the_graph_consistent(tmp_path)
     assert_graph_matches_scan(again, queries)
 
 
+def test_deleting_the_newest_documents_keeps_graph_results_right():
+    # Keys are then still 0..n-1, so the engine maps graph keys to rows directly, while
+    # the graph keeps the deleted keys (n and up) as tombstones.
+    core, vectors = core_with(100, seed=16, approximate=True)
+    core.search(vectors[0], "", top_k=1)
+    assert core.delete([f"d{i}" for i in range(90, 100)]) == 10
+    assert core.has_graph  # 10% tombstones: kept, not rebuilt
+    for i in (0, 50, 89):
+        assert core.search(vectors[i], "", top_k=1)[0].id == f"d{i}"
+    assert_graph_matches_scan(core, np.vstack([clustered(10, seed=17), vectors[90:95]]))
+    returned = {h.id for q in vectors[90:] for h in core.search(q, "", top_k=20)}
+    assert not returned & {f"d{i}" for i in range(90, 100)}
+
+
 def test_many_deletes_rebuild_the_graph_instead_of_keeping_tombstones():
     core, vectors = core_with(200, seed=14, approximate=True)
     core.search(vectors[0], "", top_k=1)

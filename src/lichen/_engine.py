@@ -320,6 +320,11 @@ class IndexCore:
         n = len(self._ids)
         if n == 0:
             return np.empty(0, np.int64)
+        if int(self._keys[n - 1]) == n - 1:
+            # n strictly ascending keys ending at n - 1 are 0..n-1 (no document deleted
+            # but the last ones): key and row coincide. The binary search would cost
+            # ~0.1 ms of cache misses a query over a 1M index's 8 MB of mapped keys.
+            return keys[keys < n].astype(np.int64)
         rows = np.minimum(np.searchsorted(self._keys[:n], keys), n - 1)
         return rows[self._keys[rows] == keys]
 
