@@ -220,9 +220,10 @@ def test_attention_is_fused_at_build_and_changes_no_vector(tmp_path, monkeypatch
     size = {name: (tmp_path / name / "model.onnx").stat().st_size for name in ("fused", "plain")}
     assert abs(size["fused"] - size["plain"]) < 0.05 * size["plain"]
     texts = TEXTS + ["hi there"] * 3
-    got = OnnxEmbedder(tmp_path / "fused", model_id="tiny").embed(texts)
+    fused_embedder = OnnxEmbedder(tmp_path / "fused", model_id="tiny")
+    got = fused_embedder.embed(texts)
     np.testing.assert_allclose(got, OnnxEmbedder(tmp_path / "plain", model_id="tiny").embed(texts), atol=1e-5)
-    alone = np.stack([OnnxEmbedder(tmp_path / "fused", model_id="tiny").embed([t])[0] for t in texts])
+    alone = np.stack([fused_embedder.embed([t])[0] for t in texts])
     np.testing.assert_allclose(alone, got, atol=1e-5)
 
 
