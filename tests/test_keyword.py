@@ -253,6 +253,17 @@ def test_fusion_matches_reference(arrays, alpha, top_k, method, data) -> None:  
     assert np.all(np.diff(scores) <= 0)
 
 
+def test_normalized_fusion_breaks_an_exact_tie_by_vector_score() -> None:
+    # Best by vector (0.4746...) vs best by keyword, alpha 0.5: both fuse to exactly 0.5,
+    # so the higher vector score wins. Scaling by a rounded reciprocal once made the
+    # vector side 0.49999999999999994 and let the keyword row win (found by hypothesis).
+    vec = np.full(40, -0.5, np.float32)
+    kw = np.zeros(40, np.float32)
+    vec[34], vec[5], kw[5] = 0.4746140241622925, 0.0, 1.0
+    rows, scores = fuse_rankings(vec, kw, np.array([34, 5]), 0.5, 2, "normalized")
+    assert rows.tolist() == [34, 5] and scores.tolist() == [0.5, 0.5]
+
+
 def test_fusion_window_path_on_large_arrays() -> None:
     """Above the window size the pools are selected with argpartition; same answers."""
     rng = np.random.default_rng(11)

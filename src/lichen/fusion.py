@@ -86,8 +86,11 @@ def _bounds(values: np.ndarray) -> tuple[float, float]:
 
 
 def _minmax(values: np.ndarray, lo: float, hi: float, dtype: type) -> np.ndarray:
+    # A division, not a product with the reciprocal: the best row must come out exactly 1.0
+    # (x * (1 / x) can be 1 - 2**-53), or a tie between the best by vector and the best by
+    # keyword would be broken by rounding instead of by vector score.
     if hi > lo:
-        return ((values - dtype(lo)) * dtype(1.0 / (hi - lo))).astype(dtype, copy=False)
+        return ((values - dtype(lo)) / dtype(hi - lo)).astype(dtype, copy=False)
     return np.full(values.shape[0], 1.0 if hi > 0 else 0.0, dtype)
 
 
