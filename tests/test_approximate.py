@@ -67,10 +67,10 @@ def test_below_the_threshold_search_is_exact_and_builds_no_graph():
 
 
 def test_forced_graph_on_a_small_index_returns_exactly_the_exact_results():
-    # 100 documents fit in the candidate pool (CANDIDATE_FLOOR), so the graph must hand
-    # back all of them and the exact re-rank makes ids and scores identical to the scan.
-    assert 100 <= engine_module.CANDIDATE_FLOOR
-    core, _ = core_with(100, approximate=True)
+    # 60 documents fit in the re-ranked pool (RERANK_FLOOR), so the graph must hand back
+    # all of them and the exact re-rank makes ids and scores identical to the scan.
+    assert 60 <= engine_module.RERANK_FLOOR <= engine_module.CANDIDATE_FLOOR
+    core, _ = core_with(60, approximate=True)
     for query in clustered(20, seed=3):
         hits = core.search(query, "", top_k=10)
         exact = core.search(query, "", top_k=10, exact=True)
@@ -165,13 +165,16 @@ def test_hybrid_search_runs_on_the_graph_and_keeps_exact_parts():
 
 
 def assert_graph_matches_scan(core: IndexCore, queries: np.ndarray) -> None:
-    """With the index inside one candidate pool, graph results must equal the scan's:
-    any stale, missing or duplicated graph node would show up as a difference."""
+    """With the index inside one candidate pool, all of it re-ranked, graph results must
+    equal the scan's: any stale, missing or duplicated graph node would show up as a
+    difference."""
     assert len(core) <= engine_module.CANDIDATE_FLOOR
-    for query in queries:
-        hits = core.search(query, "", top_k=8)
-        exact = core.search(query, "", top_k=8, exact=True)
-        assert [(h.id, h.score) for h in hits] == [(h.id, h.score) for h in exact]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine_module, "RERANK_FLOOR", engine_module.CANDIDATE_FLOOR)
+        for query in queries:
+            hits = core.search(query, "", top_k=8)
+            exact = core.search(query, "", top_k=8, exact=True)
+            assert [(h.id, h.score) for h in hits] == [(h.id, h.score) for h in exact]
 
 
 def test_adds_updates_and_deletes_after_load_keep_the_graph_consistent(tmp_path):

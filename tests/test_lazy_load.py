@@ -116,6 +116,26 @@ def test_a_lazily_loaded_core_answers_and_writes_like_a_decoded_one(artifact_pat
         assert hits(lazy.search(query, "", top_k=5)) == hits(eager.search(query, "", top_k=5))
 
 
+def test_a_loaded_index_reads_only_the_rows_it_re_ranks(tmp_path, monkeypatch):
+    # Row reads are a loaded index's dearest query step: of the graph's candidates only
+    # the best RERANK_FLOOR (or 4 x top_k, if more) are read and scored in float32.
+    monkeypatch.setattr(engine_module, "APPROXIMATE_THRESHOLD", 10)
+    path = tmp_path / "big.lix"
+    snapshot = make_snapshot(300)
+    path.write_bytes(encode_artifact(snapshot).to_bytes())
+    core = IndexCore.from_snapshot(read_artifact(path, lazy=True))
+    read_counts: list[int] = []
+    read_rows = core._file_matrix.rows
+    monkeypatch.setattr(core._file_matrix, "rows", lambda rows: read_counts.append(len(rows)) or read_rows(rows))
+    query = unit_vectors(1, seed=7)[0]
+    for top_k, expected in ((5, engine_module.RERANK_FLOOR), (30, 30 * engine_module.CANDIDATE_FACTOR)):
+        read_counts.clear()
+        found = core.search(query, "", top_k=top_k)
+        assert read_counts == [expected] and len(found) == top_k
+        for hit in found:  # scores stay exact cosines
+            assert hit.score == pytest.approx(float(snapshot.matrix[snapshot.ids.index(hit.id)] @ query), abs=1e-6)
+
+
 def test_a_loaded_index_pushed_again_round_trips(tmp_path):
     client = Client()
     vectors = unit_vectors(30, seed=3)

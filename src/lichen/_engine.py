@@ -43,11 +43,17 @@ _INITIAL_CAPACITY = 64
 #: the graph (~0.5-0.8 ms) beats the scan (1.5-2.8 ms); below the threshold a graph would
 #: only cost build time and memory for no gain, and exact results are worth keeping.
 APPROXIMATE_THRESHOLD = 50_000
-#: Graph candidates re-ranked exactly: ``max(CANDIDATE_FLOOR, CANDIDATE_FACTOR * top_k)``.
-#: 128 held recall@10 above 0.98 at 1M documents for ~0.45 ms with an M=16 graph (96: 0.981,
-#: 256: 0.987); with M=32 it gives 0.984 on msmarco queries at 1M, 1.000 at 100k.
+#: Graph candidates fetched: ``max(CANDIDATE_FLOOR, CANDIDATE_FACTOR * top_k)`` (more under
+#: a filter). 128 held recall@10 above 0.98 at 1M documents for ~0.45 ms with an M=16 graph
+#: (96: 0.981, 256: 0.987); with M=32 it gives 0.984 on msmarco queries at 1M, 1.000 at 100k.
 CANDIDATE_FLOOR = 128
 CANDIDATE_FACTOR = 4
+#: Of those, the best ``max(RERANK_FLOOR, CANDIDATE_FACTOR * top_k)`` by the graph's own
+#: (int8) distance are re-ranked in float32. The graph orders its candidates well enough
+#: that re-ranking 64 (or even 40) rather than 128 changed no top-10 at 50k-1M, on real
+#: queries or synthetic probes (``bench_graph_beam.py``, RESULTS.md), while it halves the
+#: rows read: a loaded 1M index reads each with a ``pread`` (2.62 -> 2.30 ms a search).
+RERANK_FLOOR = 64
 #: A filter letting through at most this many rows is answered by an exact scan of those
 #: rows: gathering 20k rows costs about as much as a graph search that over-fetches.
 EXACT_FILTER_ROWS = 20_000
@@ -416,6 +422,8 @@ class IndexCore:
                 pool = self._graph_candidates(query_vector, mask, passing, count, top_k)
             allowed = None if mask is None else np.flatnonzero(mask)
             if alpha >= 1.0:
+                if pool is not None:
+                    pool = pool[: max(RERANK_FLOOR, CANDIDATE_FACTOR * top_k)]
                 if pool is not None and self._file_matrix is not None:
                     return self._rank(pool, self._pool_rows(pool) @ query_vector, top_k)
                 return self._vector_search(query_vector, allowed if pool is None else pool, top_k)
