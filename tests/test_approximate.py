@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 import lichen._engine as engine_module
 from lichen import Client, CorruptDataError, DocumentInfo, QueryOptions, SessionIndex
 from lichen._engine import APPROXIMATE_THRESHOLD, IndexCore
-from lichen.artifact import FORMAT_VERSION, read_artifact, read_artifact_file, read_manifest, write_artifact_file
+from lichen._graph import VectorGraph
+from lichen.artifact import read_artifact, read_artifact_file, read_manifest, write_artifact_file
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DIM = 32
@@ -239,7 +240,7 @@ def test_a_big_index_pushes_its_graph_and_loads_it_without_rebuilding(monkeypatc
     client.create_index_sync("big", docs, model_id="custom")
     path = client.store.index_path("big")
     manifest = read_manifest(path)
-    assert manifest.format_version == FORMAT_VERSION == 3 and manifest.has_graph
+    assert manifest.format_version == 3 and manifest.has_graph  # no graph edits: the plain format
     loaded = client.load_index_sync("big")
     assert loaded.core.has_graph and loaded.core.uses_graph()
     hit = loaded.query_sync("", QueryOptions(top_k=1, embedding=vectors[5].tolist())).docs[0]
@@ -307,9 +308,10 @@ def test_lichen_and_onnxruntime_import_in_either_order(tmp_path):
         assert done.returncode == 0, (order, done.returncode, done.stderr[-500:])
 
 
-def test_server_side_add_and_delete_on_an_index_with_a_graph(tmp_path, monkeypatch):
-    # The server merges without opening the graph: it drops it, and the next load (the
-    # index being big) builds a fresh one there, before any query.
+def test_server_side_adds_updates_and_deletes_reach_the_next_reader_without_a_rebuild(tmp_path, monkeypatch):
+    # A real server merges without opening the graph: it stores the edits it implies
+    # (format 4), and the next load applies them to the stored graph. Only a graph the
+    # edits outgrow is dropped and rebuilt at load.
     from server_helpers import Deployment
 
     deployment = Deployment("fs", tmp_path, None)
@@ -321,12 +323,29 @@ def test_server_side_add_and_delete_on_an_index_with_a_graph(tmp_path, monkeypat
         monkeypatch.setattr(engine_module, "APPROXIMATE_THRESHOLD", 100)
         client.create_index_sync("shared", docs, model_id="custom")
         assert client.load_index_sync("shared").core.has_graph  # pushed with its graph
-        extra = clustered(5, seed=20)
-        client.add_docs_sync("shared", [DocumentInfo(id=f"new{i}", text="n", embedding=v.tolist()) for i, v in enumerate(extra)])
-        assert client.delete_docs_sync("shared", ["d0", "d1"]) == 2
+
+        extra, moved = clustered(5, seed=20), clustered(3, seed=22)
+        client.add_docs_sync(
+            "shared",
+            [DocumentInfo(id=f"new{i}", text="n", embedding=v.tolist()) for i, v in enumerate(extra)]
+            + [DocumentInfo(id=f"d{10 + i}", text="moved", embedding=v.tolist()) for i, v in enumerate(moved)],
+        )
+        assert client.delete_docs_sync("shared", ["d0", "d1", "new4"]) == 3
+        built = []
+        real_build = VectorGraph.build.__func__
+        monkeypatch.setattr(VectorGraph, "build", classmethod(lambda cls, *a, **k: built.append(1) or real_build(cls, *a, **k)))
         loaded = client.load_index_sync("shared")
-        assert loaded.doc_count == 123 and loaded.core.has_graph  # rebuilt at load
+        assert loaded.doc_count == 122 and loaded.core.has_graph and not built  # edited, not rebuilt
+        for i in range(3):
+            assert loaded.query_sync("", QueryOptions(top_k=1, embedding=moved[i].tolist())).docs[0].id == f"d{10 + i}"
         assert loaded.query_sync("", QueryOptions(top_k=1, embedding=extra[3].tolist())).docs[0].id == "new3"
+        assert_graph_matches_scan(loaded.core, np.vstack([clustered(5, seed=21), extra, moved, vectors[:2]]))
+
+        # Edits beyond a quarter of the index: the server drops the graph instead.
+        assert client.delete_docs_sync("shared", [f"d{i}" for i in range(20, 60)]) == 40
+        monkeypatch.setattr(engine_module, "APPROXIMATE_THRESHOLD", 50)  # 82 documents: still "big"
+        loaded = client.load_index_sync("shared")
+        assert loaded.doc_count == 82 and built  # rebuilt at load, before any query
         assert_graph_matches_scan(loaded.core, clustered(5, seed=21))
     finally:
         deployment.stop()

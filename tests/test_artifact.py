@@ -78,11 +78,15 @@ def assert_same(a: IndexSnapshot, b: IndexSnapshot) -> None:
 
 # ---- independent assembler following the documented layout ---------------------------
 
+#: The format of an artifact without graph edits: the oldest that holds it (format 4
+#: only adds the edit lists a server writes; see test_approximate).
+WRITTEN = 3
+
 
 def split(data: bytes) -> tuple[dict, dict[str, bytes]]:
     """Parse an artifact by the documented layout: (manifest dict, section bytes)."""
     magic, version, _reserved, length, _digest = HEADER.unpack_from(data)
-    assert magic == MAGIC and version == FORMAT_VERSION
+    assert magic == MAGIC and version == WRITTEN
     manifest = orjson.loads(data[40 : 40 + length])
     body = -(-(40 + length) // ALIGNMENT) * ALIGNMENT
     sections = {
@@ -93,7 +97,7 @@ def split(data: bytes) -> tuple[dict, dict[str, bytes]]:
 
 
 def assemble(manifest: dict, sections: dict[str, bytes], *, fix_checksums: bool = True,
-             manifest_bytes: bytes | None = None, version: int = FORMAT_VERSION) -> bytes:
+             manifest_bytes: bytes | None = None, version: int = WRITTEN) -> bytes:
     """Build an artifact from parts, recomputing section offsets, checksums and (format
     3) the element offsets of the document columns, so that tests can craft files that
     are well-formed except for the one defect under test."""
@@ -220,7 +224,7 @@ def test_layout_matches_documentation():
     data = encoded.to_bytes()
     assert data[:8] == MAGIC == b"LICHENIX"
     magic, version, reserved, length, digest = HEADER.unpack_from(data)
-    assert (version, reserved) == (FORMAT_VERSION, 0)
+    assert (version, reserved) == (WRITTEN, 0)
     assert digest == xxhash.xxh3_128_digest(data[40 : 40 + length])
     manifest, sections = split(data)
     assert manifest["dtype"] == "float32" and manifest["byte_order"] == "little"
@@ -438,7 +442,7 @@ def test_inconsistent_manifest_is_refused(good, mutate, message):
     manifest = orjson.loads(data[40 : 40 + HEADER.unpack_from(data)[3]])
     mutate(manifest)
     mb = orjson.dumps(manifest)
-    head = HEADER.pack(MAGIC, FORMAT_VERSION, 0, len(mb), xxhash.xxh3_128_digest(mb)) + mb
+    head = HEADER.pack(MAGIC, WRITTEN, 0, len(mb), xxhash.xxh3_128_digest(mb)) + mb
     crafted = head + bytes(-len(head) % ALIGNMENT) + data[read_manifest(data).body_offset :]
     with pytest.raises(CorruptDataError, match=message):
         read_artifact(crafted)
@@ -450,7 +454,7 @@ def test_section_past_the_body_is_refused(good):
     raw = orjson.loads(data[40 : 40 + HEADER.unpack_from(data)[3]])
     raw["sections"]["metadata"]["length"] += 10**6
     mb = orjson.dumps(raw)
-    head = HEADER.pack(MAGIC, FORMAT_VERSION, 0, len(mb), xxhash.xxh3_128_digest(mb)) + mb
+    head = HEADER.pack(MAGIC, WRITTEN, 0, len(mb), xxhash.xxh3_128_digest(mb)) + mb
     crafted = head + bytes(-len(head) % ALIGNMENT) + data[read_manifest(data).body_offset :]
     with pytest.raises(CorruptDataError, match="extends past the body"):
         read_artifact(crafted)
@@ -462,7 +466,7 @@ def test_misaligned_matrix_is_refused(good):
     raw = orjson.loads(data[40 : 40 + HEADER.unpack_from(data)[3]])
     raw["sections"]["matrix"]["offset"] -= 4
     mb = orjson.dumps(raw)
-    head = HEADER.pack(MAGIC, FORMAT_VERSION, 0, len(mb), xxhash.xxh3_128_digest(mb)) + mb
+    head = HEADER.pack(MAGIC, WRITTEN, 0, len(mb), xxhash.xxh3_128_digest(mb)) + mb
     crafted = head + bytes(-len(head) % ALIGNMENT) + data[read_manifest(data).body_offset :]
     with pytest.raises(CorruptDataError, match="aligned"):
         read_artifact(crafted)

@@ -188,7 +188,7 @@ def test_a_format_2_artifact_still_loads_lazily_and_keeps_its_graph():
     # Written by the format-2 writer (commit 7e121e5): 120 docs with seed-2 vectors, doc-7
     # deleted, approximate=True so the graph was stored.
     vectors = np.random.default_rng(2).standard_normal((120, 16)).astype(np.float32)
-    assert FORMAT_VERSION == 3 and read_manifest(FIXTURES / "format2.lix").format_version == 2
+    assert FORMAT_VERSION == 4 and read_manifest(FIXTURES / "format2.lix").format_version == 2
     for lazy in (False, True):
         snapshot = read_artifact(FIXTURES / "format2.lix", lazy=lazy)
         assert isinstance(snapshot.ids, list) and snapshot.file_matrix is None  # no offsets: decoded whole

@@ -26,6 +26,7 @@ from ._columns import MetadataColumns
 from ._encoded_column import EncodedColumn, decoded
 from ._errors import CorruptDataError, InvalidArgumentError
 from ._graph import VectorGraph
+from ._graph_edits import GraphEdits
 from ._types import DocumentInfo, QueryResultDocument
 from ._util import copy_metadata
 from ._validation import as_vectors
@@ -123,6 +124,9 @@ class IndexCore:
         self._keys = np.zeros(_INITIAL_CAPACITY, dtype=np.uint64)
         self._next_key = 0
         self._graph: VectorGraph | None = None
+        # A loaded graph that a server's merges or deletes left behind, and what to do to
+        # it before use (see _graph_edits): applied on first need, by a query or a write.
+        self._pending_graph: tuple[VectorGraph, GraphEdits] | None = None
 
     # ------------------------------------------------------------------ properties
     @property
@@ -186,6 +190,7 @@ class IndexCore:
             vectors = as_vectors(vectors, self._dimension, "embedding")
             if vectors.shape[0] != len(docs):
                 raise InvalidArgumentError(f"got {vectors.shape[0]} vectors for {len(docs)} documents")
+            self._apply_pending_graph()
             if self._dimension is None:
                 self._dimension = vectors.shape[1]
                 self._matrix = np.zeros((max(_INITIAL_CAPACITY, len(docs)), self._dimension), dtype=np.float32)
@@ -238,6 +243,7 @@ class IndexCore:
             doomed = {self._positions[i] for i in ids if i in self._positions}
             if not doomed:
                 return 0
+            self._apply_pending_graph()
             self._decode_documents()
             self._reserve(len(self._ids))
             keep = np.ones(len(self._ids), dtype=bool)
@@ -314,7 +320,21 @@ class IndexCore:
         ):
             self._graph = None
 
+    def _apply_pending_graph(self) -> None:
+        """Bring a loaded graph up to date with its deferred edits (a copy of the graph
+        and a few inserts: seconds at 1M documents, where a rebuild takes minutes)."""
+        if self._pending_graph is None:
+            return
+        graph, edits = self._pending_graph
+        self._pending_graph = None
+        if not self.uses_graph():
+            return
+        edits.apply(graph, lambda keys: self._pool_rows(self._rows_for_keys(keys)))
+        self._graph = graph
+        self._drop_graph_if_worn()
+
     def _ensure_graph(self) -> VectorGraph:
+        self._apply_pending_graph()
         if self._graph is None:
             n = len(self._ids)
             self._graph = VectorGraph.build(self._matrix[:n], self._keys[:n])
@@ -601,6 +621,11 @@ class IndexCore:
         self._next_key = int(keys[-1]) + 1 if n else 0
         if snapshot.graph is not None and self._dimension:
             graph = VectorGraph.from_buffer(snapshot.graph, self._dimension, removed=snapshot.graph_tombstones)
-            if len(graph) != n:
-                raise CorruptDataError(f"the index's graph holds {len(graph)} documents, the index {n}")
-            self._graph = graph
+            edits = GraphEdits.of(snapshot)
+            if not len(edits):
+                if len(graph) != n:
+                    raise CorruptDataError(f"the index's graph holds {len(graph)} documents, the index {n}")
+                self._graph = graph
+                return
+            edits.check(graph, keys)
+            self._pending_graph = (graph, edits)

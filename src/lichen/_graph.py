@@ -142,9 +142,17 @@ class VectorGraph:
         return self._index
 
     # ------------------------------------------------------------------ writes
-    def add(self, keys: np.ndarray, vectors: np.ndarray) -> None:
+    def contains(self, keys: np.ndarray) -> np.ndarray:
+        """Whether each key has a live node (reads a viewed graph without copying it)."""
+        if not len(keys):
+            return np.zeros(0, dtype=bool)
+        return np.asarray(self._index.contains(np.asarray(keys, dtype=np.uint64)), dtype=bool)
+
+    def add(self, keys: np.ndarray, vectors: np.ndarray, *, threads: int = 1) -> None:
+        """``threads=1`` for a session's few documents at a time; ``0`` (every core)
+        for a batch worth parallelising."""
         if len(keys):
-            self._writable().add(np.asarray(keys, dtype=np.uint64), vectors, threads=1)
+            self._writable().add(np.asarray(keys, dtype=np.uint64), vectors, threads=threads)
 
     def remove(self, keys: np.ndarray) -> None:
         if len(keys):

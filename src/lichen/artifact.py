@@ -36,7 +36,12 @@ Byte layout (integers little-endian)::
 
 The manifest holds ``format_version, name, model_id, dimension, doc_count, version,
 created_at, updated_at, dtype ("float32"), byte_order ("little"), body_length, sections,
-extra`` (format 2 adds ``graph_tombstones``: deleted keys still inside the graph);
+extra`` (format 2 adds ``graph_tombstones``: deleted keys still inside the graph;
+format 4 adds ``graph_removals`` and ``graph_insertions``, ascending key lists a server
+writes when it merges into or deletes from an index instead of editing its graph: the
+reader removes the first from the graph and inserts the rows of the second before
+searching). An artifact is written in the oldest format that holds it: 3, or 4 when it
+carries graph edits, so clients that read format 3 keep reading everything else;
 ``sections`` maps each section name to ``{"offset", "length", "xxh3_128"}``, the
 offset counted from the body start (so the manifest never depends on its own length).
 
@@ -104,7 +109,11 @@ __all__ = [
 ]
 
 MAGIC = b"LICHENIX"
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
+"""The newest format this Lichen reads; it writes 4 only for an artifact that needs it."""
+_PLAIN_FORMAT_VERSION = 3
+_GRAPH_EDITS_FORMAT_VERSION = 4
+_GRAPH_EDITS = ("graph_removals", "graph_insertions")
 ALIGNMENT = 64
 FILE_SUFFIX = ".lix"
 MEDIA_TYPE = "application/vnd.lichen.index"
@@ -167,6 +176,8 @@ class ArtifactManifest:
     format_version: int = FORMAT_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
     graph_tombstones: int = 0
+    graph_removals: tuple[int, ...] = ()
+    graph_insertions: tuple[int, ...] = ()
 
     @property
     def has_graph(self) -> bool:
@@ -255,6 +266,25 @@ def _graph_parts(snapshot: IndexSnapshot, doc_count: int) -> list[tuple[str, mem
     return [("keys", memoryview(keys.view(np.uint8))), ("graph", graph)]
 
 
+def _graph_edits(snapshot: IndexSnapshot) -> dict[str, list[int]]:
+    """The snapshot's pending graph edits as manifest fields (only those not empty)."""
+    edits: dict[str, list[int]] = {}
+    for field_name in _GRAPH_EDITS:
+        value = getattr(snapshot, field_name)
+        if value is None or len(value) == 0:
+            continue
+        if snapshot.graph is None:
+            raise InvalidArgumentError(f"snapshot has {field_name} but no graph to apply them to")
+        keys = np.asarray(value)
+        if keys.ndim != 1 or not np.issubdtype(keys.dtype, np.integer) or (keys < 0).any():
+            raise InvalidArgumentError(f"snapshot {field_name} must be a list of non-negative integer keys")
+        keys = keys.astype(np.uint64)
+        if len(keys) > 1 and not (keys[1:] > keys[:-1]).all():
+            raise InvalidArgumentError(f"snapshot {field_name} must be strictly ascending")
+        edits[field_name] = keys.tolist()
+    return edits
+
+
 def _dumps(value: Any, what: str) -> bytes:
     try:
         return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY)
@@ -315,6 +345,8 @@ def encode_artifact(snapshot: IndexSnapshot) -> EncodedArtifact:
             raise InvalidArgumentError("snapshot metadata entries must be dicts (or None)")
     matrix = _matrix_for(snapshot, doc_count, dimension)
     graph_parts = _graph_parts(snapshot, doc_count)
+    graph_edits = _graph_edits(snapshot)
+    format_version = _GRAPH_EDITS_FORMAT_VERSION if graph_edits else _PLAIN_FORMAT_VERSION
 
     ids_b, ids_starts = _encode_column(ids, "ids")
     texts_b, texts_starts = _encode_column(texts, "texts")
@@ -341,7 +373,7 @@ def encode_artifact(snapshot: IndexSnapshot) -> EncodedArtifact:
         for key, (off, buf) in ((k, (o, memoryview(b))) for k, (o, b) in relative.items())
     }
     manifest_json = {
-        "format_version": FORMAT_VERSION,
+        "format_version": format_version,
         "name": snapshot.name,
         "model_id": snapshot.model_id,
         "dimension": dimension,
@@ -357,11 +389,12 @@ def encode_artifact(snapshot: IndexSnapshot) -> EncodedArtifact:
     }
     if graph_parts:
         manifest_json["graph_tombstones"] = int(snapshot.graph_tombstones)
+        manifest_json.update(graph_edits)
     manifest_b = _dumps(manifest_json, "snapshot extra")
     digest = xxhash.xxh3_128_digest(manifest_b)
     body_offset = _align(HEADER_SIZE + len(manifest_b))
     head = b"".join((
-        _HEADER.pack(MAGIC, FORMAT_VERSION, 0, len(manifest_b), digest),
+        _HEADER.pack(MAGIC, format_version, 0, len(manifest_b), digest),
         manifest_b,
         bytes(body_offset - HEADER_SIZE - len(manifest_b)),
     ))
@@ -600,6 +633,8 @@ def _manifest_from_json(raw: dict[str, Any], body_offset: int, etag: str) -> Art
         format_version=raw["format_version"],
         extra=raw.get("extra") or {},
         graph_tombstones=raw.get("graph_tombstones", 0),
+        graph_removals=tuple(raw.get("graph_removals", ())),
+        graph_insertions=tuple(raw.get("graph_insertions", ())),
     )
 
 
@@ -634,6 +669,18 @@ def _validate_manifest(raw: Any, header_version: int, label: str) -> None:
         raise bad(f"has a {present[0]!r} section without the other of 'keys' and 'graph'")
     if not _is_count(raw.get("graph_tombstones", 0)):
         raise bad("field 'graph_tombstones' is not a non-negative integer")
+    for key in _GRAPH_EDITS:
+        if key not in raw:
+            continue
+        if header_version < _GRAPH_EDITS_FORMAT_VERSION:
+            raise bad(f"format {header_version} has no {key!r} field")
+        if not present:
+            raise bad(f"has {key!r} but no graph")
+        value = raw[key]
+        if not (isinstance(value, list) and all(_is_count(k) and k < 1 << 64 for k in value)):
+            raise bad(f"field {key!r} is not a list of keys")
+        if any(b <= a for a, b in zip(value, value[1:])):
+            raise bad(f"field {key!r} is not strictly ascending")
     if header_version >= 3:
         present.append(_OFFSETS)
     elif _OFFSETS in sections:
@@ -844,6 +891,9 @@ def read_artifact(source: ArtifactSource, *, verify: bool = True, lazy: bool = F
             graph = _section(reader, manifest, "graph", verify)
             if not isinstance(graph, memoryview):
                 graph = memoryview(graph)
+            insertions = np.asarray(manifest.graph_insertions, dtype=np.uint64)
+            if len(insertions) and not np.isin(insertions, keys, assume_unique=True).all():
+                raise _corrupt(label, "graph_insertions names keys the index does not hold")
     if sys.byteorder != "little":
         matrix = matrix.astype(np.float32)  # native order for the engine
         keys = None if keys is None else keys.astype(np.uint64)
@@ -862,6 +912,8 @@ def read_artifact(source: ArtifactSource, *, verify: bool = True, lazy: bool = F
         keys=keys,
         graph=graph,
         graph_tombstones=manifest.graph_tombstones,
+        graph_removals=np.asarray(manifest.graph_removals, dtype=np.uint64) if manifest.graph_removals else None,
+        graph_insertions=np.asarray(manifest.graph_insertions, dtype=np.uint64) if manifest.graph_insertions else None,
         file_matrix=file_matrix,
     )
 

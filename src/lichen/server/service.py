@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import ConflictError, CorruptDataError, InvalidArgumentError, LimitExceededError, NotFoundError
+from .._graph_edits import GraphEdits
 from ..artifact import HEADER_SIZE, MAGIC, ArtifactManifest, ArtifactSource, encode_artifact, read_artifact, read_manifest
 from ..snapshot_checks import check_snapshot
 from ..stores._base import IndexSnapshot
@@ -60,10 +61,21 @@ class InvalidUploadError(CorruptDataError):
     """An uploaded body is not a valid artifact (the client's fault: 422, not 500)."""
 
 
-# A merge or delete on the server drops the stored approximate-search graph rather than
-# editing it: the server never opens a graph (usearch trusts what it maps, and a graph
-# comes from a client), so the next client to load the index builds a fresh one.
-_WITHOUT_GRAPH: dict[str, Any] = {"keys": None, "graph": None, "graph_tombstones": 0}
+# The server never opens a stored approximate-search graph (usearch trusts what it maps,
+# and a graph comes from a client). A merge or delete writes down the graph edits it
+# implies for the next reader to apply (_graph_edits), or drops the graph once the edits
+# outgrow it, and the next client to load the index builds a fresh one.
+_WITHOUT_GRAPH: dict[str, Any] = {
+    "keys": None, "graph": None, "graph_tombstones": 0, "graph_removals": None, "graph_insertions": None,
+}
+
+
+def _graph_fields(keys: np.ndarray, edits: GraphEdits) -> dict[str, Any]:
+    """The changed index's graph fields: the same graph with ``edits`` pending, or none
+    once they outgrow it."""
+    if not edits.worth_deferring(len(keys)):
+        return _WITHOUT_GRAPH
+    return {"keys": keys, **edits.as_fields()}
 
 
 def merge_upsert(current: IndexSnapshot, batch: IndexSnapshot) -> tuple[IndexSnapshot, int, int]:
@@ -95,10 +107,40 @@ def merge_upsert(current: IndexSnapshot, batch: IndexSnapshot) -> tuple[IndexSna
         matrix[updated_at] = batch.matrix[updated_from]
     if added_from:
         matrix[n:] = batch.matrix[added_from]
+    graph: dict[str, Any] = _WITHOUT_GRAPH
+    if current.graph is not None and current.keys is not None:
+        old_keys = np.asarray(current.keys, dtype=np.uint64)
+        edits = GraphEdits.of(current)
+        first = edits.first_free_key(old_keys)
+        added_keys = np.arange(first, first + len(added_from), dtype=np.uint64)
+        edits = edits.after_upsert(replaced=old_keys[updated_at], added=added_keys)
+        graph = _graph_fields(np.concatenate([old_keys, added_keys]), edits)
     merged = dataclasses.replace(
-        current, dimension=dimension, ids=ids, texts=texts, metadata=metadata, matrix=matrix, **_WITHOUT_GRAPH
+        current, dimension=dimension, ids=ids, texts=texts, metadata=metadata, matrix=matrix, **graph
     )
     return merged, len(added_from), len(updated_at)
+
+
+def remove_docs(current: IndexSnapshot, doomed: set[str]) -> tuple[IndexSnapshot, int]:
+    """``current`` without the documents whose ids are in ``doomed``; returns
+    ``(kept, deleted)`` (``current`` itself when nothing matched)."""
+    keep = np.fromiter((doc_id not in doomed for doc_id in current.ids), dtype=bool, count=current.doc_count)
+    deleted = int(current.doc_count - keep.sum())
+    if not deleted:
+        return current, 0
+    graph: dict[str, Any] = _WITHOUT_GRAPH
+    if current.graph is not None and current.keys is not None:
+        keys = np.asarray(current.keys, dtype=np.uint64)
+        graph = _graph_fields(keys[keep], GraphEdits.of(current).after_delete(keys[~keep]))
+    kept = dataclasses.replace(
+        current,
+        ids=[x for x, k in zip(current.ids, keep) if k],
+        texts=[x for x, k in zip(current.texts, keep) if k],
+        metadata=[x for x, k in zip(current.metadata, keep) if k],
+        matrix=np.ascontiguousarray(current.matrix[keep]),
+        **graph,
+    )
+    return kept, deleted
 
 
 class IndexService:
@@ -182,19 +224,8 @@ class IndexService:
         doomed = set(ids)
 
         def change(current: IndexSnapshot) -> tuple[IndexSnapshot, int] | None:
-            keep = np.fromiter((doc_id not in doomed for doc_id in current.ids), dtype=bool, count=current.doc_count)
-            deleted = int(current.doc_count - keep.sum())
-            if not deleted:
-                return None
-            kept = dataclasses.replace(
-                current,
-                ids=[x for x, k in zip(current.ids, keep) if k],
-                texts=[x for x, k in zip(current.texts, keep) if k],
-                metadata=[x for x, k in zip(current.metadata, keep) if k],
-                matrix=np.ascontiguousarray(current.matrix[keep]),
-                **_WITHOUT_GRAPH,
-            )
-            return kept, deleted
+            kept, deleted = remove_docs(current, doomed)
+            return (kept, deleted) if deleted else None
 
         head, deleted = self._rewrite(project_id, name, "delete_docs", change, expected_version)
         return DeleteDocsResultModel(

@@ -51,6 +51,15 @@ class IndexSnapshot:
     when the index has none (small indexes, or format-1 artifacts)."""
     graph_tombstones: int = 0
     """Keys deleted from the graph but still taking space in it."""
+    graph_removals: np.ndarray | None = None
+    """Ascending ``uint64`` keys whose graph nodes no longer match the index: documents a
+    server deleted or replaced. Whoever loads the index removes them from the graph
+    before using it (``None``: nothing to remove)."""
+    graph_insertions: np.ndarray | None = None
+    """Ascending keys (all in ``keys``) whose rows the graph does not hold yet: documents
+    a server added or replaced. Inserted into the graph, after the removals, by whoever
+    loads the index. A server edits these two lists instead of the graph, which it never
+    opens, so a merge into a big index costs its next reader a few inserts, not a rebuild."""
     file_matrix: Any = None
     """A :class:`~lichen._artifact_file.FileMatrix` reading rows of ``matrix`` from the
     artifact file with ``pread`` (set by lazy reads of a path), or ``None``."""
