@@ -620,7 +620,9 @@ class IndexCore:
         self._keys = keys
         self._next_key = int(keys[-1]) + 1 if n else 0
         if snapshot.graph is not None and self._dimension:
-            graph = VectorGraph.from_buffer(snapshot.graph, self._dimension, removed=snapshot.graph_tombstones)
+            graph = VectorGraph.from_buffer(
+                snapshot.graph, self._dimension, removed=snapshot.graph_tombstones, release=snapshot.graph_release
+            )
             edits = GraphEdits.of(snapshot)
             if not len(edits):
                 if len(graph) != n:

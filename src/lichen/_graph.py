@@ -78,10 +78,13 @@ class VectorGraph:
     does with an adopted matrix.
     """
 
-    def __init__(self, index: Index, *, viewed: bool = False, removed: int = 0, buffer: Any = None) -> None:
+    def __init__(
+        self, index: Index, *, viewed: bool = False, removed: int = 0, buffer: Any = None, release: Any = None
+    ) -> None:
         self._index = index
         self._viewed = viewed
         self._buffer = buffer  # keeps a viewed buffer alive as long as the index reads it
+        self._release = release  # unmaps a viewed buffer's pages once the index is copied
         self.removed = removed
         """Tombstoned keys still inside the graph (deleted or replaced documents)."""
 
@@ -104,8 +107,11 @@ class VectorGraph:
         return graph
 
     @classmethod
-    def from_buffer(cls, buffer: Any, dimension: int, *, removed: int = 0) -> VectorGraph:
+    def from_buffer(cls, buffer: Any, dimension: int, *, removed: int = 0, release: Any = None) -> VectorGraph:
         """Use a serialised graph in place (no copy): ``buffer`` must stay unchanged.
+        ``release`` (the snapshot's ``graph_release``) is called once the graph has been
+        copied for a write: the mapped pages it walked would otherwise stay resident next
+        to the copy (640 MB at 1M documents).
 
         usearch trusts what it maps: a damaged body can crash the process on search. The
         artifact's checksum is what guards the bytes; here only the leading vector block
@@ -119,7 +125,7 @@ class VectorGraph:
             raise CorruptDataError(f"the index's graph section cannot be opened: {exc}") from None
         if index.ndim != dimension:
             raise CorruptDataError(f"the index's graph has dimension {index.ndim}, the index {dimension}")
-        return cls(index, viewed=True, removed=removed, buffer=buffer)
+        return cls(index, viewed=True, removed=removed, buffer=buffer, release=release)
 
     def to_bytes(self) -> bytes:
         return bytes(self._index.save())
@@ -139,6 +145,9 @@ class VectorGraph:
             owned = _new_index(self._index.ndim, self._index.expansion_search)
             owned.load(self._buffer)
             self._index, self._viewed, self._buffer = owned, False, None
+            if self._release is not None:
+                self._release()
+                self._release = None
         return self._index
 
     # ------------------------------------------------------------------ writes

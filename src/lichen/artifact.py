@@ -63,6 +63,7 @@ for an HTTP ``ETag`` and for cache validation, and costs one small read.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import io
 import mmap
@@ -882,7 +883,7 @@ def read_artifact(source: ArtifactSource, *, verify: bool = True, lazy: bool = F
             matrix = reader.read_matrix(sec.offset, manifest.doc_count, manifest.dimension)
             if verify and artifact_checksum(memoryview(matrix.reshape(-1).view(np.uint8))) != sec.checksum:
                 raise _corrupt(label, "matrix section checksum mismatch")
-        keys = graph = None
+        keys = graph = graph_release = None
         if manifest.has_graph:
             keys_b = _section(reader, manifest, "keys", verify)
             keys = np.frombuffer(keys_b, dtype=_KEY_DTYPE)
@@ -891,6 +892,9 @@ def read_artifact(source: ArtifactSource, *, verify: bool = True, lazy: bool = F
             graph = _section(reader, manifest, "graph", verify)
             if not isinstance(graph, memoryview):
                 graph = memoryview(graph)
+            if isinstance(reader, _BufferReader) and reader.mapped is not None:
+                graph_sec = manifest.sections["graph"]
+                graph_release = functools.partial(reader.release, graph_sec.offset, graph_sec.length)
             insertions = np.asarray(manifest.graph_insertions, dtype=np.uint64)
             if len(insertions) and not np.isin(insertions, keys, assume_unique=True).all():
                 raise _corrupt(label, "graph_insertions names keys the index does not hold")
@@ -915,6 +919,7 @@ def read_artifact(source: ArtifactSource, *, verify: bool = True, lazy: bool = F
         graph_removals=np.asarray(manifest.graph_removals, dtype=np.uint64) if manifest.graph_removals else None,
         graph_insertions=np.asarray(manifest.graph_insertions, dtype=np.uint64) if manifest.graph_insertions else None,
         file_matrix=file_matrix,
+        graph_release=graph_release,
     )
 
 

@@ -67,6 +67,7 @@ class InvalidUploadError(CorruptDataError):
 # outgrow it, and the next client to load the index builds a fresh one.
 _WITHOUT_GRAPH: dict[str, Any] = {
     "keys": None, "graph": None, "graph_tombstones": 0, "graph_removals": None, "graph_insertions": None,
+    "graph_release": None,
 }
 
 

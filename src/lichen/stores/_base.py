@@ -60,6 +60,10 @@ class IndexSnapshot:
     a server added or replaced. Inserted into the graph, after the removals, by whoever
     loads the index. A server edits these two lists instead of the graph, which it never
     opens, so a merge into a big index costs its next reader a few inserts, not a rebuild."""
+    graph_release: Any = None
+    """Hands the mapped pages of ``graph`` back to the kernel (``MADV_DONTNEED``): called
+    by whoever copies the graph out of the file, so that the copy does not count twice in
+    the process's memory; ``None`` when the graph is not memory-mapped."""
     file_matrix: Any = None
     """A :class:`~lichen._artifact_file.FileMatrix` reading rows of ``matrix`` from the
     artifact file with ``pread`` (set by lazy reads of a path), or ``None``."""
