@@ -123,8 +123,9 @@ class Client:
 
     def _remember(self, name: str, snapshot: IndexSnapshot) -> SessionIndex:
         index = SessionIndex.from_snapshot(snapshot, read_only=True)
-        # A big index stored without its graph (format 1, or merged on a server) builds
-        # it here, at load, rather than in the middle of its first live query.
+        # A big index stored without its graph (format 1, or changed on a server beyond
+        # what its graph edits cover) builds it here, at load, rather than in the middle
+        # of its first live query; one a server changed less applies those edits here.
         index.core.prepare_graph()
         with self._loaded_lock:
             self._loaded[name] = index
