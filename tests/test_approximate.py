@@ -341,6 +341,15 @@ def test_server_side_adds_updates_and_deletes_reach_the_next_reader_without_a_re
         assert loaded.query_sync("", QueryOptions(top_k=1, embedding=extra[3].tolist())).docs[0].id == "new3"
         assert_graph_matches_scan(loaded.core, np.vstack([clustered(5, seed=21), extra, moved, vectors[:2]]))
 
+        # Every load pays for the edits until a client pushes the index again, which
+        # stores the edited graph whole.
+        assert client.store.read("shared").graph_insertions is not None
+        client.session_sync("shared").push_index_sync()
+        pushed = client.store.read("shared")
+        assert pushed.graph is not None and pushed.graph_insertions is None and pushed.graph_removals is None
+        assert_graph_matches_scan(client.load_index_sync("shared").core, np.vstack([extra, moved]))
+        assert not built
+
         # Edits beyond a quarter of the index: the server drops the graph instead.
         assert client.delete_docs_sync("shared", [f"d{i}" for i in range(20, 60)]) == 40
         monkeypatch.setattr(engine_module, "APPROXIMATE_THRESHOLD", 50)  # 82 documents: still "big"
