@@ -10,6 +10,8 @@ import numpy as np
 import orjson
 import pytest
 import xxhash
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_approximate import assert_graph_matches_scan, clustered, core_with, make_docs
 
 import lichen._graph_edits as edits_module
@@ -141,3 +143,48 @@ def test_a_format_3_artifact_cannot_carry_edits_and_lists_must_ascend():
         read_artifact(rewritten(data, lambda m: m.update(graph_removals=[-1]), version=4))
     with pytest.raises(ValueError, match="strictly ascending"):
         encode_artifact(dataclasses.replace(merged, graph_insertions=np.array([101, 100], np.uint64)))
+
+
+_OPERATIONS = st.lists(
+    st.one_of(
+        st.tuples(st.just("add"), st.integers(1, 6)),
+        st.tuples(st.just("update"), st.lists(st.integers(0, 200), min_size=1, max_size=5)),
+        st.tuples(st.just("delete"), st.lists(st.integers(0, 200), min_size=1, max_size=5)),
+        st.tuples(st.just("push"), st.just(0)),  # a client loads, applies, pushes back
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(operations=_OPERATIONS, seed=st.integers(0, 2**16))
+def test_any_sequence_of_server_changes_and_pushes_leaves_a_graph_equal_to_the_scan(operations, seed):
+    current, _ = stored(60, seed=40)
+    vectors = {doc_id: current.matrix[i] for i, doc_id in enumerate(current.ids)}
+    rng = np.random.default_rng(seed)
+    next_id = 1000
+    for kind, argument in operations:
+        ids = list(current.ids)
+        if kind == "add" and len(ids) + argument <= 120:
+            docs = make_docs(argument, start=next_id)
+            next_id += argument
+        elif kind == "update":
+            docs = [make_docs(1, start=int(ids[i % len(ids)][1:]))[0] for i in dict.fromkeys(argument)] if ids else []
+        elif kind == "delete" and len(ids) > 10:
+            kept, _ = remove_docs(current, {ids[i % len(ids)] for i in argument})
+            current = read_artifact(encode_artifact(kept).to_bytes())
+            continue
+        elif kind == "push":
+            current = read_artifact(encode_artifact(reload(current).snapshot("g", "custom")).to_bytes())
+            continue
+        else:
+            continue
+        fresh = clustered(len(docs), seed=int(rng.integers(2**31)))
+        vectors.update({doc.id: v for doc, v in zip(docs, fresh)})
+        current, _, _ = merge_upsert(current, batch(docs, fresh))
+        current = read_artifact(encode_artifact(current).to_bytes())
+    loaded = reload(current)
+    live = np.stack([vectors[doc_id] for doc_id in current.ids])
+    assert_graph_matches_scan(loaded, np.vstack([live[:: max(1, len(live) // 8)], clustered(4, seed=seed)]))
+    assert loaded.has_graph and len(loaded) == len(current.ids)
