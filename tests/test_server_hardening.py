@@ -157,6 +157,24 @@ def test_an_upload_whose_graph_is_not_a_graph_is_refused(deployment, project, se
     assert_unchanged(deployment, project, seeded)
 
 
+def test_an_upload_whose_graph_edits_name_documents_it_lacks_is_refused(deployment, project, seeded):
+    # Graph edits (format 4) come from servers; an upload carrying edits that insert a key
+    # the index does not hold would make every client refuse the index: refused at once.
+    from lichen._engine import IndexCore
+
+    plain = snapshot_of(NAME, 3, dim=DIM)
+    snapshot = IndexCore.from_snapshot(plain, approximate=True).snapshot(NAME, plain.model_id)
+    assert snapshot.graph is not None
+    snapshot.graph_insertions = np.array([99], dtype=np.uint64)
+    body = encode_artifact(snapshot).to_bytes()
+    for method, route in (("PUT", "/artifact"), ("POST", "/docs")):
+        response = httpx.request(method, url(deployment, route), headers=auth(project), content=body)
+        assert response.status_code == 422, f"{method} {route}: {response.status_code} {response.text}"
+        assert "graph_insertions" in response.json()["error"]["message"]
+        assert_no_server_paths(deployment, response)
+    assert_unchanged(deployment, project, seeded)
+
+
 def test_an_upload_whose_offsets_split_an_element_is_refused(deployment, project, seeded):
     # Clients read rows by these offsets; a text split at its inner comma would only fail
     # when that row is read, on every client. The server proves each element's span first.
