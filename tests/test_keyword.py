@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from lichen import keyword as keyword_module
 from lichen._errors import InvalidArgumentError
 from lichen.fusion import DEFAULT_ALPHA, DEFAULT_FUSION, FUSION_METHODS, fuse_rankings
 from lichen.keyword import BM25_B, BM25_K1, KeywordIndex, analyze
@@ -48,7 +49,13 @@ def test_tokenization_keeps_digits_and_splits_punctuation() -> None:
 # -- BM25 against a reference ---------------------------------------------------------------
 
 
-def reference_bm25(texts: list[str], query: str) -> np.ndarray:
+# The documented parameters, written here rather than imported, so a change to the
+# implementation's defaults shows up as a mismatch instead of moving the reference too.
+REFERENCE_K1 = 1.2
+REFERENCE_B = 0.75
+
+
+def reference_bm25(texts: list[str], query: str, *, k1: float = REFERENCE_K1, b: float = REFERENCE_B) -> np.ndarray:
     """Textbook BM25, one document at a time."""
     docs = [Counter(analyze(t)) for t in texts]
     lengths = [sum(d.values()) for d in docs]
@@ -65,8 +72,8 @@ def reference_bm25(texts: list[str], query: str) -> np.ndarray:
         for i, d in enumerate(docs):
             tf = d.get(term, 0)
             if tf:
-                norm = BM25_K1 * (1 - BM25_B + BM25_B * lengths[i] / avgdl)
-                out[i] += idf * tf * (BM25_K1 + 1) / (tf + norm)
+                norm = k1 * (1 - b + b * lengths[i] / avgdl)
+                out[i] += idf * tf * (k1 + 1) / (tf + norm)
     return out
 
 
@@ -92,6 +99,35 @@ def test_bm25_basic_example() -> None:
     assert_matches_reference(index, texts, queries + ["running cats"])
     scores = index.scores("running cats")
     assert scores[2] > scores[0] > 0 and scores[1] > 0
+
+
+def test_defaults_are_the_documented_parameters() -> None:
+    assert (BM25_K1, BM25_B) == (1.2, 0.75)
+    index = KeywordIndex()
+    assert (index.k1, index.b) == (1.2, 0.75)
+    assert "``k1 = 1.2``, ``b = 0.75``" in keyword_module.__doc__
+
+
+def test_bm25_hand_computed_scores() -> None:
+    # N = 3 rows of 1, 2 and 3 terms: avgdl = 2. "cat" and "dog" are in 2 rows each:
+    # idf = ln(1 + 1.5 / 2.5) = ln(1.6); "bird" in 1 row: idf = ln(1 + 2.5 / 1.5) = ln(8 / 3).
+    # Length norms k1 * (1 - b + b * |d| / avgdl): 1.2 * 0.625 = 0.75 (|d| = 1),
+    # 1.2 (|d| = 2), 1.2 * 1.375 = 1.65 (|d| = 3).
+    index = KeywordIndex(["cat", "cat dog", "dog dog bird"])
+    cat = index.scores("cat")
+    assert cat.tolist() == pytest.approx([math.log(1.6) * 2.2 / 1.75, math.log(1.6), 0.0], rel=1e-6)
+    assert cat.tolist() == pytest.approx([0.5908617, 0.4700036, 0.0], rel=1e-6)
+    dog_bird = index.scores("dog bird")
+    want = [0.0, math.log(1.6), math.log(1.6) * 2 * 2.2 / (2 + 1.65) + math.log(8 / 3) * 2.2 / (1 + 1.65)]
+    assert dog_bird.tolist() == pytest.approx(want, rel=1e-6)
+    assert dog_bird.tolist() == pytest.approx([0.0, 0.4700036, 1.3808531], rel=1e-6)
+
+
+def test_bm25_custom_parameters_match_reference() -> None:
+    texts = ["the cat sat", "dogs are running", "a running cat", "cat cat cat dog river bank"]
+    index = KeywordIndex(texts, k1=2.0, b=0.3)
+    for q in queries:
+        np.testing.assert_allclose(index.scores(q), reference_bm25(texts, q, k1=2.0, b=0.3), rtol=1e-5, atol=1e-6)
 
 
 def test_empty_index_and_unknown_terms() -> None:
