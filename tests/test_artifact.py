@@ -335,6 +335,29 @@ def test_flipped_byte_in_a_section_is_detected(good, section, where):
     read_manifest(damaged)  # the header alone is still intact
 
 
+@pytest.mark.parametrize("section", ["ids", "texts", "metadata", "matrix", "offsets"])
+@pytest.mark.parametrize("where", ["first", "last"])
+@pytest.mark.parametrize("source_kind", ["BytesIO", "open file"])
+def test_flipped_byte_is_detected_when_reading_a_file_object(good, tmp_path, section, where, source_kind):
+    # A file object is read, not mapped: the matrix goes straight into a fresh array and
+    # is checksummed there, the other sections as the bytes read. The tests above reach
+    # only the in-memory reader (bytes, and paths, which are mapped).
+    sec = read_manifest(good).sections[section]
+    damaged = flip(good, sec.offset if where == "first" else sec.offset + sec.length - 1)
+    path = tmp_path / "damaged.lix"
+    path.write_bytes(damaged)
+    with path.open("rb") if source_kind == "open file" else io.BytesIO(damaged) as source:
+        with pytest.raises(CorruptDataError, match=f"{section} section checksum mismatch"):
+            read_artifact(source)
+        source.seek(0)
+        with pytest.raises(CorruptDataError, match=f"{section} section checksum mismatch"):
+            verify_artifact(source)
+        if section == "matrix":  # only its checksum can tell: every float is still a float
+            source.seek(0)
+            unverified = read_artifact(source, verify=False)
+            assert not np.array_equal(unverified.matrix, read_artifact(good).matrix)
+
+
 def test_flipped_byte_in_the_manifest_is_detected(good):
     for offset in (40, 60, 100):
         with pytest.raises(CorruptDataError, match="manifest checksum mismatch"):
