@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
 import threading
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -533,40 +537,130 @@ def test_every_operation_on_an_unusable_directory_is_a_storage_error(tmp_path):
     assert blocker.read_text() == "x" and list(tmp_path.iterdir()) == [blocker]
 
 
-def _permissions_bind(tmp_path) -> bool:
-    """Whether a read-only directory stops this process (not for root with CAP_DAC_OVERRIDE)."""
-    probe = tmp_path / "probe"
-    probe.mkdir()
-    probe.chmod(0o555)
-    try:
-        (probe / "x").touch()
-    except PermissionError:
-        return True
-    finally:
-        probe.chmod(0o755)
-    return False
-
-
-def test_a_read_only_home_loads_but_refuses_pushes_clearly(tmp_path):
+# The scenario runs in a subprocess, so the same code can run without root's overrides or in a
+# mount namespace: root ignores file permissions (CAP_DAC_OVERRIDE), and CI runs as root.
+READ_ONLY_HOME_SCENARIO = textwrap.dedent(
+    """
+    import json, sys, warnings
+    from pathlib import Path
     from lichen import Client, DocumentInfo
+    from lichen.stores import LocalStore
 
-    if os.name != "posix" or not _permissions_bind(tmp_path):
-        pytest.skip("file permissions do not bind this process (root)")
+    phase, home = sys.argv[1], Path(sys.argv[2])
+    if phase == "create":
+        Client(home=home).create_index_sync(
+            "faqs", [DocumentInfo(id="a", text="a", embedding=[1.0, 0.0])], model_id="custom"
+        )
+        raise SystemExit(0)
+    try:
+        (home / "probe").touch()
+    except OSError:
+        pass
+    else:
+        (home / "probe").unlink()
+        print(json.dumps({"binds": False}))
+        raise SystemExit(0)
+    path = LocalStore(home).index_path("faqs")
+    before = path.read_bytes()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        client = Client(home=home)
+    seen = {"binds": True, "warnings": [f"{w.category.__name__}: {w.message}" for w in caught]}
+    seen["loaded"] = client.load_index_sync("faqs").doc_count
+    session = client.session_sync("faqs")
+    session.add_docs_sync([DocumentInfo(id="b", text="b", embedding=[0.0, 1.0])])
+    try:
+        session.push_index_sync()
+        seen["push"] = "pushed"
+    except Exception as exc:
+        seen["push"] = f"{type(exc).__name__}: {exc}"
+    seen["unchanged"] = path.read_bytes() == before
+    print(json.dumps(seen))
+    """
+)
 
+
+def _scenario(phase: str, home: Path, *, wrap: list[str] = (), **popen) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*wrap, sys.executable, "-c", READ_ONLY_HOME_SCENARIO, phase, str(home)],
+        capture_output=True, text=True, timeout=120, cwd=home.parent,
+        env={**os.environ, "LICHEN_HOME": str(home)}, **popen,
+    )
+
+
+# What lets root write where file permissions say no: dropped from the bounding set (and
+# the inheritable set), a process running as root no longer has them after exec.
+_PERMISSION_OVERRIDES = "-dac_override,-dac_read_search,-fowner"
+
+
+@contextlib.contextmanager
+def _read_only_by_permissions(tmp_path: Path) -> Iterator[tuple[Path, dict]]:
+    """A home made read-only with ``chmod 555`` (home, ``indexes/``, ``locks/``), and the
+    ``subprocess`` arguments of a process those permissions bind: this process's user,
+    or, as root, root without the capabilities that override file permissions
+    (``setpriv``; switching to an unprivileged user instead would need an interpreter that
+    user can reach, and CI's lives under root's home)."""
+    if os.name != "posix":
+        pytest.skip("no POSIX permissions on this platform")
+    popen: dict = {}
+    if os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root and there is no `setpriv` to drop CAP_DAC_OVERRIDE for the scenario")
+        popen["wrap"] = [setpriv, f"--inh-caps={_PERMISSION_OVERRIDES}", f"--bounding-set={_PERMISSION_OVERRIDES}", "--"]
     home = tmp_path / "home"
-    Client(home=home).create_index_sync("faqs", [DocumentInfo(id="a", text="a", embedding=[1.0, 0.0])], model_id="custom")
-    before = LocalStore(home).index_path("faqs").read_bytes()
-    for directory in (home, home / "indexes", home / "locks"):
+    directories = (home, home / "indexes", home / "locks")
+    created = _scenario("create", home)
+    assert created.returncode == 0, created.stderr
+    for directory in directories:
         directory.chmod(0o555)
     try:
-        with pytest.warns(RuntimeWarning, match="not writable"):
-            client = Client(home=home)
-        assert client.load_index_sync("faqs").doc_count == 1
-        session = client.session_sync("faqs")
-        session.add_docs_sync([DocumentInfo(id="b", text="b", embedding=[0.0, 1.0])])
-        with pytest.raises(StorageError, match="LICHEN_HOME"):
-            session.push_index_sync()
-        assert LocalStore(home).index_path("faqs").read_bytes() == before
+        yield home, popen
     finally:
-        for directory in (home, home / "indexes", home / "locks"):
+        for directory in directories:
             directory.chmod(0o755)
+
+
+@contextlib.contextmanager
+def _read_only_by_mount(tmp_path: Path) -> Iterator[tuple[Path, dict]]:
+    """A home bind-mounted read-only onto itself in a private mount namespace (which binds
+    root too), and the ``subprocess`` arguments that run a child inside it."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("mount namespaces are Linux-only: the permissions variant is the other way")
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("no `unshare` command for a private mount namespace")
+    home = tmp_path / "home"
+    created = _scenario("create", home)
+    assert created.returncode == 0, created.stderr
+    wrap = [unshare, "--mount", "--propagation", "private"]
+    if os.geteuid() != 0:
+        wrap.insert(1, "--map-root-user")  # an unprivileged user namespace, where allowed
+    wrap += ["sh", "-c", 'mount --bind "$1" "$1" && mount -o remount,bind,ro "$1" "$1" && shift && exec "$@"', "sh", str(home)]
+    probe = subprocess.run([*wrap, "true"], capture_output=True, text=True, timeout=60)
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount the home read-only in a private mount namespace: {probe.stderr.strip()}")
+    yield home, {"wrap": wrap}
+
+
+@pytest.mark.parametrize("mechanism", ["permissions", "read-only mount"])
+def test_a_read_only_home_loads_but_refuses_pushes_clearly(tmp_path, mechanism):
+    """README: a read-only ``LICHEN_HOME`` is reported with a warning; loading works,
+    pushing does not (``StorageError`` naming LICHEN_HOME) and leaves the stored index as
+    it was. Both ways of making it read-only bind root, so this runs in CI as well."""
+    read_only = _read_only_by_permissions if mechanism == "permissions" else _read_only_by_mount
+    with read_only(tmp_path) as (home, popen):
+        before = LocalStore(home).index_path("faqs").read_bytes()
+        files = sorted(p.relative_to(home) for p in home.rglob("*"))
+        checked = _scenario("check", home, **popen)
+        assert checked.returncode == 0, checked.stderr
+        seen = json.loads(checked.stdout.strip().splitlines()[-1])
+        if not seen["binds"]:
+            pytest.skip(f"{mechanism}: the scenario's process could still write to the home (capabilities?)")
+        assert len(seen["warnings"]) == 1, seen
+        assert seen["warnings"][0].startswith("RuntimeWarning:") and "not writable" in seen["warnings"][0], seen
+        assert seen["loaded"] == 1, seen
+        assert seen["push"].startswith("StorageError:") and "LICHEN_HOME" in seen["push"], seen
+        assert seen["unchanged"], seen
+        assert LocalStore(home).index_path("faqs").read_bytes() == before
+        assert sorted(p.relative_to(home) for p in home.rglob("*")) == files
