@@ -105,30 +105,84 @@ def _check_scalar(value: Any, key: str, doc_id: str) -> None:
         raise InvalidArgumentError(f"document {doc_id!r}: metadata {key!r} integer {value} does not fit in 64 bits")
 
 
+#: A squared norm at or below this is recomputed from rescaled elements (see
+#: :func:`as_vectors`): squares of elements under ~1e-19 are subnormal or zero in float32,
+#: so such a sum may have lost the vector's direction. Far above float32's smallest
+#: normal number (1.2e-38), so whatever underflowed in a larger sum cannot matter.
+_MIN_SQUARED_NORM = 1e-24
+
+
 def as_vectors(vectors: Any, dimension: int | None, what: str) -> np.ndarray:
-    """Validate and L2-normalise vectors so that a dot product is the cosine similarity."""
+    """Validate and L2-normalise vectors so that a dot product is the cosine similarity.
+
+    Returns a C-contiguous float32 matrix, one unit row per vector (an all-zero vector
+    stays all zeros). Refuses a vector of the wrong length and one holding NaN or
+    infinity. A vector whose elements are tiny (1e-30) or huge (1e38) is still a
+    direction: its squared norm underflows or overflows, so it is rescaled by its largest
+    element (in float64) before it is squared."""
     if type(vectors) is np.ndarray and vectors.dtype == np.float32 and vectors.shape == (dimension,):
         # One float32 query vector, every search's case: its squared norm is finite only if
         # every element is (NaN and infinity propagate), so one dot product replaces the
-        # general path's four passes (a fifth of an exact 10k scan). An overflowing or
-        # all-zero vector takes the general path below.
-        square = float(np.dot(vectors, vectors))
-        if 1e-24 < square < math.inf:
+        # general path's passes (a fifth of an exact 10k scan). A vector with NaN or
+        # infinity, an all-zero one, or one whose squared norm under- or overflows takes
+        # the general path below. vdot rather than dot: as fast, and an overflow raises
+        # no RuntimeWarning (an error under ``-W error``).
+        square = float(np.vdot(vectors, vectors))
+        if _MIN_SQUARED_NORM < square < math.inf:
             return (vectors / math.sqrt(square))[None, :]
-    try:
-        array = np.asarray(vectors, dtype=np.float32)
-    except (TypeError, ValueError) as exc:
-        raise InvalidArgumentError(f"{what}: not a numeric vector ({exc})") from exc
+    array = _float_matrix(vectors, what)
+    if dimension is not None and array.shape[1] != dimension:
+        raise InvalidArgumentError(f"{what}: dimension {array.shape[1]} does not match the index dimension {dimension}")
+    # A non-finite squared norm flags NaN, infinity and overflow alike; the rows it flags
+    # (usually none) are sorted out by _rescaled. One vector (a document's own, a list
+    # given as a query) takes one dot product; a batch einsum: one pass, no temporary
+    # matrix. Neither warns when a square overflows.
+    if array.shape[0] == 1:
+        square = float(np.vdot(array, array))
+        if _MIN_SQUARED_NORM < square < math.inf:
+            return (array / math.sqrt(square)).astype(np.float32)
+        return _rescaled(array, [what]).astype(np.float32)
+    squares = np.einsum("ij,ij->i", array, array)
+    safe = (squares > _MIN_SQUARED_NORM) & (squares < math.inf)
+    norms = np.sqrt(squares, where=safe, out=np.ones_like(squares))
+    normalised = array / norms[:, None]
+    if not safe.all():
+        unsafe = np.flatnonzero(~safe)
+        normalised[unsafe] = _rescaled(array[unsafe], [f"{what}: vector {i}" for i in unsafe.tolist()])
+    return np.ascontiguousarray(normalised, dtype=np.float32)
+
+
+def _float_matrix(vectors: Any, what: str) -> np.ndarray:
+    """``vectors`` as a 2-D float array: float32 arrays as they are (the embedder's
+    output), anything else (lists of Python floats above all) in float64, so a value
+    beyond float32's range (1e-50, 1e39) is normalised before it is narrowed."""
+    if isinstance(vectors, np.ndarray) and vectors.dtype in (np.float32, np.float64):
+        array = vectors
+    else:
+        try:
+            array = np.asarray(vectors, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError) as exc:
+            raise InvalidArgumentError(f"{what}: not a numeric vector ({exc})") from exc
     if array.ndim == 1:
         array = array[None, :]
     if array.ndim != 2 or array.shape[1] == 0:
         raise InvalidArgumentError(f"{what}: expected vectors of one fixed length, got shape {array.shape}")
-    if dimension is not None and array.shape[1] != dimension:
-        raise InvalidArgumentError(f"{what}: dimension {array.shape[1]} does not match the index dimension {dimension}")
-    finite = np.isfinite(array).all(axis=1)
-    if not finite.all():
-        bad = int(np.flatnonzero(~finite)[0])
-        raise InvalidArgumentError(f"{what}: vector {bad} contains NaN or infinity")
-    norms = np.linalg.norm(array, axis=1, keepdims=True)
-    np.maximum(norms, 1e-12, out=norms)
-    return np.ascontiguousarray(array / norms, dtype=np.float32)
+    return array
+
+
+def _rescaled(rows: np.ndarray, names: list[str]) -> np.ndarray:
+    """Unit vectors along ``rows`` (named ``names`` in errors), whose squared norms were
+    not usable: refuse the first holding NaN or infinity, keep all-zero rows, and divide
+    the others by their largest absolute element before squaring, so the sum of squares
+    lies between 1 and the dimension whatever the elements' magnitude."""
+    rows = rows.astype(np.float64)
+    peaks = np.abs(rows).max(axis=1)  # NaN for a row holding NaN
+    bad = ~np.isfinite(peaks)
+    if bad.any():
+        raise InvalidArgumentError(f"{names[int(np.flatnonzero(bad)[0])]} contains NaN or infinity")
+    peaks[peaks == 0.0] = 1.0
+    rows /= peaks[:, None]
+    squares = np.einsum("ij,ij->i", rows, rows)
+    squares[squares == 0.0] = 1.0
+    rows /= np.sqrt(squares)[:, None]
+    return rows

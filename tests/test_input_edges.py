@@ -1,0 +1,90 @@
+"""Library input at the edges (issue 21, item 9): vectors whose squared norm under- or
+overflows, invalid Unicode, options given as a dict. Each is either handled exactly or
+refused with ``InvalidArgumentError`` before anything changes."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+from lichen import DocumentInfo, InvalidArgumentError, QueryOptions, SessionIndex
+from lichen._engine import IndexCore
+
+DIM = 8
+#: A direction no element of which squares to a usable float32 number: tiny elements
+#: underflow to 0, huge ones overflow to infinity.
+DIRECTION = np.array([1.0, -2.0, 0.0, 3.0, 0.5, 0.0, -1.0, 4.0])
+UNIT = DIRECTION / np.linalg.norm(DIRECTION)
+
+
+def custom_session(*docs: DocumentInfo) -> SessionIndex:
+    session = SessionIndex("edges", model_id="custom")
+    session.add_docs_sync([DocumentInfo(id="anchor", text="anchor", embedding=np.eye(DIM)[0]), *docs])
+    return session
+
+
+def state(session: SessionIndex):
+    return [(d.id, d.text, d.metadata, d.embedding) for d in session.get_docs_sync(include_embeddings=True)]
+
+
+def as_given(scale: float, kind: str):
+    """``DIRECTION * scale`` as a caller might hand it over."""
+    values = DIRECTION * scale
+    if kind == "list":
+        return values.tolist()
+    if kind == "float32":
+        return values.astype(np.float32)
+    return values  # float64 array
+
+
+# ---------------------------------------------------------------------------- vectors
+SCALES = {
+    "list": [1e-30, 1e-200, 1e-320, 1e37, 1e38, 1e200],
+    "float64": [1e-30, 1e-300, 1e38, 1e300],
+    "float32": [1e-30, 2.0**-140, 1e19, 1e37],  # 2**-140: every element an exact subnormal float32
+}
+CASES = [(kind, scale) for kind, scales in SCALES.items() for scale in scales]
+
+
+@pytest.mark.parametrize(("kind", "scale"), CASES)
+def test_a_document_vector_too_small_or_large_to_square_is_stored_as_its_unit_vector(kind, scale):
+    session = custom_session(DocumentInfo(id="edge", text="edge", embedding=as_given(scale, kind)))
+    stored = np.array(session.get_docs_sync(["edge"], include_embeddings=True)[0].embedding)
+    np.testing.assert_allclose(stored, UNIT, rtol=1e-6, atol=1e-7)
+    hit = session.query_sync("", QueryOptions(top_k=1, embedding=UNIT.tolist())).docs[0]
+    assert hit.id == "edge" and math.isclose(hit.score, 1.0, rel_tol=1e-6)
+
+
+@pytest.mark.parametrize(("kind", "scale"), CASES)
+def test_a_query_vector_too_small_or_large_to_square_finds_its_document(kind, scale):
+    session = custom_session(DocumentInfo(id="edge", text="edge", embedding=UNIT.tolist()))
+    hits = session.query_sync("", QueryOptions(top_k=2, embedding=as_given(scale, kind))).docs
+    assert hits[0].id == "edge" and math.isclose(hits[0].score, 1.0, rel_tol=1e-6)
+    assert math.isclose(hits[1].score, UNIT[0], rel_tol=1e-5)  # the anchor, e_0
+
+
+def test_the_engine_normalises_each_row_of_a_batch_by_its_own_scale():
+    # IndexCore takes whole batches (the session hands it the embedder's matrix): rows
+    # needing the rescue sit between ordinary ones and each keeps its own direction.
+    scales = [1.0, 1e-30, 1e37, 0.25, 1e-25]
+    matrix = np.stack([DIRECTION * s for s in scales]).astype(np.float32)
+    core = IndexCore(DIM)
+    core.upsert([DocumentInfo(id=str(i), text="t") for i in range(len(scales))], matrix)
+    np.testing.assert_allclose(core.matrix, np.tile(UNIT, (len(scales), 1)), rtol=1e-6, atol=1e-7)
+
+
+def test_a_squared_norm_that_overflows_raises_no_floating_point_warning():
+    # Under ``-W error`` numpy's "overflow encountered" RuntimeWarning would be an error.
+    session = custom_session(DocumentInfo(id="edge", text="edge", embedding=UNIT.tolist()))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        session.add_docs_sync([DocumentInfo(id="huge", text="huge", embedding=(DIRECTION * 1e37).astype(np.float32))])
+        hits = session.query_sync("", QueryOptions(top_k=1, embedding=(DIRECTION * 1e37).astype(np.float32))).docs
+        IndexCore(DIM).upsert(
+            [DocumentInfo(id="a", text="t"), DocumentInfo(id="b", text="t")],
+            np.stack([DIRECTION, DIRECTION * 1e37]).astype(np.float32),
+        )
+    assert math.isclose(hits[0].score, 1.0, rel_tol=1e-6)
