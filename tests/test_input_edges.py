@@ -88,3 +88,44 @@ def test_a_squared_norm_that_overflows_raises_no_floating_point_warning():
             np.stack([DIRECTION, DIRECTION * 1e37]).astype(np.float32),
         )
     assert math.isclose(hits[0].score, 1.0, rel_tol=1e-6)
+
+
+# ---------------------------------------------------------------------------- Unicode
+LONE = "\udc80"  # what errors="surrogateescape" makes of the byte 0x80
+
+
+def doc(doc_id="good", text="café 😀", metadata=None) -> DocumentInfo:
+    return DocumentInfo(id=doc_id, text=text, metadata=metadata, embedding=UNIT.tolist())
+
+
+@pytest.mark.parametrize(
+    ("bad", "named"),
+    [
+        (doc(doc_id="id" + LONE), r"docs\[1\]\.id 'id\\udc80'"),
+        (doc(text="caf" + LONE + "é"), "document 'good' text"),
+        (doc(text="é" * 300_000 + LONE), "document 'good' text"),  # long enough for the size check
+        (doc(metadata={"k" + LONE: 1}), r"metadata key 'k\\udc80'"),
+        (doc(metadata={"user": {"n" + LONE: 1}}), r"metadata key 'user.n\\udc80'"),
+        (doc(metadata={"speaker": "ag" + LONE}), "metadata 'speaker' value"),
+        (doc(metadata={"tags": ["ok", "\ud83d"]}), "metadata 'tags' value"),  # half an emoji
+        (doc(metadata={"user": {"name": LONE}}), "metadata 'user.name' value"),
+    ],
+    ids=["id", "text", "long-text", "metadata-key", "nested-key", "value", "list-item", "nested-value"],
+)
+def test_a_lone_surrogate_is_refused_by_add_docs_naming_where_and_nothing_changes(bad, named, tmp_path):
+    session = custom_session()
+    before = state(session)
+    with pytest.raises(InvalidArgumentError, match=f"{named} is not valid Unicode: it holds the lone surrogate"):
+        session.add_docs_sync([doc("first"), bad])
+    assert state(session) == before
+    # Valid non-ASCII text of every width is accepted, and what is accepted can be stored.
+    session.add_docs_sync([doc("ünï-😀", "日本語のテキスト 😀", {"clé": "välue 😀", "tags": ["ß", "中"]})])
+    session.save(tmp_path / "edges.lix")
+
+
+@pytest.mark.parametrize("alpha", [1.0, 0.5, 0.0])
+def test_a_lone_surrogate_in_a_query_text_is_refused(alpha):
+    session = custom_session(doc())
+    with pytest.raises(InvalidArgumentError, match="query text is not valid Unicode"):
+        session.query_sync("caf" + LONE, QueryOptions(alpha=alpha, embedding=UNIT.tolist()))
+    assert session.query_sync("café", QueryOptions(alpha=alpha, embedding=UNIT.tolist())).docs[0].id == "good"

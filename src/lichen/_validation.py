@@ -36,9 +36,14 @@ def check_documents(docs: Sequence[DocumentInfo]) -> None:
             raise LimitExceededError(f"docs[{position}].id is longer than {MAX_ID_LENGTH} characters")
         if not isinstance(doc.text, str):
             raise InvalidArgumentError(f"docs[{position}] ({doc.id!r}): text must be a string, got {type(doc.text).__name__}")
-        if len(doc.text) > MAX_TEXT_BYTES // 4 and len(doc.text.encode("utf-8")) > MAX_TEXT_BYTES:
+        # ASCII (a flag CPython keeps, so free to ask) is valid UTF-8 of its own length;
+        # only other strings are encoded, once for both the Unicode check and the limit.
+        if not doc.id.isascii():
+            utf8_size(doc.id, "docs[{}].id {!r}", position, doc.id)
+        size = len(doc.text) if doc.text.isascii() else utf8_size(doc.text, "document {!r} text", doc.id)
+        if size > MAX_TEXT_BYTES:
             raise LimitExceededError(
-                f"document {doc.id!r} text is {len(doc.text.encode('utf-8'))} bytes; the limit is {MAX_TEXT_BYTES}: split it into chunks"
+                f"document {doc.id!r} text is {size} bytes; the limit is {MAX_TEXT_BYTES}: split it into chunks"
             )
         if doc.metadata is not None:
             check_metadata(doc.metadata, doc.id)
@@ -52,13 +57,33 @@ def check_documents(docs: Sequence[DocumentInfo]) -> None:
 
 
 def check_query_text(text: str) -> None:
-    """Refuse a query longer than a document may be: embedding reads only the first 256
-    tokens anyway, but tokenising (and keyword-scoring) 10 MB of text takes seconds."""
-    if len(text) > MAX_TEXT_BYTES // 4 and len(text.encode("utf-8", "surrogatepass")) > MAX_TEXT_BYTES:
+    """Refuse a query that is not valid Unicode (see :func:`utf8_size`), or longer than a
+    document may be: embedding reads only the first 256 tokens anyway, but tokenising
+    (and keyword-scoring) 10 MB of text takes seconds."""
+    size = len(text) if text.isascii() else utf8_size(text, "query text")
+    if size > MAX_TEXT_BYTES:
         raise LimitExceededError(
-            f"query text is {len(text.encode('utf-8', 'surrogatepass'))} bytes; the limit is {MAX_TEXT_BYTES} "
+            f"query text is {size} bytes; the limit is {MAX_TEXT_BYTES} "
             "(the same as a document's): query with a short passage instead"
         )
+
+
+def utf8_size(value: str, what: str, *what_args: Any) -> int:
+    """Bytes of ``value`` in UTF-8, or :class:`InvalidArgumentError` naming it as
+    ``what.format(*what_args)`` (formatted only on failure) if it has none.
+
+    A string that cannot be encoded holds a lone surrogate (``"\\ud800"``, what
+    ``errors="surrogateescape"`` decoding leaves for bad bytes): a valid Python string but
+    not Unicode text, which could be embedded and searched but never pushed, saved or
+    sent. Callers skip ASCII strings (``str.isascii`` is free); for the rest the encoding
+    costs ~0.5 us per 1,000 characters."""
+    try:
+        return len(value.encode("utf-8"))
+    except UnicodeEncodeError as exc:
+        raise InvalidArgumentError(
+            f"{what.format(*what_args)} is not valid Unicode: it holds the lone surrogate {value[exc.start]!r} "
+            f"at character {exc.start}, which UTF-8 cannot encode (decode the source with errors='replace', or fix it)"
+        ) from None
 
 
 def check_metadata(metadata: Any, doc_id: str) -> None:
@@ -76,6 +101,8 @@ def _check_mapping(metadata: Mapping, prefix: str, doc_id: str, paths: set[str],
     for key, value in metadata.items():
         if not isinstance(key, str):
             raise InvalidArgumentError(f"document {doc_id!r}: metadata keys must be strings, got {key!r}")
+        if not key.isascii():
+            utf8_size(key, "document {!r}: metadata key {!r}", doc_id, prefix + key)
         path = prefix + key
         if path in paths:
             raise InvalidArgumentError(
@@ -99,6 +126,10 @@ def _check_mapping(metadata: Mapping, prefix: str, doc_id: str, paths: set[str],
 
 
 def _check_scalar(value: Any, key: str, doc_id: str) -> None:
+    if isinstance(value, str):
+        if not value.isascii():
+            utf8_size(value, "document {!r}: metadata {!r} value", doc_id, key)
+        return
     if isinstance(value, float) and not math.isfinite(value):
         raise InvalidArgumentError(f"document {doc_id!r}: metadata {key!r} is {value}, which cannot be stored")
     if type(value) is int and not _INT_RANGE[0] <= value <= _INT_RANGE[1]:
