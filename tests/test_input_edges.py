@@ -129,3 +129,48 @@ def test_a_lone_surrogate_in_a_query_text_is_refused(alpha):
     with pytest.raises(InvalidArgumentError, match="query text is not valid Unicode"):
         session.query_sync("caf" + LONE, QueryOptions(alpha=alpha, embedding=UNIT.tolist()))
     assert session.query_sync("café", QueryOptions(alpha=alpha, embedding=UNIT.tolist())).docs[0].id == "good"
+
+
+# ---------------------------------------------------------------------------- options
+def two_doc_session() -> SessionIndex:
+    return custom_session(
+        DocumentInfo(id="red", text="red apples", metadata={"colour": "red"}, embedding=UNIT.tolist()),
+        DocumentInfo(id="blue", text="blue sky", metadata={"colour": "blue"}, embedding=(UNIT + 0.1).tolist()),
+    )
+
+
+async def test_query_options_may_be_a_dict_of_their_fields():
+    session = two_doc_session()
+    fields = {"top_k": 1, "filter": {"colour": "blue"}, "embedding": UNIT.tolist(), "include_text": False}
+    expected = session.query_sync("", QueryOptions(**fields)).docs
+    assert [(d.id, d.text) for d in expected] == [("blue", "")]
+    assert session.query_sync("", fields).docs == expected
+    assert (await session.query("", fields)).docs == expected
+    assert session.query_sync("", {"embedding": UNIT.tolist()}).docs[0].id == "red"  # the rest defaulted
+
+
+def test_a_query_through_the_client_takes_a_dict(tmp_path):
+    from lichen import Client
+
+    client = Client(home=tmp_path)
+    client.create_index_sync("kb", [DocumentInfo(id="a", text="a", embedding=UNIT.tolist())], model_id="custom")
+    client.load_index_sync("kb")
+    assert [d.id for d in client.query_sync("kb", "", {"top_k": 1, "embedding": UNIT.tolist()}).docs] == ["a"]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"k": 3}, r"unknown query options 'k' \(did you mean 'top_k'\?\); QueryOptions takes top_k, filter, alpha"),
+        ({"top_k": 1, "fliter": {}, 7: 1}, r"unknown query options 'fliter' \(did you mean 'filter'\?\), 7;"),
+        ({"similarity_top_k": 2}, r"'similarity_top_k' \(did you mean 'top_k'\?\)"),
+        ([("top_k", 1)], "options must be a QueryOptions or a dict, got list"),
+        ([], "options must be a QueryOptions or a dict, got list"),
+        ("top_k=1", "options must be a QueryOptions or a dict, got str"),
+    ],
+    ids=["k", "typo-and-int-key", "llamaindex-name", "pairs", "empty-list", "string"],
+)
+def test_options_neither_a_query_options_nor_a_dict_of_its_fields_are_refused(options, message):
+    session = two_doc_session()
+    with pytest.raises(InvalidArgumentError, match=message):
+        session.query_sync("", options)

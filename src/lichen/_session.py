@@ -20,7 +20,7 @@ from ._engine import IndexCore
 from ._errors import InvalidArgumentError, NotFoundError, StorageError
 from ._types import DocumentInfo, IndexInfo, PushIndexResult, QueryOptions, SearchResult
 from ._results import check_result_options, shape_hits
-from ._validation import as_vectors, check_documents, check_query_text
+from ._validation import as_query_options, as_vectors, check_documents, check_query_text
 from .artifact import read_artifact_file, write_artifact_file
 from .filters import compile_filter
 from .fusion import DEFAULT_ALPHA
@@ -196,9 +196,9 @@ class SessionIndex:
             raise InvalidArgumentError("ids must be a list of strings, not one string")
         return self._core.get(ids, filter, include_embeddings=include_embeddings, limit=limit, offset=offset)
 
-    def _query(self, text: str, options: QueryOptions | None) -> SearchResult:
+    def _query(self, text: str, options: QueryOptions | dict[str, Any] | None) -> SearchResult:
         started = time.perf_counter()
-        options = options or QueryOptions()
+        options = as_query_options(options)
         if not isinstance(text, str):
             raise InvalidArgumentError(f"query text must be a string, got {type(text).__name__}")
         check_query_text(text)
@@ -271,8 +271,9 @@ class SessionIndex:
         / ``offset`` page through them (stable: an update keeps a document's place)."""
         return await asyncio.to_thread(self._get, ids, filter, include_embeddings, limit, offset)
 
-    async def query(self, text: str, options: QueryOptions | None = None) -> SearchResult:
+    async def query(self, text: str, options: QueryOptions | dict[str, Any] | None = None) -> SearchResult:
         """Exact top-k in memory; see :class:`QueryOptions` for filters and hybrid.
+        ``options`` may also be a dict of QueryOptions' fields (``{"top_k": 3}``).
 
         Runs on a worker thread: embedding a long query can take tens of milliseconds on
         a busy machine, which an event loop serving live audio cannot afford; the hop
@@ -313,7 +314,7 @@ class SessionIndex:
     ) -> list[DocumentInfo]:
         return self._get(ids, filter, include_embeddings, limit, offset)
 
-    def query_sync(self, text: str, options: QueryOptions | None = None) -> SearchResult:
+    def query_sync(self, text: str, options: QueryOptions | dict[str, Any] | None = None) -> SearchResult:
         return self._query(text, options)
 
     def push_index_sync(self, *, overwrite: bool = False) -> PushIndexResult:

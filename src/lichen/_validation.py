@@ -3,6 +3,8 @@ leaves the index exactly as it was."""
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -10,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ._errors import InvalidArgumentError, LimitExceededError
-from ._types import DocumentInfo
+from ._types import DocumentInfo, QueryOptions
 
 MAX_TEXT_BYTES = 1 << 20  # 1 MiB: far beyond what embeds (256 tokens) or reads well.
 MAX_ID_LENGTH = 512
@@ -54,6 +56,33 @@ def check_documents(docs: Sequence[DocumentInfo]) -> None:
         raise InvalidArgumentError(
             f"duplicate ids in one batch: {sorted(set(duplicates))[:10]}; each id may appear once per add_docs call"
         )
+
+
+#: What other libraries call a QueryOptions field (LangChain's ``k``, LlamaIndex's
+#: ``similarity_top_k`` and ``filters``), suggested when a dict uses one.
+_OPTION_ALIASES = {"k": "top_k", "similarity_top_k": "top_k", "filters": "filter", "where": "filter"}
+
+
+def as_query_options(options: QueryOptions | Mapping[str, Any] | None) -> QueryOptions:
+    """``options`` as a :class:`QueryOptions`: ``None`` gives the defaults, a dict (what
+    LangChain and LlamaIndex users pass around) is ``QueryOptions(**options)``; a dict
+    with a key QueryOptions does not have, or anything else, raises
+    :class:`InvalidArgumentError` naming it. Values are checked where they are used."""
+    if isinstance(options, QueryOptions):
+        return options
+    if options is None:
+        return QueryOptions()
+    if not isinstance(options, Mapping):
+        raise InvalidArgumentError(f"options must be a QueryOptions or a dict, got {type(options).__name__}")
+    names = [f.name for f in dataclasses.fields(QueryOptions)]
+    unknown = [key for key in options if key not in names]
+    if unknown:
+        hints = []
+        for key in unknown:
+            close = _OPTION_ALIASES.get(key) or next(iter(difflib.get_close_matches(str(key), names, 1)), None)
+            hints.append(f"{key!r} (did you mean {close!r}?)" if close else repr(key))
+        raise InvalidArgumentError(f"unknown query options {', '.join(hints)}; QueryOptions takes {', '.join(names)}")
+    return QueryOptions(**options)
 
 
 def check_query_text(text: str) -> None:
