@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -32,17 +34,124 @@ def python_snippets() -> list[tuple[str, str]]:
 SNIPPETS = python_snippets()
 
 
-def run_snippet(code: str, where: str, workdir: Path) -> str:
+# Runs snippet.py as ``python snippet.py`` would (``runpy``, as ``__main__``), and records
+# what each of its ``print`` calls wrote, by line, in printed.json. stdout is untouched.
+RECORD_PRINTS = """
+import atexit, builtins, io, json, runpy, sys
+
+printed = []
+_print = builtins.print
+
+def recording_print(*args, **kwargs):
+    _print(*args, **kwargs)
+    caller = sys._getframe(1)
+    if caller.f_code.co_filename == "snippet.py" and kwargs.get("file") in (None, sys.stdout):
+        text = io.StringIO()
+        _print(*args, **{**kwargs, "file": text})
+        printed.append([caller.f_lineno, text.getvalue()])
+
+builtins.print = recording_print
+atexit.register(lambda: open("printed.json", "w").write(json.dumps(printed)))
+sys.argv = ["snippet.py"]
+runpy.run_path("snippet.py", run_name="__main__")
+"""
+
+
+def run_snippet(code: str, where: str, workdir: Path) -> tuple[str, dict[int, str]]:
     """Run ``code`` as a user who pasted it into a file would: a fresh process, the
-    embedded store in ``workdir/home``, files written relative to ``workdir``."""
+    embedded store in ``workdir/home``, files written relative to ``workdir``. Returns
+    its stdout and what the ``print`` on each line of ``code`` (1-based) wrote."""
     (workdir / "snippet.py").write_text(code)
+    (workdir / "printed.json").unlink(missing_ok=True)
     env = {key: value for key, value in os.environ.items() if key not in SERVER_SETTINGS}
     env.update(LICHEN_HOME=str(workdir / "home"), LICHEN_PROGRESS="0")
     completed = subprocess.run(
-        [sys.executable, "snippet.py"], cwd=workdir, capture_output=True, text=True, timeout=180, env=env
+        [sys.executable, "-c", RECORD_PRINTS], cwd=workdir, capture_output=True, text=True, timeout=180, env=env
     )
     assert completed.returncode == 0, f"{where}:\n{completed.stderr}"
-    return completed.stdout
+    by_line: dict[int, str] = {}
+    for line, text in json.loads((workdir / "printed.json").read_text()):
+        by_line[line] = by_line.get(line, "") + text
+    return completed.stdout, by_line
+
+
+# ---- outputs the READMEs state next to their snippets
+#
+# ``print(...)  # -> TEXT``, or ``# -> TEXT`` on the line(s) right below a ``print``,
+# states what that print writes (several ``# ->`` lines: several output lines). ``...``
+# stands for any text; runs of whitespace compare as one space; a decimal number matches
+# within one unit of its last stated digit (scores are rounded when printed). The root
+# README's older form, a plain comment on a ``print`` line, is read as: ``X only`` (one
+# line, starting with X), and a trailing ``(note)`` is not part of the output.
+_STATED = re.compile(r"#\s*->\s?(.*)$")
+_DECIMAL = re.compile(r"(?<![\w.])-?\d+\.\d+(?![\w.])")
+
+
+@dataclass
+class Stated:
+    line: int  # the print's line in the snippet, 1-based
+    text: str
+    one_line: bool = False
+
+
+def stated_outputs(code: str) -> list[Stated]:
+    lines = code.splitlines()
+    stated = []
+    for number, line in enumerate(lines, 1):
+        if not line.lstrip().startswith("print("):
+            continue
+        code_part, _, comment = line.partition("  #")
+        below = []
+        for following in lines[number:]:
+            match = _STATED.match(following.strip())
+            if not match:
+                break
+            below.append(match.group(1).strip())
+        same_line = _STATED.match("#" + comment) if comment else None
+        if same_line:
+            stated.append(Stated(number, "\n".join([same_line.group(1).strip(), *below])))
+        elif below:
+            stated.append(Stated(number, "\n".join(below)))
+        elif comment.strip():  # the root README's older form
+            text = re.sub(r"\s+\([^()]*\)$", "", comment.strip())
+            if text.endswith(" only"):
+                stated.append(Stated(number, text[: -len(" only")] + " ...", one_line=True))
+            else:
+                stated.append(Stated(number, text))
+    return stated
+
+
+def mismatch(stated: Stated, printed: str) -> str | None:
+    """Why ``printed`` is not what ``stated`` says, or ``None`` if it is."""
+    normal = " ".join(printed.split())
+    parts, numbers = [], []
+    for piece in re.split(r"(\.\.\.|" + _DECIMAL.pattern + ")", " ".join(stated.text.split())):
+        if piece == "...":
+            parts.append(".*?")
+        elif _DECIMAL.fullmatch(piece):
+            parts.append(r"(-?\d+(?:\.\d+)?)")
+            numbers.append(piece)
+        else:
+            parts.append(re.escape(piece))
+    match = re.fullmatch("".join(parts), normal, re.S)
+    if match is None:
+        return f"printed {printed!r}"
+    for want, got in zip(numbers, match.groups()):
+        if abs(float(got) - float(want)) > 10.0 ** -len(want.split(".")[1]) + 1e-12:
+            return f"printed {got} where it states {want}: {printed!r}"
+    if stated.one_line and len(printed.splitlines()) != 1:
+        return f"printed {len(printed.splitlines())} lines, it states one: {printed!r}"
+    return None
+
+
+def assert_stated_outputs_match(where: str, code: str, printed: dict[int, str]) -> None:
+    problems = []
+    for stated in stated_outputs(code):
+        if stated.line not in printed:
+            problems.append(f"line {stated.line} states {stated.text!r} but printed nothing")
+        elif (why := mismatch(stated, printed[stated.line])) is not None:
+            problems.append(f"line {stated.line} states {stated.text!r}, {why}")
+    assert not problems, f"{where}:\n" + "\n".join(problems)
 
 
 def test_every_readme_has_its_snippets_found():
@@ -54,11 +163,59 @@ def test_every_readme_has_its_snippets_found():
 def test_readme_snippet_runs_and_runs_again(where, code, tmp_path):
     """Copy-paste runnable, and repeatable: the second run, in the same home, sees what
     the first stored and must still succeed (no "already exists" on the way)."""
-    first = run_snippet(code, where, tmp_path)
-    second = run_snippet(code, where, tmp_path)
-    if where.startswith("README.md"):
-        for out in (first, second):
+    for run in ("first", "second"):
+        out, printed = run_snippet(code, where, tmp_path)
+        assert_stated_outputs_match(f"{where} ({run} run)", code, printed)
+        if where.startswith("README.md"):
             assert out.splitlines()[0].startswith("turn-2 ")  # the refund turn answers "refund timeline"
+
+
+def test_the_readmes_state_their_outputs():
+    """Every print in the integration READMEs says what it prints, and the root README's
+    filter snippet states all three of its outputs (compared by the test above)."""
+    for where, code in SNIPPETS:
+        prints = [n for n, line in enumerate(code.splitlines(), 1) if line.lstrip().startswith("print(")]
+        stated = [s.line for s in stated_outputs(code)]
+        if where.startswith("integrations/"):
+            assert stated == prints, f"{where}: prints on lines {prints}, stated outputs for {stated}"
+    filter_snippet = next(code for _, code in SNIPPETS if "session.delete_docs_sync(filter=" in code)
+    assert [s.text for s in stated_outputs(filter_snippet)] == ["turn-2 ...", "['turn-2', 'turn-3']", "1"]
+
+
+@pytest.mark.parametrize(
+    "stated, printed, matches",
+    [
+        ("[('food', 0.68)]", "[('food', 0.68)]\n", True),
+        ("[('food', 0.68)]", "[('food', 0.69)]\n", True),  # one unit in the last digit: formatting
+        ("[('food', 0.68)]", "[('food', 0.7)]\n", False),
+        ("[('food', 0.68)]", "[('pet', 0.68)]\n", False),
+        ("[('food', 0.68)]", "[('food', 0.68), ('pet', 0.1)]\n", False),
+        ("384 2", "384 2\n", True),
+        ("384 2", "384 3\n", False),
+        ("A ... Query: x Answer:", "A\n---\nb\n\nQuery: x\nAnswer: \n", True),
+        ("A ... Query: x Answer:", "A\nQuery: y\nAnswer: \n", False),
+    ],
+)
+def test_stated_output_comparison(stated, printed, matches):
+    assert (mismatch(Stated(1, stated), printed) is None) == matches
+
+
+def test_stated_outputs_are_read_in_every_form():
+    code = "\n".join([
+        "print(a)  # -> 1 2",
+        "print(b)",
+        "# -> first line",
+        "# -> second line",
+        "# not a statement",
+        "for x in y:",
+        "    print(x)  # turn-2 only",
+        "print(c)  # 1 (turn-3)",
+        "client = Client()  # a comment that is not about output",
+    ])
+    assert [(s.line, s.text, s.one_line) for s in stated_outputs(code)] == [
+        (1, "1 2", False), (2, "first line\nsecond line", False), (7, "turn-2 ...", True), (8, "1", False),
+    ]
+    assert mismatch(Stated(7, "turn-2 ...", one_line=True), "turn-2 0.526 Agent\nturn-1 0.2 x\n") is not None
 
 
 def test_ci_runs_the_readme_test_command():
