@@ -174,3 +174,17 @@ def test_options_neither_a_query_options_nor_a_dict_of_its_fields_are_refused(op
     session = two_doc_session()
     with pytest.raises(InvalidArgumentError, match=message):
         session.query_sync("", options)
+
+
+# ---------------------------------------------------------------------------- zero vectors
+@pytest.mark.parametrize(
+    "zero",
+    [[0.0] * DIM, np.zeros(DIM, np.float32), np.zeros(DIM), [-0.0] * DIM],
+    ids=["list", "float32", "float64", "negative-zeros"],
+)
+@pytest.mark.parametrize("alpha", [1.0, 0.5])
+def test_an_all_zero_query_vector_is_refused(zero, alpha):
+    # It has no direction: every cosine would be 0 and the ranking meaningless.
+    session = custom_session(DocumentInfo(id="edge", text="edge", embedding=UNIT.tolist()))
+    with pytest.raises(InvalidArgumentError, match="QueryOptions.embedding is all zeros"):
+        session.query_sync("edge", QueryOptions(alpha=alpha, embedding=zero))
