@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import threading
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -62,6 +63,14 @@ EXACT_FILTER_ROWS = 20_000
 MAX_FILTERED_FETCH = 4_096
 #: Deleted or replaced keys still in the graph beyond this fraction trigger a rebuild.
 REBUILD_TOMBSTONE_FRACTION = 0.25
+#: A graph that came from outside is trusted only if this many randomly drawn stored rows
+#: find themselves (or an identical twin) among its first GRAPH_SELF_CHECK_DEPTH
+#: candidates, missing at most this share of them. A sound graph misses none or one
+#: (RESULTS.md, "Untrusted graphs"); one with random links misses nearly all. ~24 graph
+#: searches: a few milliseconds of a load.
+GRAPH_SELF_CHECK_ROWS = 24
+GRAPH_SELF_CHECK_DEPTH = 10
+GRAPH_SELF_CHECK_MISSES = 0.125
 #: A read of more rows than this from a lazily loaded index decodes its columns whole
 #: (one ``orjson.loads`` each) rather than row by row (a ``pread`` and a decode each).
 DECODE_WHOLE_ROWS = 2_048
@@ -127,6 +136,9 @@ class IndexCore:
         # A loaded graph that a server's merges or deletes left behind, and what to do to
         # it before use (see _graph_edits): applied on first need, by a query or a write.
         self._pending_graph: tuple[VectorGraph, GraphEdits] | None = None
+        self.graph_fallback: str | None = None
+        """Why a stored graph was set aside (it failed its self-check after loading) and
+        queries scan exactly; ``None`` while no graph has been refused."""
 
     # ------------------------------------------------------------------ properties
     @property
@@ -160,6 +172,8 @@ class IndexCore:
     def uses_graph(self, exact: bool = False) -> bool:
         """Whether a query would go through the graph: the planner's first decision."""
         if exact or self.approximate is False or len(self._ids) == 0:
+            return False
+        if self.graph_fallback is not None and self.approximate is None:
             return False
         return self.approximate is True or len(self._ids) >= APPROXIMATE_THRESHOLD
 
@@ -620,14 +634,43 @@ class IndexCore:
         self._keys = keys
         self._next_key = int(keys[-1]) + 1 if n else 0
         if snapshot.graph is not None and self._dimension:
-            graph = VectorGraph.from_buffer(
-                snapshot.graph, self._dimension, removed=snapshot.graph_tombstones, release=snapshot.graph_release
-            )
             edits = GraphEdits.of(snapshot)
-            if not len(edits):
-                if len(graph) != n:
-                    raise CorruptDataError(f"the index's graph holds {len(graph)} documents, the index {n}")
+            graph = VectorGraph.from_buffer(
+                snapshot.graph, self._dimension, keys=keys, edits=edits, release=snapshot.graph_release,
+                label=f"index {snapshot.name!r}",
+            )
+            problem = self._self_check(graph, edits)
+            if problem is not None:
+                self.graph_fallback = f"index {snapshot.name!r}: {problem}"
+                warnings.warn(f"{self.graph_fallback}; its queries scan every vector instead", RuntimeWarning, stacklevel=4)
+            elif len(edits):
+                self._pending_graph = (graph, edits)
+            else:
                 self._graph = graph
-                return
-            edits.check(graph, keys)
-            self._pending_graph = (graph, edits)
+
+    def _self_check(self, graph: VectorGraph, edits: GraphEdits) -> str | None:
+        """Why a graph that came from outside cannot be trusted, or ``None``. A graph can be
+        well formed and still wrong (random links, another index's vectors), and a wrong
+        graph answers wrongly without a sound: rows drawn at random (so that no crafted
+        graph can know them in advance) must find themselves, or an identical twin,
+        through it. Rows a server changed since the graph was stored (``edits``) are not
+        drawn: the graph does not hold their current vectors yet."""
+        n = len(self._ids)
+        rows = np.random.default_rng().permutation(n)[: 2 * GRAPH_SELF_CHECK_ROWS]
+        if len(edits):
+            changed = np.isin(self._keys[rows], np.union1d(edits.removals, edits.insertions))
+            rows = rows[~changed]
+        rows = rows[:GRAPH_SELF_CHECK_ROWS]
+        if not rows.size:
+            return None
+        vectors = self._pool_rows(rows)
+        missed = 0
+        for row, vector in zip(rows.tolist(), vectors):
+            found = self._rows_for_keys(graph.search(vector, GRAPH_SELF_CHECK_DEPTH))
+            if row in found.tolist():
+                continue
+            if not found.size or float(np.max(self._pool_rows(found) @ vector)) < 1.0 - 1e-5:
+                missed += 1
+        if missed > len(rows) * GRAPH_SELF_CHECK_MISSES:
+            return f"the stored graph failed its self-check: {missed} of {len(rows)} sampled documents could not find themselves through it"
+        return None

@@ -17,15 +17,18 @@ deleting a document (which compacts rows) only tombstones its key here.
 
 from __future__ import annotations
 
-import struct
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 from usearch.index import Index
 
 from ._errors import CorruptDataError
+from ._graph_edits import GraphEdits
+from ._graph_layout import read_graph_layout
 
-__all__ = ["VectorGraph", "check_graph_buffer", "GRAPH_CONNECTIVITY", "GRAPH_EXPANSION_ADD", "GRAPH_EXPANSION_SEARCH"]
+__all__ = ["VectorGraph", "GRAPH_CONNECTIVITY", "GRAPH_EXPANSION_ADD", "GRAPH_EXPANSION_SEARCH"]
 
 #: HNSW parameters, chosen by measurement on msmarco-based vectors (RESULTS.md, "Scale"):
 #: at 100k, with 128 re-ranked candidates, M=16/beam 128 reached recall@10 0.986 on
@@ -39,24 +42,18 @@ GRAPH_EXPANSION_ADD = 300
 GRAPH_EXPANSION_SEARCH = 128
 _STORAGE_DTYPE = "i8"
 _SERIAL_SEED = 2_048  # nodes inserted one at a time before parallel building starts
-# usearch's serialised dense index starts with its vectors: uint32 rows, uint32 bytes a row.
-_BLOCK_HEADER = struct.Struct("<II")
 _METRIC = "cos"
 
 
-def check_graph_buffer(buffer: Any, dimension: int) -> None:
-    """Refuse (:class:`CorruptDataError`) a buffer that cannot be a serialised graph of
-    ``dimension``-dimensional int8 vectors: checks the leading vector block (``rows``,
-    ``bytes per row``, the rows), without handing the bytes to usearch."""
-    view = memoryview(buffer).cast("B")
-    if view.nbytes < _BLOCK_HEADER.size:
-        raise CorruptDataError(f"the index's graph section is {view.nbytes} bytes, too short to be a graph")
-    rows, row_bytes = _BLOCK_HEADER.unpack_from(view, 0)
-    if row_bytes != dimension or _BLOCK_HEADER.size + rows * row_bytes > view.nbytes:
-        raise CorruptDataError(
-            f"the index's graph section does not hold {dimension}-dimensional int8 vectors "
-            f"(header says {rows} rows of {row_bytes} bytes in {view.nbytes} bytes)"
-        )
+@contextlib.contextmanager
+def _native(label: str, action: str) -> Iterator[None]:
+    """usearch reports trouble as ``RuntimeError`` (``"Out of memory!"``, duplicate keys)
+    or ``MemoryError``/``ValueError``: a caller of Lichen sees :class:`CorruptDataError`
+    naming the index instead."""
+    try:
+        yield
+    except (RuntimeError, MemoryError, ValueError, OverflowError) as exc:
+        raise CorruptDataError(f"{label}: graph could not {action}: {exc}") from None
 
 
 def _new_index(dimension: int, expansion_search: int = GRAPH_EXPANSION_SEARCH) -> Index:
@@ -79,9 +76,11 @@ class VectorGraph:
     """
 
     def __init__(
-        self, index: Index, *, viewed: bool = False, removed: int = 0, buffer: Any = None, release: Any = None
+        self, index: Index, *, viewed: bool = False, removed: int = 0, buffer: Any = None, release: Any = None,
+        label: str = "the index",
     ) -> None:
         self._index = index
+        self._label = label
         self._viewed = viewed
         self._buffer = buffer  # keeps a viewed buffer alive as long as the index reads it
         self._release = release  # unmaps a viewed buffer's pages once the index is copied
@@ -107,25 +106,26 @@ class VectorGraph:
         return graph
 
     @classmethod
-    def from_buffer(cls, buffer: Any, dimension: int, *, removed: int = 0, release: Any = None) -> VectorGraph:
+    def from_buffer(
+        cls, buffer: Any, dimension: int, *, keys: np.ndarray, edits: GraphEdits | None = None,
+        release: Any = None, label: str = "the index",
+    ) -> VectorGraph:
         """Use a serialised graph in place (no copy): ``buffer`` must stay unchanged.
         ``release`` (the snapshot's ``graph_release``) is called once the graph has been
         copied for a write: the mapped pages it walked would otherwise stay resident next
         to the copy (640 MB at 1M documents).
 
-        usearch trusts what it maps: a damaged body can crash the process on search. The
-        artifact's checksum is what guards the bytes; here only the leading vector block
-        (``rows``, ``bytes per row``, then the int8 rows) is checked against the index,
-        which catches a graph from another index or a cut-off buffer."""
-        check_graph_buffer(buffer, dimension)
+        usearch trusts what it maps, and a checksum proves nothing about who wrote the
+        bytes, so before usearch sees them the whole structure is proven sound
+        (:func:`~lichen._graph_layout.read_graph_layout`) and its nodes must be exactly the
+        index's ``keys`` once ``edits`` (a server's pending changes) are applied; anything
+        else is a :class:`CorruptDataError` naming ``label``."""
+        layout = read_graph_layout(buffer, dimension, label=label)
+        (edits or GraphEdits.none()).check(layout.live_keys, keys, label=label)
         index = _new_index(dimension)
-        try:
+        with _native(label, "be opened"):
             index.view(buffer)
-        except Exception as exc:  # noqa: BLE001 - usearch raises plain RuntimeError / ValueError
-            raise CorruptDataError(f"the index's graph section cannot be opened: {exc}") from None
-        if index.ndim != dimension:
-            raise CorruptDataError(f"the index's graph has dimension {index.ndim}, the index {dimension}")
-        return cls(index, viewed=True, removed=removed, buffer=buffer, release=release)
+        return cls(index, viewed=True, removed=layout.deleted, buffer=buffer, release=release, label=label)
 
     def to_bytes(self) -> bytes:
         return bytes(self._index.save())
@@ -143,7 +143,8 @@ class VectorGraph:
     def _writable(self) -> Index:
         if self._viewed:
             owned = _new_index(self._index.ndim, self._index.expansion_search)
-            owned.load(self._buffer)
+            with _native(self._label, "be copied"):
+                owned.load(self._buffer)
             self._index, self._viewed, self._buffer = owned, False, None
             if self._release is not None:
                 self._release()
@@ -161,11 +162,15 @@ class VectorGraph:
         """``threads=1`` for a session's few documents at a time; ``0`` (every core)
         for a batch worth parallelising."""
         if len(keys):
-            self._writable().add(np.asarray(keys, dtype=np.uint64), vectors, threads=threads)
+            index = self._writable()
+            with _native(self._label, "take new documents"):
+                index.add(np.asarray(keys, dtype=np.uint64), vectors, threads=threads)
 
     def remove(self, keys: np.ndarray) -> None:
         if len(keys):
-            removed = self._writable().remove(np.asarray(keys, dtype=np.uint64))
+            index = self._writable()
+            with _native(self._label, "remove documents"):
+                removed = index.remove(np.asarray(keys, dtype=np.uint64))
             self.removed += int(np.sum(removed))
 
     # ------------------------------------------------------------------ reads
@@ -181,4 +186,5 @@ class VectorGraph:
         wanted = max(GRAPH_EXPANSION_SEARCH, count)
         if index.expansion_search != wanted:
             index.expansion_search = wanted
-        return index.search(query, count, threads=1).keys
+        with _native(self._label, "be searched"):
+            return index.search(query, count, threads=1).keys

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ._errors import CorruptDataError
-from ._graph import VectorGraph
 from .stores._base import IndexSnapshot
+
+if TYPE_CHECKING:
+    from ._graph import VectorGraph
 
 #: A server keeps deferring edits while they stay below this share of the index's
 #: documents (beyond it, a rebuild is about as cheap as the inserts)...
@@ -47,6 +50,10 @@ class GraphEdits:
     @classmethod
     def of(cls, snapshot: IndexSnapshot) -> GraphEdits:
         return cls(_keys(snapshot.graph_removals), _keys(snapshot.graph_insertions))
+
+    @classmethod
+    def none(cls) -> GraphEdits:
+        return cls(_EMPTY, _EMPTY)
 
     def __len__(self) -> int:
         return len(self.removals) + len(self.insertions)
@@ -81,22 +88,47 @@ class GraphEdits:
         return highest + 1
 
     # ------------------------------------------------------------------ reader side
-    def check(self, graph: VectorGraph, keys: np.ndarray) -> None:
-        """Refuse (:class:`CorruptDataError`) edits that do not lead from ``graph`` to a
-        graph of exactly the index's ``keys``, before anything is applied."""
-        if len(self.insertions) and not np.isin(self.insertions, keys, assume_unique=True).all():
-            raise CorruptDataError("the index's graph_insertions name keys the index does not hold")
-        live = graph.contains(self.insertions)
-        if live.any() and not np.isin(self.insertions[live], self.removals, assume_unique=True).all():
-            raise CorruptDataError("the index's graph_insertions name keys its graph already holds")
-        after = len(graph) - int(graph.contains(self.removals).sum()) + len(self.insertions)
-        if after != len(keys):
-            raise CorruptDataError(
-                f"the index's graph would hold {after} documents after its pending edits, the index {len(keys)}"
-            )
+    def check(self, graph_keys: np.ndarray, keys: np.ndarray, *, label: str = "the index") -> None:
+        """Refuse (:class:`CorruptDataError`) a graph whose live nodes, ``graph_keys`` (in
+        any order), do not become exactly the index's ascending ``keys`` once these edits
+        are applied: a node left without a row, a row left without a node, a key held twice
+        or inserted where it already is. Plain numpy over the keys, before usearch is
+        handed anything: a graph that passes can be edited and searched."""
+        def fail(problem: str) -> CorruptDataError:
+            return CorruptDataError(f"{label}: graph {problem}")
+
+        if len(self.insertions) and not _locate(keys, self.insertions)[1].all():
+            raise fail("is to receive keys (graph_insertions) the index does not hold")
+        kept = graph_keys[~np.isin(graph_keys, self.removals)] if len(self.removals) else graph_keys
+        if len(self.insertions) and np.isin(kept, self.insertions).any():
+            raise fail("is to receive keys (graph_insertions) it already holds")
+        rows, found = _locate(keys, kept)
+        if not found.all():
+            raise fail(f"holds {int(np.count_nonzero(~found))} keys the index does not")
+        if len(kept) + len(self.insertions) != len(keys):
+            if len(self):
+                raise fail(f"would hold {len(kept) + len(self.insertions)} documents after its pending edits, "
+                           f"the index {len(keys)}")
+            raise fail(f"holds {len(kept)} documents, the index {len(keys)}")
+        marked = np.zeros(len(keys), dtype=bool)
+        marked[rows] = True
+        if int(np.count_nonzero(marked)) != len(kept):
+            raise fail("holds a key twice")
 
     def apply(self, graph: VectorGraph, vectors_for: Callable[[np.ndarray], np.ndarray]) -> None:
         """Remove, then insert the rows ``vectors_for(insertions)`` returns (on every
         core: a loaded index may have thousands to insert)."""
         graph.remove(self.removals)
         graph.add(self.insertions, vectors_for(self.insertions), threads=0)
+
+
+def _locate(keys: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row of each ``wanted`` key in the ascending ``keys``, and whether it is there."""
+    n = len(keys)
+    if n == 0:
+        return np.zeros(len(wanted), np.int64), np.zeros(len(wanted), dtype=bool)
+    if int(keys[-1]) == n - 1:  # keys 0..n-1: key and row coincide
+        found = wanted < n
+        return np.where(found, wanted, 0).astype(np.int64), found
+    rows = np.minimum(np.searchsorted(keys, wanted), n - 1)
+    return rows, keys[rows] == wanted

@@ -20,7 +20,8 @@ from typing import Any
 import numpy as np
 
 from ._errors import CorruptDataError, InvalidArgumentError, LimitExceededError
-from ._graph import check_graph_buffer
+from ._graph_edits import GraphEdits
+from ._graph_layout import read_graph_layout
 from ._validation import MAX_ID_LENGTH, MAX_TEXT_BYTES, check_metadata
 from .stores._base import IndexSnapshot
 
@@ -37,8 +38,8 @@ def check_snapshot(snapshot: IndexSnapshot) -> None:
     ``version``, timestamps, ``extra``), columns of one length, ids that are non-empty
     unique strings of at most :data:`~lichen._validation.MAX_ID_LENGTH` characters,
     texts that are strings of at most 1 MiB, metadata that are dicts of the supported
-    value types, a ``(doc_count, dimension)`` matrix of finite numbers, and the header of
-    the approximate-search graph when there is one.
+    value types, a ``(doc_count, dimension)`` matrix of finite numbers, and the structure
+    of the approximate-search graph when there is one, with its pending edits.
     Costs one pass over the columns (about 2 s per million documents, mostly metadata).
     """
     _check_fields(snapshot)
@@ -51,12 +52,15 @@ def check_snapshot(snapshot: IndexSnapshot) -> None:
 
 
 def _check_graph(snapshot: IndexSnapshot) -> None:
-    """The graph's own header only: its body is guarded by the artifact checksum, and
-    the server never opens it (usearch trusts what it maps)."""
+    """The graph's whole structure and its fit with the index, pending edits included:
+    exactly what a reader proves before usearch maps it (the server itself never opens a
+    graph), so that a stored index is always one every client can load."""
     if snapshot.graph is None:
         return
     try:
-        check_graph_buffer(snapshot.graph, snapshot.dimension)
+        layout = read_graph_layout(snapshot.graph, snapshot.dimension, label="the index")
+        keys = np.asarray(snapshot.keys, dtype=np.uint64)
+        GraphEdits.of(snapshot).check(layout.live_keys, keys, label="the index")
     except CorruptDataError as exc:
         raise InvalidArgumentError(str(exc)) from None
 
