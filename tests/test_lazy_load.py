@@ -262,3 +262,23 @@ def test_loading_and_dropping_indexes_leaks_no_file_descriptors(artifact_path):
 
 def test_a_lazily_read_snapshot_encodes_to_the_same_bytes(artifact_path):
     assert encode_artifact(read_artifact(artifact_path, lazy=True)).to_bytes() == artifact_path.read_bytes()
+
+
+def test_a_lazily_read_snapshots_columns_become_lists_on_request(tmp_path):
+    # Lazy columns are sequences, not lists: orjson refuses them, to_list() and
+    # column_lists() give the lists an eager read holds.
+    import orjson
+
+    from lichen.artifact import read_artifact_file, write_artifact_file
+
+    eager = IndexSnapshot(
+        name="c", model_id="custom", dimension=2, ids=["a", "b"], texts=["x", "y"],
+        metadata=[{"k": 1}, {}], matrix=np.eye(2, dtype=np.float32),
+    )
+    write_artifact_file(eager, tmp_path / "c.lix")
+    lazy = read_artifact_file(tmp_path / "c.lix", lazy=True)
+    with pytest.raises(TypeError):
+        orjson.dumps(lazy.ids)
+    assert lazy.ids.to_list() == ["a", "b"] and orjson.dumps(lazy.texts.to_list()) == b'["x","y"]'
+    assert lazy.column_lists() == (["a", "b"], ["x", "y"], [{"k": 1}, {}])
+    assert eager.column_lists()[0] is eager.ids

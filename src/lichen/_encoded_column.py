@@ -65,8 +65,10 @@ def check_element_starts(section: Any, starts: np.ndarray, count: int) -> str | 
 
 
 class EncodedColumn(Sequence[Any]):
-    """Read-only column of ``count`` JSON values, each decoded when indexed. Iterating or
-    :func:`decoded` decodes the whole column at once (one ``orjson.loads``)."""
+    """Read-only column of ``count`` JSON values, each decoded when indexed. Iterating,
+    :meth:`to_list` or :func:`decoded` decodes the whole column at once (one
+    ``orjson.loads``). It is a ``Sequence``, not a ``list``: code that needs a list (a JSON
+    encoder, ``isinstance(x, list)``) calls :meth:`to_list`."""
 
     def __init__(self, read: ReadBytes, offset: int, length: int, starts: np.ndarray, kind: type, name: str, label: str) -> None:
         self._read = read
@@ -116,6 +118,10 @@ class EncodedColumn(Sequence[Any]):
 
     def __repr__(self) -> str:
         return f"<EncodedColumn {self._name}: {len(self)} rows, decoded when read>"
+
+    def to_list(self) -> list[Any]:
+        """The whole column as a new list (what the snapshot would hold if read eagerly)."""
+        return self.decode_all()
 
     def decode_all(self) -> list[Any]:
         return decode_column(self._read(self._offset, self._length), len(self), self._kind, self._name, self._label)

@@ -653,16 +653,33 @@ class IndexCore:
         well formed and still wrong (random links, another index's vectors), and a wrong
         graph answers wrongly without a sound: rows drawn at random (so that no crafted
         graph can know them in advance) must find themselves, or an identical twin,
-        through it. Rows a server changed since the graph was stored (``edits``) are not
-        drawn: the graph does not hold their current vectors yet."""
+        through it."""
+        missed, drawn = self.self_check_misses(graph, edits)
+        if missed > drawn * GRAPH_SELF_CHECK_MISSES:
+            return f"the stored graph failed its self-check: {missed} of {drawn} sampled documents could not find themselves through it"
+        return None
+
+    def self_check_misses(self, graph: VectorGraph, edits: GraphEdits) -> tuple[int, int]:
+        """``(missed, drawn)``: of up to :data:`GRAPH_SELF_CHECK_ROWS` rows drawn at random,
+        how many ``graph`` did not lead back to (nor to an identical twin). Rows a server
+        changed since the graph was stored (``edits``) are not drawn: the graph does not
+        hold their current vectors yet."""
         n = len(self._ids)
-        rows = np.random.default_rng().permutation(n)[: 2 * GRAPH_SELF_CHECK_ROWS]
+        rows = np.random.default_rng().choice(n, size=min(n, 2 * GRAPH_SELF_CHECK_ROWS), replace=False)
         if len(edits):
             changed = np.isin(self._keys[rows], np.union1d(edits.removals, edits.insertions))
             rows = rows[~changed]
         rows = rows[:GRAPH_SELF_CHECK_ROWS]
         if not rows.size:
-            return None
+            return 0, 0
+        missed = 0
+        for row, vector in zip(rows.tolist(), self._pool_rows(rows)):
+            found = self._rows_for_keys(graph.search(vector, GRAPH_SELF_CHECK_DEPTH))
+            if row in found.tolist():
+                continue
+            if not found.size or float(np.max(self._pool_rows(found) @ vector)) < 1.0 - 1e-5:
+                missed += 1
+        return missed, int(rows.size)
         vectors = self._pool_rows(rows)
         missed = 0
         for row, vector in zip(rows.tolist(), vectors):

@@ -12,7 +12,8 @@ Byte layout (integers little-endian)::
 
     offset  size            field
     0       8               magic b"LICHENIX"
-    8       4               format_version (uint32), currently 3 (1 and 2 still read)
+    8       4               format_version (uint32): 3, or 4 when the manifest carries
+                            graph edits (1 and 2 still read)
     12      4               reserved, zero
     16      8               manifest_length (uint64)
     24      16              xxh3-128 digest of the manifest bytes (canonical, big-endian)

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .._encoded_column import EncodedColumn, decoded
 from .._types import IndexInfo, PushIndexResult
 
 __all__ = ["IndexSnapshot", "IndexStore"]
@@ -24,8 +25,12 @@ class IndexSnapshot:
     """A whole index frozen for storage or transfer: documents column by column plus
     their embeddings as one contiguous ``(doc_count, dimension)`` float32 matrix.
 
-    The columns are lists, or read-only sequences decoding one row at a time when a
-    client loaded the index lazily (:class:`~lichen._encoded_column.EncodedColumn`).
+    The columns are lists, or, when a client loaded the index lazily
+    (``read_artifact(..., lazy=True)``, what ``Client.load_index`` does), read-only
+    sequences decoding one row at a time (:class:`~lichen._encoded_column.EncodedColumn`):
+    index them, iterate them or call their ``to_list()``, but do not hand them to code that
+    expects a ``list`` (``orjson.dumps`` refuses them). :meth:`column_lists` gives all
+    three as lists either way.
 
     ``version`` is the stored version this snapshot was read at (0 for never stored);
     stores use it for optimistic concurrency. Big indexes also carry their
@@ -71,6 +76,15 @@ class IndexSnapshot:
     @property
     def doc_count(self) -> int:
         return len(self.ids)
+
+    def column_lists(self) -> tuple[list[str], list[str], list[dict[str, Any]]]:
+        """``ids``, ``texts`` and ``metadata`` as lists, decoding lazily read columns whole
+        (the lists of an eagerly read snapshot are returned as they are, not copied)."""
+        ids, texts, metadata = (
+            decoded(column) if isinstance(column, (list, EncodedColumn)) else list(column)
+            for column in (self.ids, self.texts, self.metadata)
+        )
+        return ids, texts, metadata
 
     def info(self) -> IndexInfo:
         return IndexInfo(
