@@ -1,16 +1,23 @@
 """HttpStore's own decisions, against scripted HTTP exchanges (httpx.MockTransport):
 which calls are retried, how errors map to Lichen exceptions, lost-response recovery,
-progress bars, configuration objects. End-to-end behaviour against a real server is in
-``test_server.py``."""
+progress bars, configuration objects.
+
+The script injects the faults (dropped connections, lost answers, 5xx from a proxy); every
+answer a Lichen server would give comes from a real ``lichen serve`` (the script forwards
+the request to it) or, for errors that cannot be provoked on demand, is rendered by the
+server's own error renderer. So a change to what the server answers breaks these tests
+as it would break the client. End-to-end behaviour is in ``test_server.py``."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 
 import httpx
 import numpy as np
 import pytest
+from server_helpers import Credentials, Deployment, LichenServer, snapshot_of
 
 from lichen import (
     ConflictError,
@@ -23,28 +30,103 @@ from lichen import (
     StorageError,
     UnauthorizedError,
 )
-from lichen.artifact import encode_artifact, read_manifest
-from lichen.stores._base import IndexSnapshot
 from lichen._progress import progress_wanted
+from lichen.server.protocol import ErrorCode
+from lichen.stores._base import IndexSnapshot
 from lichen.stores.http import HttpStore, Retries, Timeout
 
-PROJECT = {"project_id": "prj_1", "protocol": 1, "limits": {"max_body_bytes": 1 << 30, "max_docs": 1_000_000}}
 FAST = Retries(attempts=3, backoff=0.001, max_backoff=0.002)
+Responder = Callable[[httpx.Request], httpx.Response]
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory):
+    deployed = Deployment("fs", tmp_path_factory.mktemp("http-store"), None)
+    yield deployed
+    deployed.stop()
+
+
+@pytest.fixture(scope="module")
+def server(deployment) -> LichenServer:
+    return deployment.server
+
+
+@pytest.fixture
+def project(server) -> Credentials:
+    return server.create_project()
+
+
+@pytest.fixture(scope="module")
+def upstream(server) -> httpx.Client:
+    """The connection the script forwards requests over to the real server."""
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        yield http
+
+
+@pytest.fixture
+def real(upstream) -> Responder:
+    """The answer of the real server to the scripted request."""
+    return lambda request: forward(upstream, request)
+
+
+@pytest.fixture
+def direct(server, project) -> HttpStore:
+    """A store talking to the real server with no script in between, to set up state."""
+    return HttpStore(server.url, project.project_id, project.project_key, cache=False)
+
+
+_HOP_BY_HOP = {"host", "content-length", "transfer-encoding", "connection", "content-encoding"}
+
+
+def forward(upstream: httpx.Client, request: httpx.Request) -> httpx.Response:
+    answer = upstream.send(upstream.build_request(
+        request.method, request.url.raw_path.decode("ascii"), content=request.content,
+        headers=[(k, v) for k, v in request.headers.multi_items() if k.lower() not in _HOP_BY_HOP],
+    ))
+    headers = [(k, v) for k, v in answer.headers.multi_items() if k.lower() not in _HOP_BY_HOP]
+    # A stream, as from the network: the client streams downloads.
+    return httpx.Response(answer.status_code, headers=headers, stream=httpx.ByteStream(answer.content))
+
+
+def lost(responder: Responder, seen: dict | None = None) -> Responder:
+    """The request reaches the server and is applied; its answer never arrives."""
+
+    def step(request: httpx.Request) -> httpx.Response:
+        answer = responder(request)
+        answer.read()
+        if seen is not None:
+            seen["answer"] = answer
+        raise httpx.ReadError("connection reset")
+
+    return step
+
+
+def edited(responder: Responder, change: Callable[[dict], None]) -> Responder:
+    """The real answer with its JSON body changed by ``change``: a server unlike this one."""
+
+    def step(request: httpx.Request) -> httpx.Response:
+        answer = responder(request)
+        answer.read()
+        body = answer.json()
+        change(body)
+        return httpx.Response(answer.status_code, json=body)
+
+    return step
+
+
+def server_error(status: int, code: str, message: str = "nope") -> httpx.Response:
+    """An error answer as the server renders it, for errors no test can provoke on demand
+    (a lost race, a full spool, damage found in storage)."""
+    from lichen.server.app import ApiError, _error_response
+
+    rendered = _error_response(ApiError(status, code, message))
+    return httpx.Response(rendered.status_code, headers=dict(rendered.headers), content=rendered.body)
 
 
 def snapshot(name: str = "idx", n: int = 3, dim: int = 4) -> IndexSnapshot:
     matrix = np.eye(n, dim, dtype=np.float32)
     return IndexSnapshot(name=name, model_id="custom", dimension=dim, ids=[f"d{i}" for i in range(n)],
                          texts=["t"] * n, metadata=[{}] * n, matrix=matrix)
-
-
-def error(status: int, code: str, message: str = "nope", **extra) -> httpx.Response:
-    return httpx.Response(status, json={"error": {"code": code, "message": message, **extra}})
-
-
-def push_ok(request: httpx.Request) -> httpx.Response:
-    return httpx.Response(200, json={"job_id": "j1", "index_name": "idx", "doc_count": 3, "status": "completed",
-                                     "version": 2, "etag": read_manifest(request.content).etag})
 
 
 class Script:
@@ -68,23 +150,24 @@ class Script:
         return [r.method for r in self.requests]
 
 
-def store_for(script: Script, **options) -> HttpStore:
+def store_for(script: Script, project: Credentials | None = None, **options) -> HttpStore:
     options.setdefault("retries", FAST)
     transport = httpx.MockTransport(script)
-    return HttpStore("http://lichen.test", "prj_1", "lk_secret", transport=transport, async_transport=transport,
-                     cache=False, **options)
+    project = project or Credentials("prj_1", "lk_secret")
+    return HttpStore("http://lichen.test", project.project_id, project.project_key, transport=transport,
+                     async_transport=transport, cache=False, **options)
 
 
-def test_requests_carry_the_credentials():
-    script = Script(httpx.Response(200, json=PROJECT))
-    store_for(script).check_credentials()
-    assert script.requests[0].headers["authorization"] == "Bearer prj_1:lk_secret"
+def test_requests_carry_the_credentials(project, real):
+    script = Script(real)
+    store_for(script, project).check_credentials()
+    assert script.requests[0].headers["authorization"] == f"Bearer {project.project_id}:{project.project_key}"
     assert script.requests[0].url.path == "/v1/project"
 
 
-def test_idempotent_calls_are_retried_on_5xx_and_connection_errors():
-    script = Script(httpx.Response(503), httpx.ConnectError("refused"), error(500, "internal"), httpx.Response(200, json=PROJECT))
-    store_for(script).check_credentials()
+def test_idempotent_calls_are_retried_on_5xx_and_connection_errors(project, real):
+    script = Script(httpx.Response(503), httpx.ConnectError("refused"), server_error(500, ErrorCode.INTERNAL), real)
+    store_for(script, project).check_credentials()
     assert script.methods == ["GET"] * 4
 
 
@@ -95,86 +178,113 @@ def test_retries_give_up_with_network_error():
     assert len(script.requests) == 4  # one try and three repeats
 
 
-def test_a_definite_server_answer_is_not_retried():
-    script = Script(error(500, "corrupt_data", "stored index 'idx' is corrupt: bad"))
+def test_a_definite_server_answer_is_not_retried(project, real):
+    script = Script(server_error(500, ErrorCode.CORRUPT_DATA, "stored index 'idx' is corrupt: bad"))
     with pytest.raises(CorruptDataError, match="is corrupt"):
-        store_for(script).read("idx")
+        store_for(script, project).read("idx")
+    assert len(script.requests) == 1
+    script = Script(real)  # and a real answer: no such index
+    with pytest.raises(NotFoundError, match="'idx' not found"):
+        store_for(script, project).read("idx")
     assert len(script.requests) == 1
 
 
-def test_unconditional_push_is_not_retried_after_sending():
-    script = Script(httpx.Response(200, json=PROJECT), httpx.Response(503))
+def test_unconditional_push_is_not_retried_after_sending(project, real, direct):
+    script = Script(real, httpx.Response(503))
     with pytest.raises(NetworkError):
-        store_for(script).write(snapshot())
+        store_for(script, project).write(snapshot())
     assert script.methods == ["GET", "PUT"]
+    assert direct.list() == []
 
 
-def test_unconditional_push_is_retried_when_nothing_was_sent():
-    script = Script(httpx.Response(200, json=PROJECT), httpx.ConnectError("refused"), push_ok)
-    assert store_for(script).write(snapshot()).version == 2
+def test_unconditional_push_is_retried_when_nothing_was_sent(project, real):
+    script = Script(real, httpx.ConnectError("refused"), real)
+    assert store_for(script, project).write(snapshot()).version == 1
     assert script.methods == ["GET", "PUT", "PUT"]
 
 
-def test_conditional_push_is_retried_and_sends_its_condition():
-    script = Script(httpx.Response(200, json=PROJECT), httpx.Response(502), push_ok)
-    assert store_for(script).write(snapshot(), expected_version=1).version == 2
+def test_conditional_push_is_retried_and_sends_its_condition(project, real, direct):
+    create = Script(real, real)
+    assert store_for(create, project).write(snapshot(), expected_version=0).version == 1
+    assert create.requests[1].headers["if-none-match"] == "*"
+    script = Script(real, httpx.Response(502), real)
+    assert store_for(script, project).write(snapshot(), expected_version=1).version == 2
     assert [r.headers.get("if-match") for r in script.requests[1:]] == ['"1"', '"1"']
     assert script.requests[2].headers["content-length"] == str(len(script.requests[2].content))
-    create = Script(httpx.Response(200, json=PROJECT), push_ok)
-    store_for(create).write(snapshot(), expected_version=0)
-    assert create.requests[1].headers["if-none-match"] == "*"
+    assert direct.get_info("idx").version == 2
 
 
-def test_a_push_whose_answer_was_lost_is_recognised_as_applied():
-    applied: dict[str, str] = {}
-
-    def apply_then_drop(request):
-        applied["etag"] = read_manifest(request.content).etag
-        raise httpx.ReadError("connection reset")
-
-    def conflict(request):
-        return error(412, "conflict", "index 'idx' is at version 2, expected 1", current_version=2, current_etag=applied["etag"])
-
-    def info(request):
-        return httpx.Response(200, headers={"Lichen-Job-Id": "j9"}, json={
-            "name": "idx", "doc_count": 3, "model_id": "custom", "dimension": 4, "version": 2,
-            "created_at": "", "updated_at": "", "etag": applied["etag"], "size": 1,
-        })
-
-    script = Script(httpx.Response(200, json=PROJECT), apply_then_drop, conflict, info)
-    result = store_for(script).write(snapshot(), expected_version=1)
-    assert (result.version, result.job_id, result.status) == (2, "j9", "completed")
+def test_a_push_whose_answer_was_lost_is_recognised_as_applied(project, real, direct):
+    direct.write(snapshot(), expected_version=0)
+    applied: dict = {}
+    # The push is applied and its answer lost; the retry gets the real 412 naming the
+    # applied version's ETag, and the client asks the real server for the job.
+    script = Script(real, lost(real, applied), real, real)
+    result = store_for(script, project).write(snapshot(), expected_version=1)
+    assert applied["answer"].status_code == 200
+    pushed = applied["answer"].json()
+    assert (result.version, result.job_id, result.status) == (2, pushed["job_id"], "completed")
+    assert script.methods == ["GET", "PUT", "PUT", "GET"]
+    assert direct.get_info("idx").version == 2
 
 
-def test_a_real_conflict_after_a_retry_is_still_a_conflict():
-    script = Script(httpx.Response(200, json=PROJECT), httpx.Response(503),
-                    error(412, "conflict", "index 'idx' is at version 5, expected 1", current_version=5, current_etag="0" * 32))
-    with pytest.raises(ConflictError, match="version 5"):
-        store_for(script).write(snapshot(), expected_version=1)
+def test_a_real_conflict_after_a_retry_is_still_a_conflict(project, real, direct):
+    direct.write(snapshot(), expected_version=0)
+    direct.write(snapshot(n=2), expected_version=1)
+    script = Script(real, httpx.Response(503), real)
+    with pytest.raises(ConflictError, match="version 2, expected 1"):
+        store_for(script, project).write(snapshot(), expected_version=1)
+    assert direct.get_info("idx").doc_count == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "exception"),
+    [
+        (401, ErrorCode.UNAUTHORIZED, UnauthorizedError),
+        (404, ErrorCode.NOT_FOUND, NotFoundError),
+        (409, ErrorCode.CONFLICT, ConflictError),
+        (412, ErrorCode.CONFLICT, ConflictError),
+        (413, ErrorCode.LIMIT_EXCEEDED, LimitExceededError),
+        (422, ErrorCode.LIMIT_EXCEEDED, LimitExceededError),
+        (422, ErrorCode.INVALID_ARGUMENT, InvalidArgumentError),
+        (422, ErrorCode.CORRUPT_DATA, CorruptDataError),
+        (400, ErrorCode.INVALID_ARGUMENT, InvalidArgumentError),
+    ],
+)
+def test_error_responses_map_to_lichen_exceptions(status, code, exception):
+    """Each (status, code) of docs/protocol.md's table, as the server renders it."""
+    with pytest.raises(exception, match="the server's words"):
+        store_for(Script(server_error(status, code, "the server's words"))).get_info("x")
 
 
 @pytest.mark.parametrize(
     ("response", "exception", "match"),
-    [
-        (error(401, "unauthorized", "invalid project id or key"), UnauthorizedError, "invalid project id or key"),
-        (httpx.Response(401), UnauthorizedError, "HTTP 401"),
-        (error(404, "not_found", "index 'x' not found"), NotFoundError, "index 'x' not found"),
-        (error(409, "conflict", "busy"), ConflictError, "busy"),
-        (error(412, "conflict", "stale"), ConflictError, "stale"),
-        (error(413, "limit_exceeded", "too big"), LimitExceededError, "too big"),
-        (error(422, "limit_exceeded", "too many"), LimitExceededError, "too many"),
-        (error(422, "invalid_argument", "bad name"), InvalidArgumentError, "bad name"),
-        (error(422, "corrupt_data", "not an artifact"), CorruptDataError, "not an artifact"),
-        (httpx.Response(418), LichenError, "unexpected HTTP 418"),
-    ],
+    [(httpx.Response(401), UnauthorizedError, "HTTP 401"), (httpx.Response(418), LichenError, "unexpected HTTP 418")],
 )
-def test_error_responses_map_to_lichen_exceptions(response, exception, match):
+def test_bodiless_answers_map_by_status(response, exception, match):
+    """What a proxy in between might answer: no Lichen error body, only a status."""
     with pytest.raises(exception, match=match):
         store_for(Script(response)).get_info("x")
 
 
-def test_missing_index_on_delete_is_false_not_an_error():
-    assert store_for(Script(error(404, "not_found"))).delete("x") is False
+def test_real_error_answers_map_to_lichen_exceptions(server, project, real, direct):
+    direct.write(snapshot(), expected_version=0)
+    store = store_for(Script(real), Credentials(project.project_id, "lk_wrong"))
+    with pytest.raises(UnauthorizedError, match="invalid project id or key"):
+        store.get_info("idx")
+    with pytest.raises(NotFoundError, match="'nowhere' not found"):
+        store_for(Script(real), project).get_info("nowhere")
+    with pytest.raises(ConflictError, match="version 1, expected 7"):
+        store_for(Script(real, real), project).write(snapshot(), expected_version=7)
+    with pytest.raises(LimitExceededError, match="5001 documents"):  # the test server allows 5,000
+        store_for(Script(edited(real, lambda body: body["limits"].update(max_docs=10**6)), real), project).write(
+            snapshot_of("idx", 5001, dim=2)
+        )
+    assert direct.get_info("idx").version == 1
+
+
+def test_missing_index_on_delete_is_false_not_an_error(project, real):
+    assert store_for(Script(real), project).delete("x") is False
 
 
 def test_unexpected_bodies_are_network_errors():
@@ -182,39 +292,40 @@ def test_unexpected_bodies_are_network_errors():
         store_for(Script(httpx.Response(200, text="<html>proxy error</html>"))).list()
 
 
-def test_server_speaking_another_protocol_is_refused():
+def test_server_speaking_another_protocol_is_refused(project, real):
+    speaks_2 = edited(real, lambda body: body.update(protocol=2))
     with pytest.raises(LichenError, match="protocol 2"):
-        store_for(Script(httpx.Response(200, json={**PROJECT, "protocol": 2}))).check_credentials()
+        store_for(Script(speaks_2), project).check_credentials()
 
 
-def test_limits_are_checked_before_uploading():
-    small = {**PROJECT, "limits": {"max_body_bytes": 100, "max_docs": 2}}
-    script = Script(httpx.Response(200, json=small))
+def test_limits_are_checked_before_uploading(project, real):
+    script = Script(edited(real, lambda body: body.update(limits={"max_body_bytes": 100, "max_docs": 2})))
     with pytest.raises(LimitExceededError, match="at most 100"):
-        store_for(script).write(snapshot())
+        store_for(script, project).write(snapshot())
     assert script.methods == ["GET"]
 
 
-def test_async_face_shares_the_logic_and_survives_several_event_loops():
-    script = Script(httpx.Response(503), httpx.Response(200, json=PROJECT), httpx.Response(200, json={"indexes": []}))
-    store = store_for(script)
+def test_async_face_shares_the_logic_and_survives_several_event_loops(project, real):
+    script = Script(httpx.Response(503), real, real)
+    store = store_for(script, project)
     asyncio.run(store.acheck_credentials())
     assert asyncio.run(store.alist()) == []  # a second asyncio.run: a new loop, a new AsyncClient
     assert script.methods == ["GET", "GET", "GET"]
 
 
-def test_progress_bar_only_where_wanted(monkeypatch, capsys):
+def test_progress_bar_only_where_wanted(monkeypatch, capsys, project, real):
     monkeypatch.setenv("LICHEN_PROGRESS", "0")
     assert progress_wanted(None) is False
     assert progress_wanted(True) is True
     monkeypatch.delenv("LICHEN_PROGRESS")
     assert progress_wanted(None) is False  # pytest's stderr is not a TTY
 
-    script = Script(httpx.Response(200, json=PROJECT), push_ok)
-    store_for(script, progress=True).write(snapshot(n=3000, dim=1000))  # 12 MB
+    big = snapshot_of("idx", 3000, dim=1000)  # 12 MB
+    script = Script(real, real)
+    store_for(script, project, progress=True).write(big)
     assert "push idx" in capsys.readouterr().err
-    quiet = Script(httpx.Response(200, json=PROJECT), push_ok)
-    store_for(quiet).write(snapshot(n=3000, dim=1000))
+    quiet = Script(real, real)
+    assert store_for(quiet, project).write(big).version == 2
     assert capsys.readouterr().err == ""
 
 
@@ -228,46 +339,51 @@ def test_configuration_objects():
         HttpStore("ftp://x", "p", "k")
 
 
-def test_requests_name_indexes_safely():
-    script = Script(error(404, "not_found"))
-    with pytest.raises(NotFoundError):
-        store_for(script).get_info("a b?c#d%")
+def test_requests_name_indexes_safely(project, real):
+    script = Script(real)
+    with pytest.raises(NotFoundError, match="'a b\\?c#d%' not found"):
+        store_for(script, project).get_info("a b?c#d%")
     assert script.requests[0].url.raw_path == b"/v1/indexes/a%20b%3Fc%23d%25"
     with pytest.raises(InvalidArgumentError):
         store_for(Script()).get_info("../etc")
 
 
-def test_delete_documents_sends_json():
-    script = Script(httpx.Response(200, json={"job_id": "j", "index_name": "i", "deleted": 2, "doc_count": 1, "version": 3}))
-    assert store_for(script).delete_documents("i", ["a", "b"]) == 2
+def test_delete_documents_sends_json(project, real, direct):
+    stored = snapshot_of("i", 3, dim=4)
+    stored.ids = ["a", "b", "c"]
+    direct.write(stored)
+    script = Script(real)
+    assert store_for(script, project).delete_documents("i", ["a", "b"]) == 2
     assert json.loads(script.requests[0].content) == {"ids": ["a", "b"]}
+    assert [d.id for d in direct.get_documents("i")] == ["c"]
     with pytest.raises(InvalidArgumentError):
         store_for(Script()).delete_documents("i", "a")
 
 
-def test_long_id_lists_are_split_across_requests():
-    def answer(request):
-        ids = request.url.params.get_list("ids")
-        assert len(str(request.url)) < 8000
-        return httpx.Response(200, json={"index_name": "i", "version": 1,
-                                         "docs": [{"id": i, "text": i.upper()} for i in ids]})
-
+def test_long_id_lists_are_split_across_requests(project, real, direct):
     ids = [f"document-number-{n:05d}" for n in range(2000)]
+    stored = snapshot_of("i", len(ids), dim=2)
+    stored.ids = ids
+    direct.write(stored)
+
+    def answer(request):
+        assert len(str(request.url)) < 8000
+        return real(request)
+
     script = Script(*[answer] * 20)
-    docs = store_for(script).get_documents("i", ids)
+    docs = store_for(script, project).get_documents("i", ids)
     assert [d.id for d in docs] == ids and len(script.requests) > 5
-    assert store_for(Script()).get_documents("i", []) == []
+    assert [d.text for d in docs[:2]] == ["text 0", "text 1"]
+    assert store_for(Script(), project).get_documents("i", []) == []
 
 
-def test_an_unwritable_download_cache_degrades_to_no_cache(tmp_path, monkeypatch):
+def test_an_unwritable_download_cache_degrades_to_no_cache(tmp_path, monkeypatch, project, real, direct):
+    direct.write(snapshot())
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("a file where the cache directory should be")
-    body = encode_artifact(snapshot()).to_bytes()
-    transport = httpx.MockTransport(
-        lambda request: httpx.Response(200, stream=httpx.ByteStream(body), headers={"ETag": '"e"'})
-    )
-    store = HttpStore("http://lichen.test", "prj_1", "lk_secret", transport=transport, async_transport=transport,
-                      cache_dir=blocker, retries=FAST)
+    transport = httpx.MockTransport(real)
+    store = HttpStore("http://lichen.test", project.project_id, project.project_key, transport=transport,
+                      async_transport=transport, cache_dir=blocker, retries=FAST)
     with pytest.warns(RuntimeWarning, match="download cache .* cannot be used") as warned:
         assert store.read("idx").ids == ["d0", "d1", "d2"]
         assert store.read("idx").ids == ["d0", "d1", "d2"]
@@ -282,15 +398,6 @@ def test_an_unwritable_download_cache_degrades_to_no_cache(tmp_path, monkeypatch
 
 
 # ---------------------------------------------------------------- against a real lichen serve
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    from server_helpers import Deployment
-
-    deployed = Deployment("fs", tmp_path_factory.mktemp("http-store"), None)
-    yield deployed.server
-    deployed.stop()
-
-
 def _roundtrip(client) -> None:
     from lichen import DocumentInfo
 
