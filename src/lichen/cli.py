@@ -67,6 +67,19 @@ def _limits(args: argparse.Namespace) -> Any:
     return Limits(
         max_body_bytes=args.max_body_bytes if args.max_body_bytes is not None else defaults.max_body_bytes,
         max_docs=args.max_docs if args.max_docs is not None else defaults.max_docs,
+        max_running_merges=args.max_running_merges or defaults.max_running_merges,
+        max_queued_merges=args.max_queued_merges if args.max_queued_merges is not None else defaults.max_queued_merges,
+    )
+
+
+def _compaction(args: argparse.Namespace) -> Any:
+    from .server.compaction import CompactionPolicy
+
+    defaults = CompactionPolicy()
+    return CompactionPolicy(
+        min_docs=args.compact_min_docs if args.compact_min_docs is not None else defaults.min_docs,
+        edit_fraction=args.compact_edit_fraction if args.compact_edit_fraction is not None else defaults.edit_fraction,
+        enabled=not args.no_compaction,
     )
 
 
@@ -85,7 +98,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise LichenError(f"the server needs the 'server' extra: pip install 'lichen[server]' ({exc})") from None
     storage = _storage(args)
     limits = _limits(args)
-    app = create_app(ServerConfig(storage=storage, limits=limits))
+    app = create_app(ServerConfig(storage=storage, limits=limits, compaction=_compaction(args)))
     print(
         f"lichen: serving on http://{args.host}:{args.port} (storage: {storage.describe()}; "
         f"max body {limits.max_body_bytes} bytes, max {limits.max_docs} docs per index)",
@@ -388,6 +401,23 @@ def build_parser() -> argparse.ArgumentParser:
     _add_storage_options(serve)
     serve.add_argument("--max-body-bytes", type=int, default=None, help="largest request body (default 1 GiB)")
     serve.add_argument("--max-docs", type=int, default=None, help="most documents per index (default 1,000,000)")
+    serve.add_argument(
+        "--max-running-merges", type=int, default=None,
+        help="index rewrites (merges, deletes, push checks) run at once (default 2); more wait their turn",
+    )
+    serve.add_argument(
+        "--max-queued-merges", type=int, default=None,
+        help="rewrites that may wait for their turn (default 32); beyond, 503 with Retry-After",
+    )
+    serve.add_argument(
+        "--compact-min-docs", type=int, default=None,
+        help="rebuild the graph of indexes from this many documents when it is missing or worn (default 50,000)",
+    )
+    serve.add_argument(
+        "--compact-edit-fraction", type=float, default=None,
+        help="rebuild a graph once its pending edits exceed this share of the documents (default 0.01)",
+    )
+    serve.add_argument("--no-compaction", action="store_true", help="never rebuild graphs on the server")
     serve.add_argument(
         "--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"],
         help="server log verbosity (default: %(default)s)",

@@ -36,6 +36,8 @@ from .._errors import (
 )
 from ..artifact import MEDIA_TYPE
 from .auth import Authenticator
+from .compaction import CompactionPolicy
+from .merge_queue import ServerBusyError
 from .protocol import (
     API_PREFIX,
     HEADER_CREATED_AT,
@@ -76,6 +78,7 @@ _SHOWN_HEADER_CHARS = 40
 class ServerConfig:
     storage: Storage
     limits: Limits = field(default_factory=Limits)
+    compaction: CompactionPolicy = field(default_factory=CompactionPolicy)
 
 
 class ApiError(Exception):
@@ -112,6 +115,8 @@ def _to_api_error(exc: Exception, request: Request) -> ApiError:
     conditional = "if-match" in request.headers or "if-none-match" in request.headers
     if isinstance(exc, ApiError):
         return exc
+    if isinstance(exc, ServerBusyError):
+        return ApiError(503, ErrorCode.INTERNAL, str(exc))
     if isinstance(exc, UnauthorizedError):
         return ApiError(401, ErrorCode.UNAUTHORIZED, str(exc))
     if isinstance(exc, NotFoundError):
@@ -243,7 +248,7 @@ def create_app(config: ServerConfig) -> Starlette:
     """Build the ASGI app over ``config.storage``."""
     storage = config.storage
     limits = config.limits
-    service = IndexService(storage, limits)
+    service = IndexService(storage, limits, config.compaction)
     authenticator = Authenticator(storage)
     spool_budget = _SpoolBudget(limits.spool_budget)
     private_paths = _private_paths(storage)

@@ -46,7 +46,7 @@ from .storage import (
     Storage,
     StoredArtifact,
     Upload,
-    next_head,
+    head_for,
     storage_key,
     sweep_spool,
 )
@@ -188,6 +188,7 @@ class FileStorage(Storage):
         *,
         expected_version: int | None,
         job_id: str,
+        replacing: IndexHead | None = None,
     ) -> IndexHead:
         directory = self._index_dir(project_id, name)
         upload.finish()
@@ -195,8 +196,9 @@ class FileStorage(Storage):
             # Created under the lock: a delete removes the directory under the same lock.
             directory.mkdir(parents=True, exist_ok=True)
             current = self._read_head(directory)
-            head = next_head(
-                current, name, manifest, self.new_object_name(), expected_version=expected_version, job_id=job_id
+            head = head_for(
+                current, name, manifest, self.new_object_name(), expected_version=expected_version, job_id=job_id,
+                replacing=replacing,
             )
             os.replace(upload.path, directory / head.object)
             _write_atomic(directory / _HEAD, head.to_json())  # the commit point

@@ -43,7 +43,7 @@ from .storage import (
     Storage,
     StoredArtifact,
     Upload,
-    next_head,
+    head_for,
     storage_key,
     sweep_spool,
 )
@@ -240,14 +240,16 @@ class S3Storage(Storage):
         *,
         expected_version: int | None,
         job_id: str,
+        replacing: IndexHead | None = None,
     ) -> IndexHead:
         prefix = self._index_prefix(project_id, name)
         upload.finish()
         with self._lock(project_id, name):
             current, etag = self._head_and_etag(project_id, name)
             # Refuse a stale conditional write before paying for the upload.
-            head = next_head(
-                current, name, manifest, self.new_object_name(), expected_version=expected_version, job_id=job_id
+            head = head_for(
+                current, name, manifest, self.new_object_name(), expected_version=expected_version, job_id=job_id,
+                replacing=replacing,
             )
             self.client.upload_file(
                 str(upload.path), self.bucket, prefix + head.object, Config=self._transfer,
@@ -260,8 +262,9 @@ class S3Storage(Storage):
                         break
                     current, etag = self._head_and_etag(project_id, name)
                     # Another replica won the race: re-check against what it published.
-                    head = next_head(
-                        current, name, manifest, head.object, expected_version=expected_version, job_id=job_id
+                    head = head_for(
+                        current, name, manifest, head.object, expected_version=expected_version, job_id=job_id,
+                        replacing=replacing,
                     )
                 else:
                     raise ConflictError(f"index {name!r} is being written by others; retry")

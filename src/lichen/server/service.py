@@ -4,15 +4,23 @@ document batches, answering reads. Blocking code, run by the app in worker threa
 raises :mod:`lichen` errors that the app turns into status codes.
 
 The server never embeds: pushed artifacts are stored byte for byte as uploaded, and
-document batches arrive with their vectors already computed by the client.
+document batches arrive with their vectors already computed by the client. Merges and
+deletes stream the new artifact from the stored one (:mod:`lichen.server.rewrite`),
+one at a time per index and a few at a time per server (:mod:`lichen.server.merge_queue`),
+and queue a compaction when the index needs a fresh graph
+(:mod:`lichen.server.compaction`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import mmap
 import os
+import random
+import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -21,20 +29,54 @@ from typing import Any
 
 import numpy as np
 
-from .._errors import ConflictError, CorruptDataError, InvalidArgumentError, LimitExceededError, NotFoundError
+from .._errors import (
+    ConflictError,
+    CorruptDataError,
+    InvalidArgumentError,
+    LimitExceededError,
+    NotFoundError,
+)
 from .._graph_edits import GraphEdits
-from ..artifact import HEADER_SIZE, MAGIC, ArtifactManifest, ArtifactSource, encode_artifact, read_artifact, read_manifest
+from ..artifact import (
+    HEADER_SIZE,
+    MAGIC,
+    ArtifactManifest,
+    ArtifactSource,
+    encode_artifact,
+    read_artifact,
+    read_manifest,
+)
 from ..snapshot_checks import check_snapshot
 from ..stores._base import IndexSnapshot
 from ..stores.local import validate_index_name
-from .protocol import AddDocsResultModel, DeleteDocsResultModel, DocsModel, DocumentModel, JobModel
+from .compaction import CompactionPolicy, Compactor
+from .merge_queue import MergeQueue, ServerBusyError
+from .protocol import (
+    AddDocsResultModel,
+    DeleteDocsResultModel,
+    DocsModel,
+    DocumentModel,
+    JobModel,
+)
+from .rewrite import (
+    Rewrite,
+    StoredIndex,
+    open_stored,
+    plan_delete,
+    plan_upsert,
+    write_rewrite,
+)
 from .storage import IndexConflict, IndexHead, Storage, StoredArtifact, Upload, utc_now
 
 __all__ = ["Limits", "IndexService", "InvalidUploadError", "merge_upsert"]
 
 logger = logging.getLogger(__name__)
 
-_MERGE_ATTEMPTS = 5
+# An unconditional write that keeps losing the race to publish (to other replicas: within
+# one process, writes to an index queue for each other) tries again, with jittered
+# exponential backoff, until this deadline.
+_RETRY_DEADLINE_S = 30.0
+_BACKOFF_S, _MAX_BACKOFF_S = 0.02, 1.0
 
 
 @dataclass(frozen=True)
@@ -52,6 +94,14 @@ class Limits:
     once (503 with ``Retry-After`` beyond, which clients retry); ``None``: four bodies
     of ``max_body_bytes``."""
 
+    max_running_merges: int = 2
+    """Index rewrites (merges, deletes, pushes' checks, compactions' publishing) that run
+    at once in one server process; each holds a bounded amount of memory."""
+    max_queued_merges: int = 32
+    """Rewrites that may wait for their turn (503 with ``Retry-After`` beyond)."""
+    max_merge_wait_s: float = 30.0
+    """Longest a rewrite waits for its turn before it is refused with 503."""
+
     @property
     def spool_budget(self) -> int:
         return self.max_spool_bytes if self.max_spool_bytes is not None else 4 * self.max_body_bytes
@@ -64,7 +114,9 @@ class InvalidUploadError(CorruptDataError):
 # The server never opens a stored approximate-search graph (usearch trusts what it maps,
 # and a graph comes from a client). A merge or delete writes down the graph edits it
 # implies for the next reader to apply (_graph_edits), or drops the graph once the edits
-# outgrow it, and the next client to load the index builds a fresh one.
+# outgrow it; a compaction (lichen.server.compaction) then builds a fresh one. These two
+# functions are the decoding form of what lichen.server.rewrite streams: formats 1 and 2
+# are merged with them, and tests compare the two byte for byte.
 _WITHOUT_GRAPH: dict[str, Any] = {
     "keys": None, "graph": None, "graph_tombstones": 0, "graph_removals": None, "graph_insertions": None,
     "graph_release": None,
@@ -144,10 +196,61 @@ def remove_docs(current: IndexSnapshot, doomed: set[str]) -> tuple[IndexSnapshot
     return kept, deleted
 
 
+def _merge_checked(current: IndexSnapshot, batch: IndexSnapshot, max_docs: int) -> tuple[IndexSnapshot, int, int]:
+    """:func:`merge_upsert` after the checks :func:`lichen.server.rewrite.plan_upsert`
+    makes (same messages), for artifacts of formats 1 and 2."""
+    if not batch.doc_count:
+        return current, 0, 0
+    name = current.name
+    if batch.model_id != current.model_id:
+        raise InvalidArgumentError(
+            f"index {name!r} uses model {current.model_id!r}; the documents were embedded with {batch.model_id!r}"
+        )
+    if current.doc_count and batch.dimension != current.dimension:
+        raise InvalidArgumentError(f"index {name!r} has dimension {current.dimension}; the documents have {batch.dimension}")
+    merged, added, updated = merge_upsert(current, batch)
+    if merged.doc_count > max_docs:
+        raise LimitExceededError(
+            f"index {name!r} would hold {merged.doc_count} documents; this server allows {max_docs} per index"
+        )
+    return merged, added, updated
+
+
+def _add_result(name: str, head: IndexHead, outcome: Any) -> AddDocsResultModel:
+    if isinstance(outcome, BaseException):
+        raise outcome
+    added, updated = outcome
+    return AddDocsResultModel(
+        job_id=head.job_id, index_name=name, added=added, updated=updated, doc_count=head.doc_count,
+        version=head.version,
+    )
+
+
+@dataclass(eq=False)
+class _QueuedBatch:
+    """An unconditional document batch waiting for its index's turn, and then what
+    became of it (whoever had the turn may have merged it along with its own)."""
+
+    batch: IndexSnapshot
+    done: threading.Event = dataclasses.field(default_factory=threading.Event)
+    outcome: Any = None
+
+    def result(self) -> AddDocsResultModel:
+        if isinstance(self.outcome, BaseException):
+            raise self.outcome
+        return self.outcome
+
+
 class IndexService:
-    def __init__(self, storage: Storage, limits: Limits | None = None) -> None:
+    def __init__(
+        self, storage: Storage, limits: Limits | None = None, compaction: CompactionPolicy | None = None
+    ) -> None:
         self.storage = storage
-        self.limits = limits or Limits()
+        self.limits = limits = limits or Limits()
+        self.merges = MergeQueue(limits.max_running_merges, limits.max_queued_merges, limits.max_merge_wait_s)
+        self.compactor = Compactor(storage, self.merges, compaction)
+        self._queued: dict[tuple[str, str], list[_QueuedBatch]] = {}
+        self._queued_lock = threading.Lock()
 
     # ---- checks
     def inspect_upload(self, upload: Upload, name: str) -> tuple[ArtifactManifest, IndexSnapshot]:
@@ -183,40 +286,88 @@ class IndexService:
     # ---- writes
     def push(self, project_id: str, name: str, upload: Upload, *, expected_version: int | None) -> IndexHead:
         validate_index_name(name)
-        manifest, _ = self.inspect_upload(upload, name)
-        head = self.storage.publish(
-            project_id, name, upload, manifest, expected_version=expected_version, job_id=uuid.uuid4().hex
-        )
+        # Checking an upload decodes it whole: it takes a turn like a merge, which bounds
+        # how many are decoded at once.
+        with self.merges.slot((project_id, name)):
+            manifest, _ = self.inspect_upload(upload, name)
+            head = self.storage.publish(
+                project_id, name, upload, manifest, expected_version=expected_version, job_id=uuid.uuid4().hex
+            )
         self._record_job(project_id, "push", head)
+        self.compactor.consider(project_id, name, manifest)
         return head
 
     def add_docs(
         self, project_id: str, name: str, upload: Upload, *, expected_version: int | None
     ) -> AddDocsResultModel:
+        """Upsert the uploaded batch. Conditional batches are merged alone; unconditional
+        ones queue for the index's turn, and whoever gets it merges every batch queued
+        for the index by then, in arrival order, in one rewrite and one publish (their
+        callers share its version): under contention, throughput grows with the queue
+        instead of each write copying the index once."""
         validate_index_name(name)
         _, batch = self.inspect_upload(upload, name)
+        if expected_version is not None:
+            head, outcomes = self._merge_batches(project_id, name, [batch], expected_version)
+            return _add_result(name, head, outcomes[0])
+        key = (project_id, name)
+        queued = _QueuedBatch(batch)
+        with self._queued_lock:
+            self._queued.setdefault(key, []).append(queued)
+        try:
+            with self.merges.slot(key):
+                if not queued.done.is_set():  # nobody merged it yet: merge every batch queued
+                    with self._queued_lock:
+                        group = self._queued.pop(key)
+                    self._merge_group(project_id, name, group)
+        except ServerBusyError:
+            with self._queued_lock:
+                waiting = self._queued.get(key, [])
+                if queued in waiting:  # nobody took it: it is refused, nothing was written
+                    waiting.remove(queued)
+                    if not waiting:
+                        del self._queued[key]
+                    raise
+            queued.done.wait()  # whoever holds the turn took it along: its outcome stands
+        return queued.result()
 
-        def change(current: IndexSnapshot) -> tuple[IndexSnapshot, tuple[int, int]] | None:
-            if batch.doc_count == 0:
-                return None
-            if batch.model_id != current.model_id:
-                raise InvalidArgumentError(
-                    f"index {name!r} uses model {current.model_id!r}; the documents were embedded with {batch.model_id!r}"
-                )
-            if current.doc_count and batch.dimension != current.dimension:
-                raise InvalidArgumentError(
-                    f"index {name!r} has dimension {current.dimension}; the documents have {batch.dimension}"
-                )
-            merged, added, updated = merge_upsert(current, batch)
-            self.check_doc_count(name, merged.doc_count)
-            return merged, (added, updated)
+    def _merge_group(self, project_id: str, name: str, group: list[_QueuedBatch]) -> None:
+        try:
+            head, outcomes = self._merge_batches(project_id, name, [q.batch for q in group], None, in_turn=True)
+            for queued, outcome in zip(group, outcomes):
+                queued.outcome = outcome if isinstance(outcome, BaseException) else _add_result(name, head, outcome)
+        except BaseException as exc:
+            for queued in group:
+                queued.outcome = exc
+            raise
+        finally:
+            for queued in group:
+                queued.done.set()
 
-        head, outcome = self._rewrite(project_id, name, "add_docs", change, expected_version)
-        added, updated = outcome or (0, 0)
-        return AddDocsResultModel(
-            job_id=head.job_id, index_name=name, added=added, updated=updated,
-            doc_count=head.doc_count, version=head.version,
-        )
+    def _merge_batches(
+        self, project_id: str, name: str, batches: list[IndexSnapshot], expected_version: int | None,
+        *, in_turn: bool = False,
+    ) -> tuple[IndexHead, list[Any]]:
+        """Upsert ``batches`` in one rewrite: the head after it and each batch's outcome,
+        ``(added, updated)`` or the error refusing that batch alone."""
+
+        def streamed(stored: StoredIndex) -> tuple[Rewrite | None, list[Any]]:
+            return plan_upsert(stored, batches, max_docs=self.limits.max_docs)
+
+        def decoded(current: IndexSnapshot) -> tuple[IndexSnapshot | None, list[Any]]:
+            outcomes: list[Any] = []
+            merged: IndexSnapshot | None = None
+            for batch in batches:
+                try:
+                    merged_now, added, updated = _merge_checked(merged or current, batch, self.limits.max_docs)
+                except InvalidArgumentError as exc:
+                    outcomes.append(exc)
+                    continue
+                merged = merged_now if batch.doc_count else merged
+                outcomes.append((added, updated))
+            return merged, outcomes
+
+        return self._rewrite(project_id, name, "add_docs", streamed, decoded, expected_version, in_turn=in_turn)
 
     def delete_docs(
         self, project_id: str, name: str, ids: Sequence[str], *, expected_version: int | None
@@ -224,11 +375,14 @@ class IndexService:
         validate_index_name(name)
         doomed = set(ids)
 
-        def change(current: IndexSnapshot) -> tuple[IndexSnapshot, int] | None:
+        def decoded(current: IndexSnapshot) -> tuple[IndexSnapshot | None, int]:
             kept, deleted = remove_docs(current, doomed)
-            return (kept, deleted) if deleted else None
+            return (kept if deleted else None), deleted
 
-        head, deleted = self._rewrite(project_id, name, "delete_docs", change, expected_version)
+        def streamed(stored: StoredIndex) -> tuple[Rewrite | None, int]:
+            return plan_delete(stored, doomed) or (None, 0)
+
+        head, deleted = self._rewrite(project_id, name, "delete_docs", streamed, decoded, expected_version)
         return DeleteDocsResultModel(
             job_id=head.job_id, index_name=name, deleted=deleted or 0, doc_count=head.doc_count, version=head.version
         )
@@ -237,39 +391,81 @@ class IndexService:
         validate_index_name(name)
         return self.storage.delete(project_id, name, expected_version=expected_version)
 
-    def _rewrite(self, project_id: str, name: str, kind: str, change: Any, expected_version: int | None) -> tuple[IndexHead, Any]:
-        """Read-modify-publish with optimistic concurrency: conditional on the version read,
-        retried when another writer got in first (unless the caller pinned a version)."""
-        for attempt in range(_MERGE_ATTEMPTS):
-            head, current = self.read(project_id, name)
+    def _rewrite(
+        self, project_id: str, name: str, kind: str, streamed: Any, decoded: Any, expected_version: int | None,
+        *, in_turn: bool = False,
+    ) -> tuple[IndexHead, Any]:
+        """Read-modify-publish of one index, in its turn (:class:`MergeQueue`; ``in_turn``:
+        the caller has it), conditional on the version read. ``streamed(stored)`` plans the
+        new artifact from the stored one (:mod:`lichen.server.rewrite`);
+        ``decoded(snapshot)`` changes an artifact of format 1 or 2, decoded whole. Either
+        returns ``(new, outcome)``, ``new`` being ``None`` when nothing changes (no new
+        version); returns the head after the write and ``outcome``.
+
+        A caller who pinned a version gets :class:`IndexConflict` if it moved. A write
+        without a condition is never refused for contention alone: within this process,
+        writes to the index wait for each other; a race lost to another replica is run
+        again, with backoff, until a deadline, and only then refused with a message that
+        says so."""
+        deadline = time.monotonic() + _RETRY_DEADLINE_S
+        lost = 0
+        with contextlib.nullcontext() if in_turn else self.merges.slot((project_id, name)):
+            while True:
+                try:
+                    return self._rewrite_once(project_id, name, kind, streamed, decoded, expected_version)
+                except IndexConflict:
+                    if expected_version is not None:
+                        raise
+                    lost += 1
+                    if time.monotonic() >= deadline:
+                        raise ConflictError(
+                            f"index {name!r} kept changing while this write was being applied: it lost the race "
+                            f"to publish {lost} times in {_RETRY_DEADLINE_S:g} s to other servers sharing the "
+                            "storage; nothing was written, retry"
+                        ) from None
+                    time.sleep(min(_MAX_BACKOFF_S, _BACKOFF_S * 2 ** min(lost, 10)) * random.uniform(0.5, 1.5))
+
+    def _rewrite_once(
+        self, project_id: str, name: str, kind: str, streamed: Any, decoded: Any, expected_version: int | None
+    ) -> tuple[IndexHead, Any]:
+        with self.storage.open_artifact(project_id, name) as stored:
+            head = stored.head
             if expected_version is not None and head.version != expected_version:
                 raise IndexConflict(f"index {name!r} is at version {head.version}, expected {expected_version}", head)
-            current.version = head.version
-            changed = change(current)
-            if changed is None:
-                return head, None  # nothing to do: no new version
-            snapshot, outcome = changed
-            snapshot = dataclasses.replace(
-                snapshot, version=head.version + 1, created_at=head.created_at, updated_at=utc_now()
-            )
-            encoded = encode_artifact(snapshot)
             upload = self.storage.new_upload()
             try:
-                for chunk in encoded:
-                    upload.write(chunk)
+                try:
+                    source = open_stored(stored.seekable())
+                    if source is not None:
+                        rewrite, outcome = streamed(source)
+                        if rewrite is None:
+                            return head, outcome  # nothing to do: no new version
+                        manifest = write_rewrite(
+                            rewrite, upload.file, version=head.version + 1, created_at=head.created_at,
+                            updated_at=utc_now(),
+                        )
+                    else:
+                        current = read_artifact(stored.seekable())
+                        current.version = head.version
+                        snapshot, outcome = decoded(current)
+                        if snapshot is None:
+                            return head, outcome
+                        encoded = encode_artifact(dataclasses.replace(
+                            snapshot, version=head.version + 1, created_at=head.created_at, updated_at=utc_now()
+                        ))
+                        for chunk in encoded:
+                            upload.write(chunk)
+                        manifest = encoded.manifest
+                except CorruptDataError as exc:
+                    raise CorruptDataError(f"stored index {name!r} is corrupt: {_plain(exc)}") from None
                 new_head = self.storage.publish(
-                    project_id, name, upload, encoded.manifest, expected_version=head.version,
-                    job_id=uuid.uuid4().hex,
+                    project_id, name, upload, manifest, expected_version=head.version, job_id=uuid.uuid4().hex
                 )
-            except IndexConflict:
-                if expected_version is not None or attempt == _MERGE_ATTEMPTS - 1:
-                    raise
-                continue
             finally:
                 upload.discard()
-            self._record_job(project_id, kind, new_head)
-            return new_head, outcome
-        raise ConflictError(f"index {name!r} is being written by others; retry")  # pragma: no cover
+        self._record_job(project_id, kind, new_head)
+        self.compactor.consider(project_id, name, manifest)
+        return new_head, outcome
 
     # ---- reads
     def info(self, project_id: str, name: str) -> IndexHead:

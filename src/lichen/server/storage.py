@@ -53,6 +53,7 @@ __all__ = [
     "utc_now",
     "next_head",
     "sweep_spool",
+    "head_for",
 ]
 
 DOWNLOAD_CHUNK = 1 << 20
@@ -132,6 +133,29 @@ def next_head(
         updated_at=now,
         job_id=job_id,
     )
+
+
+def head_for(
+    current: IndexHead | None,
+    name: str,
+    manifest: ArtifactManifest,
+    object_name: str,
+    *,
+    expected_version: int | None,
+    job_id: str,
+    replacing: IndexHead | None = None,
+) -> IndexHead:
+    """What publishing produces: :func:`next_head`, or with ``replacing`` (a compaction:
+    the same documents with a new graph) the head ``replacing`` was, naming the new
+    artifact under the same version, and only while ``replacing`` is still current (same
+    version and ETag): a compaction never overwrites a newer version, and clients holding
+    that version can still write to it."""
+    if replacing is None:
+        return next_head(current, name, manifest, object_name, expected_version=expected_version, job_id=job_id)
+    if current is None or current.version != replacing.version or current.etag != replacing.etag:
+        now = "deleted" if current is None else f"at version {current.version}"
+        raise IndexConflict(f"index {name!r} changed (now {now}) since version {replacing.version} was read", current)
+    return dataclasses.replace(current, object=object_name, etag=manifest.etag, size=manifest.size)
 
 
 class Upload:
@@ -285,9 +309,12 @@ class Storage(ABC):
         *,
         expected_version: int | None,
         job_id: str,
+        replacing: IndexHead | None = None,
     ) -> IndexHead:
         """Make ``upload`` (verified, described by ``manifest``) the current version,
-        atomically; :class:`IndexConflict` if ``expected_version`` is stale."""
+        atomically; :class:`IndexConflict` if ``expected_version`` is stale. With
+        ``replacing``, the upload takes the place of that head's artifact under the same
+        version, if it is still current (see :func:`head_for`)."""
 
     @abstractmethod
     def delete(self, project_id: str, name: str, *, expected_version: int | None = None) -> bool: ...
