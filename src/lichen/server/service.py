@@ -155,7 +155,8 @@ def merge_upsert(current: IndexSnapshot, batch: IndexSnapshot) -> tuple[IndexSna
     dimension = current.dimension if current.doc_count else batch.dimension
     n = current.doc_count
     matrix = np.empty((len(ids), dimension), dtype=np.float32)
-    matrix[:n] = current.matrix
+    if n:  # an empty index may have no dimension yet: its matrix is (0, 0)
+        matrix[:n] = current.matrix
     if updated_at:
         matrix[updated_at] = batch.matrix[updated_from]
     if added_from:
