@@ -16,9 +16,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from server_helpers import Deployment, shared_moto
-from test_approximate import assert_graph_matches_scan, clustered, core_with, make_docs
+from test_approximate import assert_graph_matches_scan, clustered, core_with
 
-from lichen import CorruptDataError, DocumentInfo, InvalidArgumentError, LimitExceededError
+from lichen import (
+    CorruptDataError,
+    DocumentInfo,
+    InvalidArgumentError,
+    LimitExceededError,
+)
 from lichen._engine import IndexCore
 from lichen._graph import VectorGraph
 from lichen.artifact import encode_artifact, read_artifact, read_manifest
