@@ -55,7 +55,7 @@ def to_lichen_filter(filters: dict[str, Any] | None) -> dict[str, Any] | None:
         return None
     if not isinstance(filters, dict):
         raise FilterError(f"filters must be a dict, got {type(filters).__name__}")
-    if "field" not in filters and "conditions" not in filters:
+    if not {"field", "operator", "conditions"} & filters.keys():
         raise FilterError(
             f"invalid filter {filters!r}: expected a comparison (field, operator, value) or a logic "
             "condition (operator, conditions); see https://docs.haystack.deepset.ai/docs/metadata-filtering"
