@@ -61,6 +61,7 @@ def check_documents(docs: Sequence[DocumentInfo]) -> None:
 #: What other libraries call a QueryOptions field (LangChain's ``k``, LlamaIndex's
 #: ``similarity_top_k`` and ``filters``), suggested when a dict uses one.
 _OPTION_ALIASES = {"k": "top_k", "similarity_top_k": "top_k", "filters": "filter", "where": "filter"}
+_OPTION_NAMES = {f.name: None for f in dataclasses.fields(QueryOptions)}  # ordered, O(1) lookup
 
 
 def as_query_options(options: QueryOptions | Mapping[str, Any] | None) -> QueryOptions:
@@ -74,9 +75,9 @@ def as_query_options(options: QueryOptions | Mapping[str, Any] | None) -> QueryO
         return QueryOptions()
     if not isinstance(options, Mapping):
         raise InvalidArgumentError(f"options must be a QueryOptions or a dict, got {type(options).__name__}")
-    names = [f.name for f in dataclasses.fields(QueryOptions)]
-    unknown = [key for key in options if key not in names]
+    unknown = [key for key in options if key not in _OPTION_NAMES]
     if unknown:
+        names = list(_OPTION_NAMES)
         hints = []
         for key in unknown:
             close = _OPTION_ALIASES.get(key) or next(iter(difflib.get_close_matches(str(key), names, 1)), None)
