@@ -1,0 +1,34 @@
+"""Fixtures for crewai-lichen's tests: an isolated embedded store per test, CrewAI's
+telemetry and tracing off, no LLM anywhere.
+
+CrewAI reads its telemetry switches when it is first imported, so they are set here,
+before any test module imports it. Agents in these tests run on a scripted LLM
+(``ScriptedLLM``): CrewAI's own ReAct loop, tool calls and knowledge retrieval run for
+real, and the "model" answers with the replies a test gives it.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _switch in ("CREWAI_DISABLE_TELEMETRY", "OTEL_SDK_DISABLED"):
+    os.environ[_switch] = "true"
+os.environ["CREWAI_TRACING_ENABLED"] = "false"
+
+import pytest  # noqa: E402
+from lichen import Client  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def lichen_home(tmp_path, monkeypatch):
+    """A fresh embedded store directory, and no server settings from the environment."""
+    home = tmp_path / "lichen-home"
+    monkeypatch.setenv("LICHEN_HOME", str(home))
+    for name in ("LICHEN_URL", "LICHEN_PROJECT_ID", "LICHEN_PROJECT_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+@pytest.fixture
+def client(lichen_home) -> Client:
+    return Client(home=lichen_home)
