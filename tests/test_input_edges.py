@@ -14,8 +14,8 @@ from lichen import DocumentInfo, InvalidArgumentError, QueryOptions, SessionInde
 from lichen._engine import IndexCore
 
 DIM = 8
-#: A direction no element of which squares to a usable float32 number: tiny elements
-#: underflow to 0, huge ones overflow to infinity.
+#: An ordinary direction; the tests scale it until the squares of its elements underflow
+#: to 0 or overflow to infinity (small multiples: every scaled element stays exact).
 DIRECTION = np.array([1.0, -2.0, 0.0, 3.0, 0.5, 0.0, -1.0, 4.0])
 UNIT = DIRECTION / np.linalg.norm(DIRECTION)
 
