@@ -177,14 +177,19 @@ def test_a_float32_query_vector_with_nan_or_infinity_is_refused(bad):
         s.query_sync("ignored", QueryOptions(embedding=np.array([1.0, bad, 0.0], dtype=np.float32)))
 
 
-@pytest.mark.parametrize("scale", [1.0, 1e-3, 1e12, 1e-14, 0.0])
+@pytest.mark.parametrize("scale", [1.0, 1e-3, 1e12, 1e-14, 1e-30, 1e37])
 def test_a_float32_query_vector_is_normalised_like_any_other_input(scale):
     vector = (np.random.default_rng(3).standard_normal(8) * scale).astype(np.float32)
     fast, general = as_vectors(vector, 8, "query"), as_vectors(vector.tolist(), 8, "query")
     np.testing.assert_allclose(fast, general, rtol=1e-6, atol=1e-7)
     assert fast.dtype == np.float32 and fast.shape == (1, 8)
-    if scale >= 1e-3:  # below a norm of 1e-12 a vector counts as zero on both paths
-        assert math.isclose(float(np.linalg.norm(fast)), 1.0, rel_tol=1e-6)
+    assert math.isclose(float(np.linalg.norm(fast)), 1.0, rel_tol=1e-6)
+
+
+def test_an_all_zero_vector_is_refused_on_both_paths():
+    for vector in (np.zeros(8, np.float32), [0.0] * 8):
+        with pytest.raises(InvalidArgumentError, match="query is all zeros"):
+            as_vectors(vector, 8, "query")
 
 
 def test_search_hits_own_their_metadata():

@@ -146,10 +146,7 @@ class SessionIndex:
 
     def _query_vector(self, text: str, options: QueryOptions, alpha: float) -> np.ndarray | None:
         if options.embedding is not None:
-            vector = as_vectors(options.embedding, self._core.dimension, "QueryOptions.embedding")[0]
-            if vector[0] == 0.0 and not vector.any():  # a zero first element is rare: 0.07 us, not 0.7
-                raise InvalidArgumentError("QueryOptions.embedding is all zeros: it has no direction, so no cosine similarity")
-            return vector
+            return as_vectors(options.embedding, self._core.dimension, "QueryOptions.embedding")[0]
         if self._embedder is None:
             if alpha <= 0.0:
                 return None

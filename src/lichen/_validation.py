@@ -176,11 +176,11 @@ _MIN_SQUARED_NORM = 1e-24
 def as_vectors(vectors: Any, dimension: int | None, what: str) -> np.ndarray:
     """Validate and L2-normalise vectors so that a dot product is the cosine similarity.
 
-    Returns a C-contiguous float32 matrix, one unit row per vector (an all-zero vector
-    stays all zeros). Refuses a vector of the wrong length and one holding NaN or
-    infinity. A vector whose elements are tiny (1e-30) or huge (1e38) is still a
-    direction: its squared norm underflows or overflows, so it is rescaled by its largest
-    element (in float64) before it is squared."""
+    Returns a C-contiguous float32 matrix, one unit row per vector. Refuses a vector of
+    the wrong length, one holding NaN or infinity, and an all-zero one (it has no
+    direction: it would score 0 against everything). A vector whose elements are tiny
+    (1e-30) or huge (1e38) is still a direction: its squared norm underflows or overflows,
+    so it is rescaled by its largest element (in float64) before it is squared."""
     if type(vectors) is np.ndarray and vectors.dtype == np.float32 and vectors.shape == (dimension,):
         # One float32 query vector, every search's case: its squared norm is finite only if
         # every element is (NaN and infinity propagate), so one dot product replaces the
@@ -233,17 +233,17 @@ def _float_matrix(vectors: Any, what: str) -> np.ndarray:
 
 def _rescaled(rows: np.ndarray, names: list[str]) -> np.ndarray:
     """Unit vectors along ``rows`` (named ``names`` in errors), whose squared norms were
-    not usable: refuse the first holding NaN or infinity, keep all-zero rows, and divide
-    the others by their largest absolute element before squaring, so the sum of squares
-    lies between 1 and the dimension whatever the elements' magnitude."""
+    not usable: refuse the first holding NaN or infinity or all zeros, and divide the
+    others by their largest absolute element before squaring, so the sum of squares lies
+    between 1 and the dimension whatever the elements' magnitude."""
     rows = rows.astype(np.float64)
     peaks = np.abs(rows).max(axis=1)  # NaN for a row holding NaN
-    bad = ~np.isfinite(peaks)
+    bad = ~np.isfinite(peaks) | (peaks == 0.0)
     if bad.any():
-        raise InvalidArgumentError(f"{names[int(np.flatnonzero(bad)[0])]} contains NaN or infinity")
-    peaks[peaks == 0.0] = 1.0
+        first = int(np.flatnonzero(bad)[0])
+        if peaks[first] == 0.0:
+            raise InvalidArgumentError(f"{names[first]} is all zeros: it has no direction, so no cosine similarity")
+        raise InvalidArgumentError(f"{names[first]} contains NaN or infinity")
     rows /= peaks[:, None]
-    squares = np.einsum("ij,ij->i", rows, rows)
-    squares[squares == 0.0] = 1.0
-    rows /= np.sqrt(squares)[:, None]
+    rows /= np.sqrt(np.einsum("ij,ij->i", rows, rows))[:, None]
     return rows

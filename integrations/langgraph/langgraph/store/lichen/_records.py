@@ -3,8 +3,9 @@
 One item is one *record* document plus one *vector* document per embedded text:
 
 - the record's id encodes ``(namespace, key)``; its text is the item's value as JSON (the
-  source of truth, returned by ``get`` and ``search``); its embedding is all zeros, and
-  record documents are never ranked; its metadata holds the namespace labels, the
+  source of truth, returned by ``get`` and ``search``); its embedding is a placeholder
+  (the first basis vector: Lichen refuses all-zero vectors), and record documents are
+  never ranked; its metadata holds the namespace labels, the
   timestamps, how many vector documents the item has, and the value's filterable fields;
 - vector document ``i`` of an item has the record's id plus ``#i``; its text is the text
   that was embedded (``index`` / ``fields`` paths); its metadata repeats the namespace
@@ -131,7 +132,7 @@ def record_document(
     created: str,
     updated: str,
     vector_count: int,
-    zeros: np.ndarray,
+    placeholder: np.ndarray,
 ) -> DocumentInfo:
     metadata = {
         KIND: RECORD,
@@ -141,7 +142,7 @@ def record_document(
         VECTOR_COUNT: vector_count,
         **fields,
     }
-    return DocumentInfo(id=record_id(namespace, key), text=value_json, metadata=metadata, embedding=zeros)
+    return DocumentInfo(id=record_id(namespace, key), text=value_json, metadata=metadata, embedding=placeholder)
 
 
 def vector_document(

@@ -334,7 +334,8 @@ class LichenStore(BaseStore):
     def _write(self, plan: _Plan, texts: np.ndarray) -> None:
         existing = {doc.id: doc.metadata or {} for doc in self._session.get_docs_sync(ids=list(plan.puts))}
         now = records.timestamp()
-        zeros = np.zeros(self._dimension or texts.shape[1], dtype=np.float32)
+        placeholder = np.zeros(self._dimension or texts.shape[1], dtype=np.float32)
+        placeholder[0] = 1.0  # records are never ranked, but Lichen refuses a zero vector
         docs: list[DocumentInfo] = []
         stale: list[str] = []
         for record, put in plan.puts.items():
@@ -348,7 +349,7 @@ class LichenStore(BaseStore):
             docs.append(
                 records.record_document(
                     put.namespace, put.key, put.value_json, put.fields,
-                    created=old[records.CREATED] if old else now, updated=now, vector_count=count, zeros=zeros,
+                    created=old[records.CREATED] if old else now, updated=now, vector_count=count, placeholder=placeholder,
                 )
             )
             for i, label in enumerate(put.labels):
