@@ -188,3 +188,45 @@ def test_an_all_zero_query_vector_is_refused(zero, alpha):
     session = custom_session(DocumentInfo(id="edge", text="edge", embedding=UNIT.tolist()))
     with pytest.raises(InvalidArgumentError, match="QueryOptions.embedding is all zeros"):
         session.query_sync("edge", QueryOptions(alpha=alpha, embedding=zero))
+
+
+@pytest.mark.parametrize(
+    "zero",
+    [[0.0] * DIM, np.zeros(DIM, np.float32), np.zeros(DIM), [-0.0] * DIM],
+    ids=["list", "float32", "float64", "negative-zeros"],
+)
+def test_an_all_zero_document_vector_is_refused_naming_the_document_and_nothing_changes(zero):
+    session = custom_session(DocumentInfo(id="edge", text="edge", embedding=UNIT.tolist()))
+    before = state(session)
+    for batch in (
+        [DocumentInfo(id="new", text="t", embedding=UNIT.tolist()), DocumentInfo(id="zero", text="t", embedding=zero)],
+        [DocumentInfo(id="edge", text="replaced", embedding=zero)],  # an update keeps the old vector
+    ):
+        with pytest.raises(InvalidArgumentError, match=f"document '{batch[-1].id}' embedding is all zeros"):
+            session.add_docs_sync(batch)
+        assert state(session) == before
+
+
+def test_the_engine_refuses_a_batch_with_an_all_zero_row_naming_its_position():
+    core = IndexCore(DIM)
+    matrix = np.stack([DIRECTION, DIRECTION * 1e-30, np.zeros(DIM), DIRECTION]).astype(np.float32)
+    with pytest.raises(InvalidArgumentError, match="vector 2 is all zeros"):
+        core.upsert([DocumentInfo(id=str(i), text="t") for i in range(4)], matrix)
+    assert len(core) == 0
+
+
+def test_several_indexes_and_the_context_merge_take_options_as_a_dict():
+    from lichen import Client, ContextSearch, SessionIndex
+
+    client = Client()
+    for name in ("a", "b"):
+        client.create_index_sync(name, [DocumentInfo(id=f"{name}1", text="refunds arrive in five days")])
+        client.load_index_sync(name)
+    merged = client.query_many_sync(["a", "b"], "refund", {"top_k": 1})
+    assert len(merged.docs) == 1
+    with pytest.raises(InvalidArgumentError, match="'k'"):
+        client.query_many_sync(["a", "b"], "refund", {"k": 1})
+    session = SessionIndex("s")
+    session.add_docs_sync([DocumentInfo(id="t1", text="the refund was confirmed")])
+    search = ContextSearch(session, client, ["a"], k=2, options={"min_score": 0.0})
+    assert search.options.min_score == 0.0

@@ -19,6 +19,7 @@ from ._errors import ConflictError, IndexNotLoadedError, InvalidArgumentError, L
 from ._engine import IndexCore
 from ._session import SessionIndex
 from ._types import DocumentInfo, IndexInfo, PushIndexResult, QueryOptions, SearchResult
+from ._validation import as_query_options
 from .models import DEFAULT_MODEL_ID
 from .stores._base import IndexSnapshot, IndexStore
 
@@ -183,10 +184,9 @@ class Client:
         with self._loaded_lock:
             return self._loaded.pop(name, None) is not None
 
-    def _query_many(self, text: str, options: QueryOptions | None, per_index: list[SearchResult]) -> SearchResult:
+    def _query_many(self, text: str, options: QueryOptions, per_index: list[SearchResult]) -> SearchResult:
         """Merge by score without de-duplicating: the same id in two indexes is two
         different documents, each tagged with its ``index_name``."""
-        options = options or QueryOptions()
         docs = sorted((doc for result in per_index for doc in result.docs), key=lambda doc: -doc.score)
         elapsed = sum(r.time_taken_ms for r in per_index)
         return SearchResult(docs=docs[: options.top_k], query=text, index_name=None, time_taken_ms=elapsed)
@@ -248,6 +248,7 @@ class Client:
 
     async def query_many(self, names: Sequence[str], text: str, options: QueryOptions | None = None) -> SearchResult:
         """Query several loaded indexes and merge by score; each hit keeps ``index_name``."""
+        options = as_query_options(options)
         results = [await (await self._aloaded_index(name)).query(text, options) for name in names]
         return self._query_many(text, options, results)
 
@@ -307,6 +308,7 @@ class Client:
         return self.loaded_index(name).query_sync(text, options)
 
     def query_many_sync(self, names: Sequence[str], text: str, options: QueryOptions | None = None) -> SearchResult:
+        options = as_query_options(options)
         results = [self.loaded_index(name).query_sync(text, options) for name in names]
         return self._query_many(text, options, results)
 

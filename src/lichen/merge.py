@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import InvalidArgumentError
 from ._types import QueryOptions, QueryResultDocument
+from ._validation import as_query_options
 from .fusion import DEFAULT_RRF_K
 from .models import CUSTOM_MODEL_ID
 
@@ -107,7 +108,7 @@ class ContextSearch:
         self.per_source_k = dict(per_source_k or {})
         self.method = method
         self.weights = dict(weights or {})
-        self.options = options or QueryOptions()
+        self.options = as_query_options(options)
 
     def _options_for(self, source: str, k: int, overrides: Mapping[str, Any]) -> QueryOptions:
         top_k = self.per_source_k.get(source, self.source_k or k)
