@@ -59,7 +59,7 @@ MAX_LEVEL = 64
 #: Nodes walked per numpy pass: bounds the scratch memory (~2 MB, cache-sized) whatever the graph size.
 _CHUNK_NODES = 1 << 13
 #: Nodes per thread's span of work, and the threads: spans only pay off on big graphs.
-_SPAN_NODES = 1 << 18
+_SPAN_NODES = 1 << 15
 _WALKERS = 2
 
 
