@@ -10,7 +10,7 @@ from haystack.dataclasses import ByteStream, SparseEmbedding
 from haystack.document_stores.errors import DuplicateDocumentError
 from haystack.document_stores.types import DuplicatePolicy
 from haystack.errors import FilterError
-from lichen import Client, InvalidArgumentError, SessionIndex, get_embedder
+from lichen import InvalidArgumentError, SessionIndex, get_embedder
 
 from haystack_integrations.document_stores.lichen import LichenDocumentStore
 

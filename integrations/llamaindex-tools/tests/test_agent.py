@@ -42,7 +42,10 @@ def scripted(*steps: dict[str, Any] | Callable[[Sequence[ChatMessage]], str]) ->
 
 async def test_a_function_agent_stores_recalls_and_answers():
     notes = SessionIndex("agent-notes")
-    last_tool_output = lambda messages: "From my notes: " + messages[-1].content  # noqa: E731
+
+    def last_tool_output(messages: Sequence[ChatMessage]) -> str:
+        return "From my notes: " + messages[-1].content
+
     llm = scripted(
         {"tool": "add", "texts": ["The customer's order #1042 shipped on Monday."], "metadata": {"source": "crm"}},
         {"tool": "query", "query": "when did order 1042 ship?", "top_k": 1},
