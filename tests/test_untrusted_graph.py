@@ -23,7 +23,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from server_helpers import Deployment, auth, shared_moto, snapshot_of
 
-from lichen import CorruptDataError, DocumentInfo
+from lichen import CorruptDataError, DocumentInfo, SessionIndex
 from lichen._engine import IndexCore
 from lichen._graph import VectorGraph
 from lichen._graph_edits import GraphEdits
@@ -376,3 +376,14 @@ def test_a_native_error_from_the_graph_library_is_a_corrupt_data_error_with_the_
     graph = VectorGraph.from_buffer(sound.graph, DIM, keys=sound.keys, label="index 'g'")
     with pytest.raises(CorruptDataError, match="index 'g': graph could not take new documents"):
         graph.add(np.asarray(sound.keys[:1]), np.asarray(sound.matrix[:1]))  # a key it holds: usearch refuses
+
+
+def test_a_graph_set_aside_is_reported_in_the_index_info_with_a_warning(tmp_path, sound):
+    graph = GraphBytes.parse(bytes(sound.graph))
+    graph.randomise_links(seed=5)
+    path = written(tmp_path, with_graph(sound, graph.data))
+    with pytest.warns(RuntimeWarning, match="self-check"):
+        index = SessionIndex.open(path)
+    info = index.info()
+    assert info.doc_count == DOCS and info.graph_fallback is not None and "self-check" in info.graph_fallback
+    assert SessionIndex.open(written(tmp_path, sound, "sound.lix")).info().graph_fallback is None

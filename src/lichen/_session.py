@@ -75,6 +75,7 @@ class SessionIndex:
         turns it off), ``True`` / ``False`` always / never."""
         self._store = store
         self._version = _version
+        self._created_at = self._updated_at = ""  # known for an index read from a store
 
     # ------------------------------------------------------------------ properties
     @property
@@ -324,7 +325,12 @@ class SessionIndex:
 
     # ------------------------------------------------------------------ local files
     def info(self) -> IndexInfo:
-        return self._snapshot().info()
+        """The index as it stands (no copy of it is made)."""
+        return IndexInfo(
+            name=self.name, doc_count=self.doc_count, model_id=self.model_id, dimension=self.dimension or 0,
+            version=self._version, created_at=self._created_at, updated_at=self._updated_at,
+            graph_fallback=self._core.graph_fallback,
+        )
 
     def save(self, path: str | Path) -> None:
         """Write the session to one artifact file (atomically), e.g. for a local backup."""
@@ -354,7 +360,7 @@ class SessionIndex:
         read_only: bool = False,
         progress: bool | None = None,
     ) -> SessionIndex:
-        return cls(
+        session = cls(
             name or snapshot.name,
             snapshot.model_id,
             dimension=snapshot.dimension or None,
@@ -364,3 +370,5 @@ class SessionIndex:
             _core=IndexCore.from_snapshot(snapshot),
             _version=snapshot.version,
         )
+        session._created_at, session._updated_at = snapshot.created_at, snapshot.updated_at
+        return session

@@ -104,6 +104,11 @@ class PushIndexResult:
 
 @dataclass
 class IndexInfo:
+    """What an index is. ``graph_fallback`` (a loaded or resumed index only) says why its
+    stored approximate-search graph was set aside, so that queries scan exactly: it failed
+    the self-check run on every graph that comes from a file or a server. ``None``: no
+    graph was refused."""
+
     name: str
     doc_count: int
     model_id: str
@@ -111,3 +116,4 @@ class IndexInfo:
     version: int
     created_at: str
     updated_at: str
+    graph_fallback: str | None = None
