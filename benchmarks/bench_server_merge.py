@@ -229,7 +229,7 @@ def run_memory(args: argparse.Namespace) -> dict:
                 server.reset_peak()
                 errors: list[BaseException] = []
 
-                def add(k: int) -> None:
+                def add(k: int, server: Server = server, project=project, names=names, errors=errors) -> None:
                     try:
                         http_store(server, project).add_documents(one_doc(names[k], f"new-{k}", 10 + k))
                     except BaseException as exc:  # noqa: BLE001 - reported
