@@ -9,11 +9,20 @@ real, and the "model" answers with the replies a test gives it.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 for _switch in ("CREWAI_DISABLE_TELEMETRY", "OTEL_SDK_DISABLED"):
     os.environ[_switch] = "true"
 os.environ["CREWAI_TRACING_ENABLED"] = "false"
+# CrewAI keeps per-project data (a crew's last task outputs) in the user data directory
+# under the project's name, the working directory's unless CREWAI_STORAGE_DIR says; an
+# absolute path keeps the tests' runs out of the user's home.
+_crewai_data = tempfile.mkdtemp(prefix="crewai-lichen-tests-")
+os.environ["CREWAI_STORAGE_DIR"] = _crewai_data
+atexit.register(shutil.rmtree, _crewai_data, ignore_errors=True)
 
 import pytest  # noqa: E402
 from lichen import Client  # noqa: E402

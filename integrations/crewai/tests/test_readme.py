@@ -75,8 +75,10 @@ def matches(stated: str, printed: str) -> bool:
 
 def run(code: str, workdir: Path) -> dict[int, str]:
     (workdir / "snippet.py").write_text(code)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LICHEN_")}
-    env.update(LICHEN_HOME=str(workdir / "home"), LICHEN_PROGRESS="0")
+    # A home of its own: frameworks write user files on import (CrewAI a credentials key
+    # and a data directory named after the working directory, Haystack a telemetry id).
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LICHEN_", "XDG_"))}
+    env.update(HOME=str(workdir / "user"), LICHEN_HOME=str(workdir / "home"), LICHEN_PROGRESS="0")
     env.update(CREWAI_DISABLE_TELEMETRY="true", OTEL_SDK_DISABLED="true", CREWAI_TRACING_ENABLED="false")
     done = subprocess.run([sys.executable, "-c", RECORD_PRINTS], cwd=workdir, env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
