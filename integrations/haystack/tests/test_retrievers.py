@@ -70,8 +70,9 @@ def test_top_k_at_init_and_at_run(filled):
     for bad in (0, -1, 1.5, True):
         with pytest.raises(ValueError, match="top_k"):
             LichenBM25Retriever(filled, top_k=bad)
+    assert retriever.run(query_embedding=embed("x"), top_k=0)["documents"] == []
     with pytest.raises(ValueError, match="top_k"):
-        retriever.run(query_embedding=embed("x"), top_k=0)
+        retriever.run(query_embedding=embed("x"), top_k=-1)
 
 
 def test_return_embedding(filled):

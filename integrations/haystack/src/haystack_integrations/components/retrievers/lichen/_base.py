@@ -17,9 +17,11 @@ def check_store(document_store: Any) -> LichenDocumentStore:
     return document_store
 
 
-def check_top_k(top_k: int) -> int:
-    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k <= 0:
-        raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+def check_top_k(top_k: int, *, minimum: int = 1) -> int:
+    """A component's ``top_k`` must be positive; a run's may be 0 (no documents), as in
+    Haystack's own retrievers."""
+    if not isinstance(top_k, int) or isinstance(top_k, bool) or top_k < minimum:
+        raise ValueError(f"top_k must be an integer of at least {minimum}, got {top_k!r}")
     return top_k
 
 
@@ -32,7 +34,9 @@ def run_arguments(
 ) -> tuple[dict[str, Any] | None, int]:
     """The filters (``REPLACE``: run-time ones win; ``MERGE``: both apply) and ``top_k``
     (run time, else the component's) for one run."""
-    return apply_filter_policy(policy, init_filters, filters), check_top_k(init_top_k if top_k is None else top_k)
+    return apply_filter_policy(policy, init_filters, filters), check_top_k(
+        init_top_k if top_k is None else top_k, minimum=0
+    )
 
 
 class RetrieverBase:
