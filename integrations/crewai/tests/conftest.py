@@ -24,6 +24,16 @@ _crewai_data = tempfile.mkdtemp(prefix="crewai-lichen-tests-")
 os.environ["CREWAI_STORAGE_DIR"] = _crewai_data
 atexit.register(shutil.rmtree, _crewai_data, ignore_errors=True)
 
+# Importing CrewAI sets TOKENIZERS_PARALLELISM=false for the whole process (for Chroma's
+# tokenizer); undone here so the rest of a combined test run tokenizes as it would alone.
+_tokenizers_parallelism = os.environ.get("TOKENIZERS_PARALLELISM")
+import crewai  # noqa: E402, F401
+
+if _tokenizers_parallelism is None:
+    os.environ.pop("TOKENIZERS_PARALLELISM", None)
+else:
+    os.environ["TOKENIZERS_PARALLELISM"] = _tokenizers_parallelism
+
 import pytest  # noqa: E402
 from lichen import Client  # noqa: E402
 
