@@ -316,6 +316,8 @@ def element_starts(columns: list[bytes], doc_count: int) -> bytes:
     import numpy as np
     import orjson
 
+    if not (type(doc_count) is int and 0 <= doc_count <= 1 << 20):
+        doc_count = 0  # a manifest whose doc_count is no count: the reader refuses it first
     rows = []
     for data in columns:
         starts = np.zeros(doc_count + 1, dtype="<u8")

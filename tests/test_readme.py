@@ -63,8 +63,16 @@ def run_snippet(code: str, where: str, workdir: Path) -> tuple[str, dict[int, st
     its stdout and what the ``print`` on each line of ``code`` (1-based) wrote."""
     (workdir / "snippet.py").write_text(code)
     (workdir / "printed.json").unlink(missing_ok=True)
-    env = {key: value for key, value in os.environ.items() if key not in SERVER_SETTINGS}
-    env.update(LICHEN_HOME=str(workdir / "home"), LICHEN_PROGRESS="0")
+    env = {
+        key: value for key, value in os.environ.items() if key not in SERVER_SETTINGS and not key.startswith("XDG_")
+    }
+    # The frameworks some snippets import keep files under the user's home and send usage
+    # events (Haystack, CrewAI): a home of the snippet's own, and their switches off.
+    env.update(
+        LICHEN_HOME=str(workdir / "home"), LICHEN_PROGRESS="0", HOME=str(workdir / "user"),
+        HAYSTACK_TELEMETRY_ENABLED="False", CREWAI_DISABLE_TELEMETRY="true", OTEL_SDK_DISABLED="true",
+        CREWAI_TRACING_ENABLED="false",
+    )
     completed = subprocess.run(
         [sys.executable, "-c", RECORD_PRINTS], cwd=workdir, capture_output=True, text=True, timeout=180, env=env
     )

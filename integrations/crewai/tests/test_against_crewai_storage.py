@@ -49,11 +49,16 @@ class LichenEmbeddings(EmbeddingFunction):  # type: ignore[type-arg]
 
 
 @pytest.fixture
-def reference():
+def reference(tmp_path):
+    # Chroma writes segment folders under persist_directory even when not persistent
+    # (default: ./chroma in the working directory).
     set_rag_config(
         ChromaDBConfig(
             embedding_function=LichenEmbeddings(),
-            settings=Settings(is_persistent=False, anonymized_telemetry=False, allow_reset=True),
+            settings=Settings(
+                is_persistent=False, persist_directory=str(tmp_path / "chroma"), anonymized_telemetry=False,
+                allow_reset=True,
+            ),
         )
     )
     storage = KnowledgeStorage(collection_name="reference")
