@@ -28,7 +28,7 @@ from lichen._engine import IndexCore
 from lichen._graph import VectorGraph
 from lichen._graph_edits import GraphEdits
 from lichen._graph_layout import read_graph_layout
-from lichen.artifact import encode_artifact, read_artifact, write_artifact_file
+from lichen.artifact import encode_artifact, read_artifact, verify_artifact, write_artifact_file
 from lichen.stores._base import IndexSnapshot
 from lichen.stores.http import HttpStore
 from lichen.stores.local import LocalStore
@@ -128,7 +128,7 @@ def test_a_crafted_graph_is_refused_by_name_instead_of_killing_the_reader(tmp_pa
     graph = GraphBytes.parse(bytes(sound.graph))
     mutate(graph)
     path = written(tmp_path, with_graph(sound, graph.data))
-    read_artifact(path)  # the format's own checks pass: only the graph's content is wrong
+    verify_artifact(path)  # every checksum is right: only the graph's content is wrong
     outcome = probe_once(path)
     assert outcome["outcome"] == "refused", outcome
     assert outcome["error"] == "CorruptDataError"

@@ -65,12 +65,14 @@ MAX_FILTERED_FETCH = 4_096
 REBUILD_TOMBSTONE_FRACTION = 0.25
 #: A graph that came from outside is trusted only if this many randomly drawn stored rows
 #: find themselves (or an identical twin) among its first GRAPH_SELF_CHECK_DEPTH
-#: candidates, missing at most this share of them. Sound graphs of msmarco-blend vectors
-#: missed 0 (99% of draws) or 1 at 100k, and 0-2 at 1M (0: 89%, 1: 9%, 2: 2%), never more
-#: (RESULTS.md, "Untrusted graphs"); one with random links misses nearly every row.
-#: ~24 graph searches: a few milliseconds of a load.
+#: candidates of a GRAPH_SELF_CHECK_BEAM-wide search, missing at most this share of them.
+#: Sound graphs of msmarco-blend vectors missed 0-1 rows at 100k and 0-2 at 1M in 200
+#: draws each, never more (RESULTS.md, "Untrusted graphs"); one with random links misses
+#: nearly every row. A narrow beam is enough to find a stored row: 3 ms at 100k, 6 ms at
+#: 1M, where the query beam (128) took 7 and 13.
 GRAPH_SELF_CHECK_ROWS = 24
 GRAPH_SELF_CHECK_DEPTH = 10
+GRAPH_SELF_CHECK_BEAM = 32
 GRAPH_SELF_CHECK_MISSES = 0.25
 #: A read of more rows than this from a lazily loaded index decodes its columns whole
 #: (one ``orjson.loads`` each) rather than row by row (a ``pread`` and a decode each).
@@ -638,7 +640,7 @@ class IndexCore:
             edits = GraphEdits.of(snapshot)
             graph = VectorGraph.from_buffer(
                 snapshot.graph, self._dimension, keys=keys, edits=edits, release=snapshot.graph_release,
-                label=f"index {snapshot.name!r}",
+                label=f"index {snapshot.name!r}", layout=snapshot.graph_layout,
             )
             problem = self._self_check(graph, edits)
             if problem is not None:
@@ -675,7 +677,7 @@ class IndexCore:
             return 0, 0
         missed = 0
         for row, vector in zip(rows.tolist(), self._pool_rows(rows)):
-            found = self._rows_for_keys(graph.search(vector, GRAPH_SELF_CHECK_DEPTH))
+            found = self._rows_for_keys(graph.search(vector, GRAPH_SELF_CHECK_DEPTH, beam=GRAPH_SELF_CHECK_BEAM))
             if row in found.tolist():
                 continue
             if not found.size or float(np.max(self._pool_rows(found) @ vector)) < 1.0 - 1e-5:
@@ -684,7 +686,7 @@ class IndexCore:
         vectors = self._pool_rows(rows)
         missed = 0
         for row, vector in zip(rows.tolist(), vectors):
-            found = self._rows_for_keys(graph.search(vector, GRAPH_SELF_CHECK_DEPTH))
+            found = self._rows_for_keys(graph.search(vector, GRAPH_SELF_CHECK_DEPTH, beam=GRAPH_SELF_CHECK_BEAM))
             if row in found.tolist():
                 continue
             if not found.size or float(np.max(self._pool_rows(found) @ vector)) < 1.0 - 1e-5:

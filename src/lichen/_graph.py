@@ -26,7 +26,7 @@ from usearch.index import Index
 
 from ._errors import CorruptDataError
 from ._graph_edits import GraphEdits
-from ._graph_layout import read_graph_layout
+from ._graph_layout import GraphLayout, read_graph_layout
 
 __all__ = ["VectorGraph", "GRAPH_CONNECTIVITY", "GRAPH_EXPANSION_ADD", "GRAPH_EXPANSION_SEARCH"]
 
@@ -108,7 +108,7 @@ class VectorGraph:
     @classmethod
     def from_buffer(
         cls, buffer: Any, dimension: int, *, keys: np.ndarray, edits: GraphEdits | None = None,
-        release: Any = None, label: str = "the index",
+        release: Any = None, label: str = "the index", layout: GraphLayout | None = None,
     ) -> VectorGraph:
         """Use a serialised graph in place (no copy): ``buffer`` must stay unchanged.
         ``release`` (the snapshot's ``graph_release``) is called once the graph has been
@@ -119,8 +119,10 @@ class VectorGraph:
         bytes, so before usearch sees them the whole structure is proven sound
         (:func:`~lichen._graph_layout.read_graph_layout`) and its nodes must be exactly the
         index's ``keys`` once ``edits`` (a server's pending changes) are applied; anything
-        else is a :class:`CorruptDataError` naming ``label``."""
-        layout = read_graph_layout(buffer, dimension, label=label)
+        else is a :class:`CorruptDataError` naming ``label``. A ``layout`` the artifact
+        reader already proved for this very buffer is not walked again."""
+        if layout is None or not layout.proves(buffer):
+            layout = read_graph_layout(buffer, dimension, label=label)
         (edits or GraphEdits.none()).check(layout.live_keys, keys, label=label)
         index = _new_index(dimension)
         with _native(label, "be opened"):
@@ -174,16 +176,16 @@ class VectorGraph:
             self.removed += int(np.sum(removed))
 
     # ------------------------------------------------------------------ reads
-    def search(self, query: np.ndarray, count: int) -> np.ndarray:
+    def search(self, query: np.ndarray, count: int, *, beam: int = GRAPH_EXPANSION_SEARCH) -> np.ndarray:
         """Keys of up to ``count`` approximate nearest neighbours, best first.
 
-        The beam is widened to ``count`` when more candidates are asked than the default
-        search expansion, or HNSW would return fewer good ones than asked."""
+        The ``beam`` is widened to ``count`` when more candidates are asked, or HNSW would
+        return fewer good ones than asked."""
         count = min(count, len(self._index))
         if count <= 0:
             return np.empty(0, np.uint64)
         index = self._index
-        wanted = max(GRAPH_EXPANSION_SEARCH, count)
+        wanted = max(beam, count)
         if index.expansion_search != wanted:
             index.expansion_search = wanted
         with _native(self._label, "be searched"):

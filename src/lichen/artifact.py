@@ -64,6 +64,7 @@ for an HTTP ``ETag`` and for cache validation, and costs one small read.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import gc
 import io
@@ -73,6 +74,7 @@ import struct
 import sys
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Union
@@ -85,6 +87,7 @@ from ._artifact_file import ArtifactFile, FileMatrix
 from ._encoded_column import EncodedColumn, check_element_starts, decode_column, decoded
 from ._errors import CorruptDataError, InvalidArgumentError
 from ._errors import corrupt_artifact as _corrupt
+from ._graph_layout import read_graph_layout
 from ._types import IndexInfo
 from .stores._base import IndexSnapshot
 
@@ -862,9 +865,18 @@ def read_artifact(source: ArtifactSource, *, verify: bool = True, lazy: bool = F
     documents, on top of 1.1 s decoding them): what a server checks before publishing an
     upload that clients read row by row.
     """
-    with _open_source(source) as reader, _gc_paused():
+    with _open_source(source) as reader, _gc_paused(), ThreadPoolExecutor(1) as prover:
         manifest = _read_manifest(reader)
         label = reader.label
+        # The graph's structure is proven (lichen._graph_layout) before anything hands it
+        # to usearch; from a buffer, on another core while this one hashes the sections.
+        layout = None
+        if manifest.has_graph and isinstance(reader, _BufferReader):
+            graph_sec = manifest.sections["graph"]
+            layout = prover.submit(
+                read_graph_layout, reader.read(graph_sec.offset, graph_sec.length), manifest.dimension,
+                label=f"index {manifest.name!r}", threads=1 if verify else 2,
+            )
         offsets = _read_offsets(reader, manifest, verify)
         lazy = lazy and offsets is not None and isinstance(reader, _BufferReader) and sys.byteorder == "little"
         file = reader.file if lazy and manifest.size > PREAD_ABOVE_BYTES else None
@@ -893,6 +905,10 @@ def read_artifact(source: ArtifactSource, *, verify: bool = True, lazy: bool = F
             graph = _section(reader, manifest, "graph", verify)
             if not isinstance(graph, memoryview):
                 graph = memoryview(graph)
+            if layout is None:
+                layout = read_graph_layout(graph, manifest.dimension, label=f"index {manifest.name!r}")
+            else:
+                layout = dataclasses.replace(layout.result(), buffer=graph)
             if isinstance(reader, _BufferReader) and reader.mapped is not None:
                 graph_sec = manifest.sections["graph"]
                 graph_release = functools.partial(reader.release, graph_sec.offset, graph_sec.length)
@@ -921,6 +937,7 @@ def read_artifact(source: ArtifactSource, *, verify: bool = True, lazy: bool = F
         graph_insertions=np.asarray(manifest.graph_insertions, dtype=np.uint64) if manifest.graph_insertions else None,
         file_matrix=file_matrix,
         graph_release=graph_release,
+        graph_layout=layout,
     )
 
 

@@ -58,7 +58,9 @@ def _check_graph(snapshot: IndexSnapshot) -> None:
     if snapshot.graph is None:
         return
     try:
-        layout = read_graph_layout(snapshot.graph, snapshot.dimension, label="the index")
+        layout = snapshot.graph_layout
+        if layout is None or not layout.proves(snapshot.graph):
+            layout = read_graph_layout(snapshot.graph, snapshot.dimension, label="the index")
         keys = np.asarray(snapshot.keys, dtype=np.uint64)
         GraphEdits.of(snapshot).check(layout.live_keys, keys, label="the index")
     except CorruptDataError as exc:

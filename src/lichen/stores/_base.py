@@ -69,6 +69,10 @@ class IndexSnapshot:
     """Hands the mapped pages of ``graph`` back to the kernel (``MADV_DONTNEED``): called
     by whoever copies the graph out of the file, so that the copy does not count twice in
     the process's memory; ``None`` when the graph is not memory-mapped."""
+    graph_layout: Any = None
+    """The :class:`~lichen._graph_layout.GraphLayout` proven for ``graph`` by the reader
+    that decoded it, so that loading it does not walk it twice; ``None``: not proven yet
+    (a layout is only trusted for the very buffer it was read from)."""
     file_matrix: Any = None
     """A :class:`~lichen._artifact_file.FileMatrix` reading rows of ``matrix`` from the
     artifact file with ``pread`` (set by lazy reads of a path), or ``None``."""
