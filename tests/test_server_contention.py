@@ -1,8 +1,8 @@
 """Writes without a version condition under contention (issue 21, item 6), against real
 ``lichen serve`` processes on the file system and on S3 (a real moto process): none may
 fail for contention alone, none may be lost; and a server admitting no more rewrites
-answers 503 with ``Retry-After``, which reaches the caller as a clear error or, for a
-write the client may repeat, is retried."""
+answers 503 with ``Retry-After``: the request was turned away unread, so the client
+repeats any write after the wait, and reports a clear error once its retries are spent."""
 
 from __future__ import annotations
 
@@ -123,7 +123,7 @@ class InProcessServer:
         self.thread.join(10)
 
 
-def test_a_full_merge_queue_answers_503_and_the_caller_hears_it(tmp_path):
+def test_a_full_merge_queue_answers_503_and_the_client_retries_any_write(tmp_path):
     limits = Limits(max_body_bytes=1 << 20, max_docs=1000, max_running_merges=1, max_queued_merges=0)
     with InProcessServer(tmp_path / "data", limits) as server:
         from lichen.server.auth import create_project
@@ -140,21 +140,24 @@ def test_a_full_merge_queue_answers_503_and_the_caller_hears_it(tmp_path):
             )
             assert raw.status_code == 503 and raw.headers["retry-after"].isdigit()
             assert "nothing was written" in raw.json()["error"]["message"]
-            # A write the client must not repeat blindly reaches the caller, worded.
+            # Still busy after every retry: the caller hears it, worded, and nothing changed.
             with pytest.raises(NetworkError, match=r"HTTP 503.*busy rewriting indexes.*nothing was written"):
                 store.add_documents(batch)
         assert server.storage.head(project.project_id, "q") == before  # nothing written
 
-        # A conditional write is retried after Retry-After, and goes through once a turn frees.
-        slot = server.service.merges.slot((project.project_id, "other"))
-        slot.__enter__()
-        refused = server.service.merges.refused
-        releaser = threading.Thread(target=_release_after_refusal, args=(server.service.merges, refused, slot))
-        releaser.start()
-        assert store.add_documents(batch, expected_version=1) == (1, 0)
-        releaser.join(10)
-        assert server.service.merges.refused > refused
-        assert server.storage.head(project.project_id, "q").doc_count == 4
+        # The server turned the request away unread: conditional or not, a write is
+        # retried after Retry-After and goes through once a turn frees.
+        for expected_version, total in ((None, 4), (2, 5)):
+            slot = server.service.merges.slot((project.project_id, "other"))
+            slot.__enter__()
+            refused = server.service.merges.refused
+            releaser = threading.Thread(target=_release_after_refusal, args=(server.service.merges, refused, slot))
+            releaser.start()
+            batch = snapshot_of("q", 1, prefix=f"new{total}")
+            assert store.add_documents(batch, expected_version=expected_version) == (1, 0)
+            releaser.join(10)
+            assert server.service.merges.refused > refused
+            assert server.storage.head(project.project_id, "q").doc_count == total
 
 
 def _release_after_refusal(queue, refused: int, slot) -> None:

@@ -437,12 +437,18 @@ class _HttpStoreBase:
                 return self.retries.delay(attempt)
             return self.retries.delay(attempt) if call.retryable else None
         assert reply is not None
-        if reply.status not in _RETRY_STATUSES or not call.retryable:
+        if reply.status not in _RETRY_STATUSES:
             return None
         error = reply.error()
+        retry_after = reply.headers.get("retry-after", "")
+        # A Lichen server's own 503 with Retry-After (its spool or merge queue is full)
+        # refused the request before doing anything: any call, even one that is not safe to
+        # repeat, can be sent again. A proxy's 503 carries no Lichen error body.
+        turned_away = reply.status == 503 and error is not None and retry_after.isdigit()
+        if not (call.retryable or turned_away):
+            return None
         if error is not None and error.code not in (ErrorCode.INTERNAL,):
             return None  # a definite answer (e.g. corrupt data): repeating will not change it
-        retry_after = reply.headers.get("retry-after", "")
         if retry_after.isdigit():
             return min(float(retry_after), self.retries.max_backoff)
         return self.retries.delay(attempt)
