@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ._engine import IndexCore
+from ._prepared import prepared_queries
 from ._errors import InvalidArgumentError, NotFoundError, StorageError
 from ._types import DocumentInfo, IndexInfo, PushIndexResult, QueryOptions, SearchResult
 from ._results import check_result_options, shape_hits
@@ -154,7 +155,23 @@ class SessionIndex:
             raise InvalidArgumentError('model_id="custom": every query must pass QueryOptions(embedding=...)')
         if alpha <= 0.0:
             return None
-        return self._embedder.embed([text])[0]
+        return self.embed_query(text)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        """The query vector of ``text``: the one :meth:`prepare` left for it if its text
+        normalises the same (see :mod:`lichen._prepared`), else embedded now."""
+        if self._embedder is None:
+            raise InvalidArgumentError('model_id="custom": every query must pass QueryOptions(embedding=...)')
+        prepared = prepared_queries(self.model_id).get(text)
+        return prepared if prepared is not None else self._embedder.embed([text])[0]
+
+    def _prepare(self, text: str) -> None:
+        if not isinstance(text, str):
+            raise InvalidArgumentError(f"query text must be a string, got {type(text).__name__}")
+        check_query_text(text)
+        if self._embedder is None:
+            raise InvalidArgumentError('model_id="custom": there is no model to prepare a query with')
+        prepared_queries(self.model_id).put(text, self._embedder.embed([text])[0])
 
     # ------------------------------------------------------------------ operations (sync core)
     def _check_writable(self) -> None:
@@ -281,6 +298,14 @@ class SessionIndex:
         costs ~0.1 ms."""
         return await asyncio.to_thread(self._query, text, options)
 
+    async def prepare(self, text: str) -> None:
+        """Embed ``text`` now, as the query it will probably become (an interim speech
+        transcript, a typed prefix), so that a query whose text normalises the same
+        (case, punctuation and spacing aside) costs only the search. Prepared vectors are
+        shared by every index of this model in the process and bounded in number
+        (:data:`~lichen._prepared.PREPARED_CAPACITY`, least recently used dropped)."""
+        await asyncio.to_thread(self._prepare, text)
+
     async def clear(self) -> int:
         """Delete every document; returns how many there were."""
         return await asyncio.to_thread(self._clear)
@@ -317,6 +342,9 @@ class SessionIndex:
 
     def query_sync(self, text: str, options: QueryOptions | dict[str, Any] | None = None) -> SearchResult:
         return self._query(text, options)
+
+    def prepare_sync(self, text: str) -> None:
+        self._prepare(text)
 
     def push_index_sync(self, *, overwrite: bool = False) -> PushIndexResult:
         store = self._require_store()

@@ -131,7 +131,7 @@ class ContextSearch:
         models = {index.model_id for _, index in sources}
         if len(models) != 1 or CUSTOM_MODEL_ID in models or alpha == 0.0:
             return {}
-        return {"embedding": sources[0][1].embed_texts([text])[0]}
+        return {"embedding": sources[0][1].embed_query(text)}
 
     def search(self, text: str, k: int | None = None, **overrides: Any) -> list[ContextHit]:
         k = self.k if k is None else k
