@@ -1,25 +1,27 @@
-"""A Pipecat voice agent with live-call context from Lichen.
+"""A Pipecat voice agent with live-call context from Lichen (``pipecat-lichen``).
 
 The seed's live call, in a real voice-agent framework. In a Pipecat pipeline
 
-    transport in -> STT -> user context aggregator -> LichenContextProcessor -> LLM -> TTS -> transport out -> assistant aggregator
+    transport in -> STT -> transcript listener -> user context aggregator -> LichenContextProcessor -> LLM -> TTS -> transport out -> assistant aggregator
 
-``LichenContextProcessor`` sits just before the LLM. For each ``LLMContextFrame`` (one per
-user turn) it indexes the conversation turns it has not seen yet (the customer's and the
-agent's) into the call's Lichen session, retrieves the earlier turns and the FAQ passages
-most related to what the customer just said, and puts them into the LLM context as one
-system message (replacing the previous turn's, so context does not pile up). The
-customer's turn is embedded once: the same vector queries the session and the FAQ index
-and is stored with the turn. At call end the session is pushed; when the customer calls
-back, the same call id resumes the earlier call's turns.
+``LichenContextProcessor`` (from ``pipecat_lichen``) sits just before the LLM. For each
+user turn it retrieves the earlier turns of the call (the call's Lichen session) and the
+FAQ passages most related to what the customer just said and puts them into the LLM
+context as one system message (replacing the previous turn's, so context does not pile
+up); then it indexes the new turns (the customer's and the agent's) into the session. Its
+transcript listener, right after the STT, embeds each interim transcript while the
+customer is still speaking, so when the final transcript matches the last interim one
+the turn costs only the search. At call end the session is pushed; when the customer
+calls back, the same call id resumes the earlier call's turns.
 
 Offline stand-ins, so this runs anywhere with no audio hardware and no API key: the
 transport and STT are replaced by queueing the frames an STT service emits for each
-utterance (``UserStartedSpeakingFrame``, ``TranscriptionFrame``,
-``UserStoppedSpeakingFrame``), and the LLM by ``ScriptedLLM``, which answers from the
-context it is given, printing it. Everything else is Pipecat's own: ``Pipeline``,
-``PipelineWorker``, ``WorkerRunner``, ``LLMContext`` and its aggregator pair. Replace the
-stand-ins with a transport, an STT, an LLM and a TTS service for a real call.
+utterance (``UserStartedSpeakingFrame``, an ``InterimTranscriptionFrame`` per word,
+``TranscriptionFrame``, ``UserStoppedSpeakingFrame``), and the LLM by ``ScriptedLLM``,
+which answers from the context it is given, printing it. Everything else is Pipecat's
+own: ``Pipeline``, ``PipelineWorker``, ``WorkerRunner``, ``LLMContext`` and its
+aggregator pair. Replace the stand-ins with a transport, an STT, an LLM and a TTS service
+for a real call.
 
 Run: ``python cookbook/pipecat_voice_agent.py``
 """
@@ -28,15 +30,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import time
-from collections.abc import Sequence
 
 from live_call_context import FAQS  # the same FAQ index as the live-call recipe
 from loguru import logger
-from lichen import Client, DocumentInfo, QueryOptions, QueryResultDocument, SessionIndex
+from lichen import Client, DocumentInfo, SessionIndex
 from pipecat.frames.frames import (
     EndFrame,
     Frame,
+    InterimTranscriptionFrame,
     LLMContextFrame,
     LLMFullResponseEndFrame,
     LLMFullResponseStartFrame,
@@ -47,108 +48,40 @@ from pipecat.frames.frames import (
 )
 from pipecat.pipeline.pipeline import Pipeline
 from pipecat.pipeline.worker import PipelineWorker
-from pipecat.processors.aggregators.llm_context import LLMContext, LLMSpecificMessage
+from pipecat.processors.aggregators.llm_context import LLMContext
 from pipecat.processors.aggregators.llm_response_universal import LLMContextAggregatorPair, LLMUserAggregatorParams
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 from pipecat.turns.user_turn_strategies import ExternalUserTurnStrategies
 from pipecat.utils.time import time_now_iso8601
 from pipecat.workers.runner import WorkerRunner
+from pipecat_lichen import LichenContextProcessor, LichenParams
 
-SPEAKERS = {"user": "customer", "assistant": "agent"}
 CONTEXT_HEADER = "Context for this turn (earlier in the call, then the help center):"
+WORD_GAP_S = 0.02  # between interim transcripts (an STT sends one every ~250 ms of speech)
 
 
-class LichenContextProcessor(FrameProcessor):
-    """Index each conversation turn into a Lichen session and inject session + FAQ
-    context into the LLM context, just before the LLM runs.
-
-    Place it between the user context aggregator and the LLM service. ``knowledge`` names
-    long-term indexes already loaded in ``client`` (``client.load_index(name)``).
-    """
-
-    def __init__(
-        self,
-        session: SessionIndex,
-        client: Client,
-        knowledge: Sequence[str],
-        *,
-        session_k: int = 2,
-        knowledge_k: int = 1,
-    ) -> None:
-        super().__init__()
-        self.session, self.client, self.knowledge = session, client, list(knowledge)
-        self.session_k, self.knowledge_k = session_k, knowledge_k
-        self.last_latency_ms = 0.0
-        self._indexed = 0  # conversation messages already in the session
-        self._injected: dict | None = None
-        self._context: LLMContext | None = None
-
-    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
-        await super().process_frame(frame, direction)
-        if isinstance(frame, LLMContextFrame):
-            await self._prepare(frame.context)
-        elif isinstance(frame, EndFrame) and self._context is not None:
-            await self._index(self._new_turns(self._context.get_messages()))  # the agent's last reply
-        await self.push_frame(frame, direction)
-
-    def _new_turns(self, messages: list) -> list[dict]:
-        conversation = [
-            m for m in messages
-            if not isinstance(m, LLMSpecificMessage) and m is not self._injected
-            and m.get("role") in SPEAKERS and isinstance(m.get("content"), str)
-        ]
-        return conversation[self._indexed :]
-
-    async def _index(self, turns: list[dict], vectors=None) -> None:
-        if not turns:
-            return
-        if vectors is None:
-            vectors = await asyncio.to_thread(self.session.embed_texts, [m["content"] for m in turns])
-        start = self.session.doc_count + 1
-        await self.session.add_docs([
-            DocumentInfo(
-                id=f"turn-{start + i}",
-                text=f"{SPEAKERS[m['role']]}: {m['content']}",
-                metadata={"speaker": SPEAKERS[m["role"]], "turn": start + i},
-                embedding=vector,
-            )
-            for i, (m, vector) in enumerate(zip(turns, vectors))
-        ])
-        self._indexed += len(turns)
-
-    async def _prepare(self, context: LLMContext) -> None:
-        started = time.perf_counter()
-        self._context = context
-        messages = [m for m in context.get_messages() if m is not self._injected]
-        turns = self._new_turns(messages)
-        if not turns or turns[-1]["role"] != "user":
-            context.set_messages(messages)
-            return
-        # One embedding per new turn, in one batch; the customer's vector also queries.
-        vectors = await asyncio.to_thread(self.session.embed_texts, [m["content"] for m in turns])
-        question, vector = turns[-1]["content"], vectors[-1]
-        earlier, knowledge = await asyncio.gather(
-            self.session.query(question, QueryOptions(top_k=self.session_k, embedding=vector)),
-            self.client.query_many(self.knowledge, question, QueryOptions(top_k=self.knowledge_k, embedding=vector)),
-        )
-        await self._index(turns, vectors)  # after the query: a turn is not its own context
-        self._injected = {"role": "system", "content": render(earlier.docs, knowledge.docs)}
-        messages.insert(len(messages) - 1, self._injected)  # just before the customer's turn
-        context.set_messages(messages)
-        self.last_latency_ms = (time.perf_counter() - started) * 1000.0
-
-
-def render(earlier: list[QueryResultDocument], knowledge: list[QueryResultDocument]) -> str:
-    lines = [CONTEXT_HEADER]
-    lines += [f"[session {d.id} {d.score:.2f}] {d.text}" for d in earlier]
-    lines += [f"[{d.index_name} {d.id} {d.score:.2f}] {d.text}" for d in knowledge]
-    return "\n".join(lines)
+def lichen_processor(session: SessionIndex, client: Client, faqs: str = "support-faqs") -> LichenContextProcessor:
+    """Up to 2 earlier turns and 1 FAQ per turn; turns stored as "customer: ..." / "agent: ..."."""
+    return LichenContextProcessor(
+        session,
+        client,
+        params=LichenParams(
+            indexes=[faqs],
+            top_k=3,
+            per_source_k={"session": 2, faqs: 1},
+            context_template=CONTEXT_HEADER + "\n{passages}",
+            speakers={"user": "customer", "assistant": "agent"},
+        ),
+    )
 
 
 class ScriptedLLM(FrameProcessor):
     """Stands in for an LLM service: prints the Lichen context it was given and answers
     with the next line written for its best FAQ passage, framed as an LLM service frames
-    its output (start, text, end), so the assistant aggregator records the reply."""
+    its output (start, text, end), so the assistant aggregator records the reply.
+
+    The session's passages come first ("[session turn-n score] speaker: text"), then the
+    FAQ's ("[support-faqs id score] text")."""
 
     ANSWERS = {
         "faq-double-charge": [
@@ -173,7 +106,8 @@ class ScriptedLLM(FrameProcessor):
         lines = context.splitlines()[1:]
         for line in lines:
             print(f"    {line[:100]}")
-        print(f"    (lichen context in {self.lichen.last_latency_ms:.1f} ms)")
+        turn = self.lichen.last_turn
+        print(f"    (lichen context in {turn.latency_ms:.1f} ms, query prepared while speaking: {turn.query.match})")
         best_faq = next(line.split()[1] for line in lines if line.startswith("[support-faqs "))
         await self.push_frame(LLMFullResponseStartFrame())
         lines_left = self.answers.get(best_faq) or ["Let me look into that for you."]
@@ -189,9 +123,10 @@ async def call(client: Client, call_id: str, utterances: list[str]) -> None:
     aggregators = LLMContextAggregatorPair(
         context, user_params=LLMUserAggregatorParams(user_turn_strategies=ExternalUserTurnStrategies())
     )
-    lichen = LichenContextProcessor(session, client, ["support-faqs"])
+    lichen = lichen_processor(session, client)
     llm = ScriptedLLM(lichen)
-    worker = PipelineWorker(Pipeline([aggregators.user(), lichen, llm, aggregators.assistant()]), cancel_on_idle_timeout=False)
+    pipeline = Pipeline([lichen.transcript_listener(), aggregators.user(), lichen, llm, aggregators.assistant()])
+    worker = PipelineWorker(pipeline, cancel_on_idle_timeout=False)
     started = asyncio.Event()
 
     @worker.event_handler("on_pipeline_started")
@@ -203,8 +138,13 @@ async def call(client: Client, call_id: str, utterances: list[str]) -> None:
         for text in utterances:  # what an STT service emits for each utterance
             print(f"  customer: {text}")
             llm.replied.clear()
+            await worker.queue_frame(UserStartedSpeakingFrame())
+            words = text.split()
+            for n in range(1, len(words) + 1):  # interim transcripts: lower case, no punctuation
+                heard = " ".join(words[:n]).lower().strip(".,:;?!")
+                await worker.queue_frame(InterimTranscriptionFrame(heard, user_id="caller", timestamp=time_now_iso8601()))
+                await asyncio.sleep(WORD_GAP_S)
             await worker.queue_frames([
-                UserStartedSpeakingFrame(),
                 TranscriptionFrame(text, user_id="caller", timestamp=time_now_iso8601()),
                 UserStoppedSpeakingFrame(),
             ])
@@ -216,7 +156,7 @@ async def call(client: Client, call_id: str, utterances: list[str]) -> None:
     runner = WorkerRunner(handle_sigint=False)
     await runner.add_workers(worker)
     await asyncio.gather(runner.run(), caller())
-    result = await session.push_index()
+    result = lichen.last_push  # pushed by the processor at EndFrame
     print(f"[{call_id}] pushed {result.doc_count} turns (version {result.version})")
 
 

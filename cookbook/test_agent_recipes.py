@@ -78,7 +78,7 @@ async def test_pipecat_processor_under_pipecats_run_test(tmp_path, monkeypatch):
     await client.create_index("faqs", [DocumentInfo(id="faq-refund", text="Refunds take 3-5 business days.")])
     await client.load_index("faqs")
     session = await client.session("call")
-    processor = recipe.LichenContextProcessor(session, client, ["faqs"])
+    processor = recipe.lichen_processor(session, client, "faqs")
     context = LLMContext([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "I was billed twice."}])
 
     down, _ = await run_test(processor, frames_to_send=[LLMContextFrame(context)], expected_down_frames=[LLMContextFrame])

@@ -1,0 +1,268 @@
+"""``LichenContextProcessor``: per user turn, Lichen context just before the LLM; the
+call's turns indexed into its session; the session pushed when the call ends.
+
+``LichenTranscriptListener`` (from :meth:`LichenContextProcessor.transcript_listener`)
+sits right after the STT service, where interim transcripts still flow (the user context
+aggregator consumes them), and prepares their query vectors while the user speaks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from lichen import Client, ContextHit, ContextSearch, DocumentInfo, PushIndexResult, QueryOptions, SessionIndex
+from loguru import logger
+from pipecat.frames.frames import (
+    CancelFrame,
+    EndFrame,
+    Frame,
+    InterimTranscriptionFrame,
+    LLMContextFrame,
+    StartFrame,
+    TranscriptionFrame,
+)
+from pipecat.processors.aggregators.llm_context import LLMContext, LLMSpecificMessage
+from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
+
+from .interim import InterimQueries, TurnQuery
+from .params import LichenParams
+
+__all__ = ["LichenContextProcessor", "LichenTranscriptListener", "LichenTurn"]
+
+SESSION_SOURCE = "session"
+
+
+@dataclass
+class LichenTurn:
+    """What the processor did for one user turn (``processor.last_turn``, and the
+    argument of the ``on_context_retrieved`` event)."""
+
+    query: TurnQuery
+    """The final transcript, the text queried with, and how it matched what was prepared."""
+    hits: list[ContextHit] = field(default_factory=list)
+    """The passages injected, best first over all sources."""
+    context: str | None = None
+    """The system message injected (``None``: nothing relevant was found)."""
+    latency_ms: float = 0.0
+    """From the context frame's arrival to the context being in place."""
+
+
+class LichenContextProcessor(FrameProcessor):
+    """Retrieval from a call's Lichen session and long-term indexes, per user turn.
+
+    Place it between the user context aggregator and the LLM service::
+
+        lichen = LichenContextProcessor(session, client, params=LichenParams(indexes=["faqs"]))
+        Pipeline([transport.input(), stt, lichen.transcript_listener(), context_aggregator.user(),
+                  lichen, llm, tts, transport.output(), context_aggregator.assistant()])
+
+    For each ``LLMContextFrame`` that ends with a new user message it queries the
+    session and the indexes with the user's words, puts the best passages into the
+    context as one system message just before that message (removing the previous
+    turn's), and passes the frame on; then it indexes the conversation messages it has
+    not seen yet (the user's, and the assistant's reply to the previous turn) into the
+    session. A turn is never its own context: it is indexed after the query.
+
+    With the transcript listener in the pipeline, interim transcripts are embedded as
+    they arrive (``session.prepare``), so a final transcript that matches one of them
+    (see :mod:`pipecat_lichen.interim`) costs only the search.
+
+    On ``EndFrame`` or ``CancelFrame`` it indexes what is left (the last reply) and
+    pushes the session (``params.push_on_end``). Events: ``on_context_retrieved``
+    (processor, :class:`LichenTurn`) and ``on_session_pushed`` (processor,
+    ``PushIndexResult``).
+    """
+
+    def __init__(
+        self,
+        session: SessionIndex,
+        client: Client | None = None,
+        *,
+        params: LichenParams | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self._params = params = params or LichenParams()
+        if params.indexes and client is None:
+            raise ValueError("long-term indexes need the client that loaded them: LichenContextProcessor(session, client, ...)")
+        self.session, self.client = session, client
+        self._search = ContextSearch(
+            session,
+            client,
+            list(params.indexes),
+            k=params.top_k,
+            per_source_k=params.per_source_k,
+            method=params.merge,
+            options=QueryOptions(alpha=params.alpha, filter=params.filter, min_score=params.min_score),
+        )
+        self._interim = InterimQueries(session.prepare, filler_words=params.filler_words)
+        self._listener: LichenTranscriptListener | None = None
+        self._indexed = 0  # conversation messages of the context already in the session
+        self._injected: dict[str, Any] | None = None
+        self._context: LLMContext | None = None
+        self._ended = False
+        self.last_turn: LichenTurn | None = None
+        self.last_push: PushIndexResult | None = None
+        self._register_event_handler("on_context_retrieved")
+        self._register_event_handler("on_session_pushed")
+
+    @property
+    def params(self) -> LichenParams:
+        return self._params
+
+    def transcript_listener(self) -> LichenTranscriptListener:
+        """The processor to place right after the STT service: it prepares each interim
+        transcript's query vector (one listener per processor)."""
+        if self._listener is None:
+            self._listener = LichenTranscriptListener(self)
+        return self._listener
+
+    # ------------------------------------------------------------------ frames
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, LLMContextFrame):
+            pending, turn = await self._before_llm(frame.context)
+            await self.push_frame(frame, direction)
+            if turn is not None:
+                await self._call_event_handler("on_context_retrieved", turn)
+            await self._index(pending, turn)
+        elif isinstance(frame, StartFrame):
+            self._ended = False  # a processor may run in one pipeline after another
+            await self.push_frame(frame, direction)
+        elif isinstance(frame, (EndFrame, CancelFrame)):
+            await self._end_call()
+            await self.push_frame(frame, direction)
+        else:
+            await self.push_frame(frame, direction)
+
+    def heard(self, text: str, *, final: bool) -> None:
+        """An STT result (from the transcript listener): prepare its query vector."""
+        if self._params.prepare_interim and self._params.top_k > 0:
+            self._interim.heard(text, final=final)
+
+    # ------------------------------------------------------------------ one turn
+    async def _before_llm(self, context: LLMContext) -> tuple[list[dict[str, Any]], LichenTurn | None]:
+        """Put this turn's context in place; return the messages still to index, and
+        the turn (``None`` when the context does not end with a new user message)."""
+        started = time.perf_counter()
+        self._context = context
+        messages = [m for m in context.get_messages() if m is not self._injected]
+        new = self._new_messages(messages)
+        if not new or new[-1]["role"] != "user":
+            if len(messages) != len(context.get_messages()):
+                context.set_messages(messages)  # the previous turn's context goes
+            self._injected = None
+            return new, None
+        text = _text_of(new[-1])
+        query = await self._interim.finish(text)
+        if query.match in ("miss", "none"):
+            # Embedded once, here: the search and the turn's document both take this vector.
+            await self.session.prepare(query.query)
+        hits = await self._search.asearch(query.query) if self._params.top_k > 0 else []
+        rendered = self._render(hits) if hits else None
+        self._injected = {"role": "system", "content": rendered} if rendered else None
+        if self._injected is not None:
+            messages.insert(len(messages) - 1, self._injected)  # just before the user's turn
+        context.set_messages(messages)
+        self.last_turn = LichenTurn(query, hits, rendered, (time.perf_counter() - started) * 1000.0)
+        return new, self.last_turn
+
+    def _new_messages(self, messages: Sequence[Any]) -> list[dict[str, Any]]:
+        conversation = [
+            m for m in messages
+            if not isinstance(m, LLMSpecificMessage) and m.get("role") in self._params.speakers and _text_of(m)
+        ]
+        return conversation[self._indexed :]
+
+    def _render(self, hits: list[ContextHit]) -> str:
+        params = self._params
+        order = {SESSION_SOURCE: 0, **{name: i + 1 for i, name in enumerate(params.indexes)}}
+        grouped = sorted(hits, key=lambda hit: order.get(hit.source, len(order)))  # stable: best first per source
+        lines = [
+            params.passage_template.format(
+                source=hit.source, id=hit.doc.id, score=hit.doc.score, text=hit.doc.text, metadata=hit.doc.metadata
+            )
+            for hit in grouped
+        ]
+        return params.context_template.format(passages="\n".join(lines))
+
+    async def _index(self, messages: list[dict[str, Any]], turn: LichenTurn | None = None) -> None:
+        if not messages:
+            return
+        self._indexed += len(messages)
+        if not self._params.index_turns:
+            return
+        texts = [_text_of(m) for m in messages]
+        vectors = await asyncio.to_thread(self._vectors, texts, turn)
+        first = self.session.doc_count + 1
+        docs = []
+        for i, (message, text, vector) in enumerate(zip(messages, texts, vectors)):
+            speaker = self._params.speakers[message["role"]]
+            docs.append(
+                DocumentInfo(
+                    id=f"turn-{first + i}",
+                    text=self._params.turn_template.format(speaker=speaker, text=text),
+                    metadata={"speaker": speaker, "turn": first + i},
+                    embedding=vector,
+                )
+            )
+        await self.session.add_docs(docs)
+
+    def _vectors(self, texts: list[str], turn: LichenTurn | None) -> list[Any]:
+        """Each message embedded from its words alone (not "speaker: ..."); the user's
+        turn just queried takes its query vector (prepared while the user spoke or just
+        before the search, so ``embed_query`` finds it and nothing is embedded twice)."""
+        if turn is None:
+            return list(self.session.embed_texts(texts))
+        earlier = list(self.session.embed_texts(texts[:-1])) if len(texts) > 1 else []
+        return [*earlier, self.session.embed_query(turn.query.query)]
+
+    async def _end_call(self) -> None:
+        if self._ended:
+            return
+        self._ended = True
+        await self._interim.aclose()
+        if self._context is not None:
+            messages = [m for m in self._context.get_messages() if m is not self._injected]
+            await self._index(self._new_messages(messages))  # the assistant's last reply
+        if self._params.push_on_end and self._params.index_turns:
+            try:
+                self.last_push = await self.session.push_index()
+            except Exception as error:  # the call is over either way; say why it was not kept
+                logger.error(f"{self}: pushing session {self.session.name!r} failed: {error!r}")
+                raise
+            await self._call_event_handler("on_session_pushed", self.last_push)
+
+
+class LichenTranscriptListener(FrameProcessor):
+    """Passes every frame on; hands interim and final transcripts to its
+    :class:`LichenContextProcessor` so their query vectors are ready when the turn ends.
+    Place it right after the STT service (before the user context aggregator, which
+    consumes transcription frames)."""
+
+    def __init__(self, lichen: LichenContextProcessor, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._lichen = lichen
+
+    async def process_frame(self, frame: Frame, direction: FrameDirection) -> None:
+        await super().process_frame(frame, direction)
+        if isinstance(frame, InterimTranscriptionFrame):
+            self._lichen.heard(frame.text, final=False)
+        elif isinstance(frame, TranscriptionFrame):
+            self._lichen.heard(frame.text, final=True)
+        await self.push_frame(frame, direction)
+
+
+def _text_of(message: Any) -> str:
+    """A message's text: its string content, or its text parts joined."""
+    content = message.get("content") if isinstance(message, dict) else None
+    if isinstance(content, str):
+        return content.strip()
+    if isinstance(content, list):
+        parts = [part.get("text", "") for part in content if isinstance(part, dict) and part.get("type") == "text"]
+        return " ".join(p.strip() for p in parts if p.strip())
+    return ""
