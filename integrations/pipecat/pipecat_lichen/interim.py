@@ -71,10 +71,15 @@ class TurnQuery:
     query: str
     """The text to query with: the matching prepared text, or the final transcript."""
     match: MatchKind
-    """``exact`` / ``near``: a prepared text matched (its vector is ready); ``miss``:
-    texts were prepared, none matched; ``none``: nothing was prepared this turn."""
-    prepared: int = 0
-    """How many texts were prepared during the turn."""
+    """How the final transcript compares with the turn's interim transcripts: ``exact``
+    or ``near`` (a match: its vector was ready), ``miss`` (interim transcripts came, none
+    matched) or ``none`` (no interim transcript this turn)."""
+    ready: bool = False
+    """The query's vector was prepared before the turn ended (a match, or the final
+    transcript itself prepared as it arrived, before the turn was over): the query costs
+    only the search."""
+    interims: int = 0
+    """How many distinct interim transcripts were heard during the turn."""
 
 
 def match_prepared(
@@ -83,23 +88,24 @@ def match_prepared(
     """Apply the rule to ``final`` against ``prepared`` (oldest first)."""
     texts = list(prepared)
     if not texts:
-        return TurnQuery(final, final, "none", 0)
+        return TurnQuery(final, final, "none")
     words = transcript_words(final)
     bare = _without_fillers(words, filler_words)
     newest_first = texts[::-1]
     for text in newest_first:
         if transcript_words(text) == words:
-            return TurnQuery(final, text, "exact", len(texts))
+            return TurnQuery(final, text, "exact", True, len(texts))
     if bare:
         for text in newest_first:
             if _without_fillers(transcript_words(text), filler_words) == bare:
-                return TurnQuery(final, text, "near", len(texts))
-    return TurnQuery(final, final, "miss", len(texts))
+                return TurnQuery(final, text, "near", True, len(texts))
+    return TurnQuery(final, final, "miss", False, len(texts))
 
 
 @dataclass
 class _Turn:
     segments: list[str] = field(default_factory=list)  # final segments committed this turn
+    interims: set[tuple[str, ...]] = field(default_factory=set)  # words of each interim transcript heard
     prepared: dict[tuple[str, ...], str] = field(default_factory=dict)  # words -> text, oldest first
     running: dict[tuple[str, ...], tuple[str, asyncio.Future[bool]]] = field(default_factory=dict)
     pending: str | None = None
@@ -111,9 +117,12 @@ class InterimQueries:
     """Prepares the transcripts of the current user turn, one at a time, newest first.
 
     ``prepare`` is Lichen's ``session.prepare``. Call :meth:`heard` for every STT result
-    (never blocks: embedding runs in the background; while one text is being embedded,
-    only the newest of those that arrive meanwhile is kept for next) and :meth:`finish`
-    when the turn ends, to learn what to query with.
+    (it never blocks: embedding runs in the background, one text at a time; of the texts
+    that arrive while one is being embedded only the newest is kept for next) and
+    :meth:`finish` when the turn ends, to learn what to query with. A final segment is
+    prepared too as soon as it arrives: turn detection usually decides a little later
+    that the turn is over, and its vector can be ready by then even when no interim
+    transcript matched.
     """
 
     def __init__(
@@ -131,14 +140,21 @@ class InterimQueries:
         spoken, or (``final=True``) that segment's final transcript. Earlier final
         segments of the turn are prepended, as the turn's message will hold them all."""
         turn = self._turn
-        if not text.strip():
+        text = text.strip()
+        if not text or turn.closed:
             return
-        spoken = " ".join([*turn.segments, text.strip()])
+        spoken = " ".join([*turn.segments, text])
         if final:
-            turn.segments.append(text.strip())
+            turn.segments.append(text)
         key = transcript_words(spoken)
-        if not key or key in turn.prepared or key in turn.running or len(turn.prepared) >= _MAX_PREPARED:
+        if not key:
             return
+        if not final:
+            turn.interims.add(key)
+        if key in turn.prepared or key in turn.running or len(turn.prepared) >= _MAX_PREPARED:
+            return
+        if final and match_prepared(spoken, turn.prepared.values(), self.filler_words).ready:
+            return  # an interim transcript prepared already matches it
         turn.pending = spoken
         if turn.worker is None or turn.worker.done():
             turn.worker = asyncio.get_running_loop().create_task(self._work(turn))
@@ -155,7 +171,7 @@ class InterimQueries:
                 done.set_result(False)
                 raise
             except Exception:  # a failed preparation only costs the embedding later
-                logger.exception("preparing an interim transcript failed")
+                logger.exception("preparing a transcript failed")
                 done.set_result(False)
             else:
                 turn.prepared[key] = text
@@ -164,17 +180,24 @@ class InterimQueries:
                 turn.running.pop(key, None)
 
     async def finish(self, final: str) -> TurnQuery:
-        """The turn ended with ``final``: which text to query with. Starts a new turn."""
+        """The turn ended with ``final``: which text to query with. Starts a new turn.
+
+        A vector already prepared beats one still being embedded (exact before near in
+        each); a matching preparation still running is awaited."""
         turn, self._turn = self._turn, _Turn()
         turn.closed, turn.pending = True, None  # nothing new starts for this turn
-        # The text being embedded right now, if any, is the newest one.
-        running = [text for text, _ in turn.running.values()]
-        found = match_prepared(final, [*turn.prepared.values(), *running], self.filler_words)
-        key = transcript_words(found.query)
-        if found.match in ("exact", "near") and key in turn.running:
-            if not await turn.running[key][1]:  # it failed: the query embeds
-                return TurnQuery(final, final, "miss", len(turn.prepared))
-        return found
+        unmatched = "miss" if turn.interims else "none"
+        found = match_prepared(final, turn.prepared.values(), self.filler_words)
+        if not found.ready:
+            running = [text for text, _ in turn.running.values()]
+            found = match_prepared(final, running, self.filler_words)
+            if found.ready and not await turn.running[transcript_words(found.query)][1]:
+                found = TurnQuery(final, final, "miss")  # it failed: the query embeds
+        if not found.ready:
+            return TurnQuery(final, final, unmatched, False, len(turn.interims))
+        # A match with the final segment's own preparation is ready, but no interim matched.
+        kind = found.match if transcript_words(found.query) in turn.interims else unmatched
+        return TurnQuery(final, found.query, kind, True, len(turn.interims))
 
     async def aclose(self) -> None:
         """Stop preparing (the call is over)."""
@@ -186,3 +209,4 @@ class InterimQueries:
                 await turn.worker
             except asyncio.CancelledError:
                 pass
+

@@ -9,10 +9,18 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from .interim import FILLER_WORDS
 
-__all__ = ["LichenParams", "DEFAULT_CONTEXT_TEMPLATE", "DEFAULT_PASSAGE_TEMPLATE"]
+__all__ = ["LichenParams", "DEFAULT_CONTEXT_TEMPLATE", "DEFAULT_PASSAGE_TEMPLATE", "TemplateFields"]
 
 DEFAULT_CONTEXT_TEMPLATE = "Context for this turn (earlier in this call, then reference passages):\n{passages}"
 DEFAULT_PASSAGE_TEMPLATE = "[{source} {id} {score:.2f}] {text}"
+
+
+class TemplateFields(dict):
+    """A passage's metadata as templates see it: ``{metadata[topic]}`` is empty for a
+    passage without that field (session turns and long-term passages differ)."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
 
 
 class LichenParams(BaseModel):
@@ -29,8 +37,8 @@ class LichenParams(BaseModel):
     Rendering: the passages go into one system message placed just before the user's
     turn, ``context_template`` with ``{passages}`` replaced by one line per passage
     (``passage_template``: ``{source}`` is ``session`` or the index name, then ``{id}``,
-    ``{score}``, ``{text}``, ``{metadata}``), session passages first, each source best
-    first. The next turn replaces it.
+    ``{score}``, ``{text}``, ``{metadata[field]}``, empty when a passage lacks it),
+    session passages first, each source best first. The next turn replaces it.
 
     Indexing: each user and assistant message becomes a session document,
     ``turn_template`` (``{speaker}``, ``{text}``) with ``speakers`` naming the roles,
@@ -82,6 +90,19 @@ class LichenParams(BaseModel):
     def _context_template(cls, value: str) -> str:
         if "{passages}" not in value:
             raise ValueError("context_template must contain {passages}")
+        return value
+
+    @field_validator("passage_template")
+    @classmethod
+    def _passage_template(cls, value: str) -> str:
+        try:
+            value.format(source="session", id="turn-1", score=0.5, text="text", metadata=TemplateFields())
+        except KeyError as missing:
+            raise ValueError(
+                f"passage_template names {missing}: use {{source}} {{id}} {{score}} {{text}} {{metadata}}"
+            ) from None
+        except (IndexError, ValueError) as error:
+            raise ValueError(f"passage_template is not a format string: {error}") from None
         return value
 
     @field_validator("speakers")

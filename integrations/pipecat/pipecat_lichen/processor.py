@@ -29,7 +29,7 @@ from pipecat.processors.aggregators.llm_context import LLMContext, LLMSpecificMe
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
 from .interim import InterimQueries, TurnQuery
-from .params import LichenParams
+from .params import LichenParams, TemplateFields
 
 __all__ = ["LichenContextProcessor", "LichenTranscriptListener", "LichenTurn"]
 
@@ -159,7 +159,7 @@ class LichenContextProcessor(FrameProcessor):
             return new, None
         text = _text_of(new[-1])
         query = await self._interim.finish(text)
-        if query.match in ("miss", "none"):
+        if not query.ready:
             # Embedded once, here: the search and the turn's document both take this vector.
             await self.session.prepare(query.query)
         hits = await self._search.asearch(query.query) if self._params.top_k > 0 else []
@@ -184,7 +184,8 @@ class LichenContextProcessor(FrameProcessor):
         grouped = sorted(hits, key=lambda hit: order.get(hit.source, len(order)))  # stable: best first per source
         lines = [
             params.passage_template.format(
-                source=hit.source, id=hit.doc.id, score=hit.doc.score, text=hit.doc.text, metadata=hit.doc.metadata
+                source=hit.source, id=hit.doc.id, score=hit.doc.score, text=hit.doc.text,
+                metadata=TemplateFields(hit.doc.metadata),
             )
             for hit in grouped
         ]
