@@ -39,7 +39,7 @@ from _data import load_corpus
 from lichen import Client, SessionIndex
 from lichen.server.auth import create_project
 from lichen.server.storage import open_storage
-from lichen.stores._base import IndexSnapshot
+from lichen.format.snapshot import IndexSnapshot
 from lichen.stores.http import HttpStore
 
 DIMENSION = 384

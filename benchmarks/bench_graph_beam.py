@@ -45,11 +45,11 @@ def main() -> None:
     parser.add_argument("artifacts", type=Path, nargs="+")
     args = parser.parse_args()
 
-    import lichen._engine as engine
-    import lichen._graph as graph
+    import lichen.engine.core as engine
+    import lichen.engine.graph as graph
     from lichen import get_embedder
-    from lichen._engine import IndexCore
-    from lichen.artifact import read_artifact
+    from lichen.engine.core import IndexCore
+    from lichen.format.artifact import read_artifact
 
     embed = get_embedder("lichen-minilm").embed
     _, texts = load_queries(args.data)

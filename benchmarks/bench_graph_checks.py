@@ -8,7 +8,7 @@ fresh process, with the file in the page cache:
   client loads an index, everything included (p50 of ``--repeats``), and the same with
   the structure check skipped (the layout handed over already proven): the difference is
   what the check adds to a load, where it runs beside the checksums on the other core;
-* **structure check alone**: :func:`lichen._graph_layout.read_graph_layout` plus the key
+* **structure check alone**: :func:`lichen.format.graph_layout.read_graph_layout` plus the key
   check against the index (``GraphEdits.check``), by itself (what a server pays);
 * **self-check**: ``IndexCore._self_check`` on the loaded graph, its time and, over
   ``--self-checks`` runs, how many of the 24 drawn rows missed (a sound graph should miss
@@ -38,8 +38,8 @@ from _measure import percentiles
 
 def build(path: Path, size: int, base: np.ndarray, texts: list[str]) -> None:
     from lichen import DocumentInfo
-    from lichen._engine import IndexCore
-    from lichen.artifact import write_artifact_file
+    from lichen.engine.core import IndexCore
+    from lichen.format.artifact import write_artifact_file
 
     vectors = mixed_corpus(base, size)
     core = IndexCore(approximate=True)
@@ -56,12 +56,12 @@ def child(path: Path, repeats: int, self_checks: int) -> None:
     """Measure in this (fresh) process and print one JSON object."""
     import dataclasses
 
-    import lichen._graph as graph_module
-    import lichen.artifact as artifact_module
-    from lichen._engine import IndexCore
-    from lichen._graph_edits import GraphEdits
-    from lichen._graph_layout import read_graph_layout
-    from lichen.artifact import read_artifact
+    import lichen.engine.graph as graph_module
+    import lichen.format.artifact as artifact_module
+    from lichen.engine.core import IndexCore
+    from lichen.format.graph_edits import GraphEdits
+    from lichen.format.graph_layout import read_graph_layout
+    from lichen.format.artifact import read_artifact
 
     with open(path, "rb") as handle:  # into the page cache: a cached load is measured
         while handle.read(64 << 20):

@@ -49,8 +49,8 @@ def queries(data: Path, cache: Path) -> tuple[np.ndarray, int]:
 
 def edited_artifact(source: Path, count: int, data: Path, cache: Path, out: Path) -> dict:
     """Apply ``count`` server-side edits to ``source``; write the result to ``out``."""
-    from lichen._engine import IndexCore
-    from lichen.artifact import read_artifact, write_artifact_file
+    from lichen.engine.core import IndexCore
+    from lichen.format.artifact import read_artifact, write_artifact_file
     from lichen.server.service import merge_upsert, remove_docs
     from lichen._types import DocumentInfo
     from lichen import get_embedder
@@ -77,8 +77,8 @@ def edited_artifact(source: Path, count: int, data: Path, cache: Path, out: Path
 
 
 def child(path: Path, query_file: Path, real_count: int) -> None:
-    from lichen._engine import IndexCore
-    from lichen.artifact import read_artifact
+    from lichen.engine.core import IndexCore
+    from lichen.format.artifact import read_artifact
 
     probes = np.load(query_file)
     path.read_bytes()  # the file in the page cache, as right after a download

@@ -26,7 +26,7 @@ import numpy as np
 from _data import cached_embeddings, load_corpus, load_queries, mixed_corpus
 from _measure import percentiles
 
-SERIAL_SEED = 2_048  # as lichen._graph
+SERIAL_SEED = 2_048  # as lichen.engine.graph
 SEARCHES = [(128, 128), (256, 256)]  # (search beam, re-ranked candidates)
 
 
@@ -51,7 +51,7 @@ def main() -> None:
     from usearch.index import Index
 
     from lichen import get_embedder
-    from lichen._engine import top_k_indices
+    from lichen.engine.core import top_k_indices
 
     embed = get_embedder("lichen-minilm").embed
     base = cached_embeddings(load_corpus(args.data)[1], args.cache, embed)

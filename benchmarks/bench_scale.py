@@ -137,8 +137,8 @@ def measure_size(size: int, base: np.ndarray, texts: list[str], query_texts: lis
                  probes: np.ndarray, repeats: int, home: Path) -> dict:
     import faiss
     from lichen import Client, QueryOptions, SessionIndex
-    from lichen._engine import APPROXIMATE_THRESHOLD, EXACT_FILTER_ROWS, top_k_indices
-    from lichen.stores._base import IndexSnapshot
+    from lichen.engine.core import APPROXIMATE_THRESHOLD, EXACT_FILTER_ROWS, top_k_indices
+    from lichen.format.snapshot import IndexSnapshot
 
     row: dict = {"docs": size}
     vectors = mixed_corpus(base, size)

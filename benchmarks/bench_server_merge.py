@@ -65,9 +65,9 @@ def make_artifact(size: int, data: Path, cache: Path, work: Path) -> Path:
     if path.exists():
         return path
     from lichen import get_embedder
-    from lichen._graph import VectorGraph
-    from lichen.artifact import write_artifact_file
-    from lichen.stores._base import IndexSnapshot
+    from lichen.engine.graph import VectorGraph
+    from lichen.format.artifact import write_artifact_file
+    from lichen.format.snapshot import IndexSnapshot
 
     _, passages = load_corpus(data)
     vectors = mixed_corpus(cached_embeddings(passages, cache, get_embedder(MODEL).embed), size, seed=21)
@@ -113,7 +113,7 @@ def renamed_header(path: Path, name: str) -> bytes:
 def seed(storage, project_id: str, artifact: Path, name: str) -> None:
     """Publish ``artifact`` as index ``name`` (its manifest renamed), as a push would
     have stored it."""
-    from lichen.artifact import read_manifest
+    from lichen.format.artifact import read_manifest
 
     header = renamed_header(artifact, name)
     upload = storage.new_upload()
@@ -184,7 +184,7 @@ def open_storage(data_dir: Path, args: argparse.Namespace):
 
 
 def one_doc(name: str, doc_id: str, seed_: int):
-    from lichen.stores._base import IndexSnapshot
+    from lichen.format.snapshot import IndexSnapshot
 
     vector = np.random.default_rng(seed_).standard_normal((1, DIM)).astype(np.float32)
     vector /= np.linalg.norm(vector)

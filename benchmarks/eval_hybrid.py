@@ -1,7 +1,7 @@
 """Measure hybrid search quality on a BEIR-format dataset to pick the fusion defaults.
 
 Runs pure vector search (alpha = 1), pure BM25 (alpha = 0, keyword matches only) and both
-fusions of ``lichen.fusion`` ("rrf" with k = 30, "normalized") over a grid of alphas, and
+fusions of ``lichen.engine.fusion`` ("rrf" with k = 30, "normalized") over a grid of alphas, and
 reports nDCG@10 and recall@10 averaged over the queries that have judgements.
 
 Metrics follow BEIR / pytrec_eval (``ndcg_cut_10``): gain = graded relevance (linear,
@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lichen.fusion import DEFAULT_RRF_K, fuse_rankings
-from lichen.keyword import KeywordIndex
+from lichen.engine.fusion import DEFAULT_RRF_K, fuse_rankings
+from lichen.engine.keyword import KeywordIndex
 from lichen.models import get_embedder
 
 ALPHAS = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9)

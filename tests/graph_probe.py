@@ -9,7 +9,7 @@ other exception: a bug too). The parent sees ``killed`` when the child dies by a
 ``hung`` when it does not answer in time.
 
 The graph section is located here with a parser of its own, written from usearch's
-serialisation and independent of :mod:`lichen._graph_layout`, so that these tests do not
+serialisation and independent of :mod:`lichen.format.graph_layout`, so that these tests do not
 trust the code they test to find the fields they damage.
 
 Run as a script, this module is the child: it reads artifact paths, one a line, on stdin.
@@ -163,8 +163,8 @@ def _ids(hits) -> list[str]:
 
 def _probe(path: str) -> dict:
     from lichen import DocumentInfo, LichenError
-    from lichen._engine import IndexCore
-    from lichen.artifact import read_artifact
+    from lichen.engine.core import IndexCore
+    from lichen.format.artifact import read_artifact
 
     try:
         snapshot = read_artifact(path, lazy=True)

@@ -296,7 +296,7 @@ def snapshot_of(name: str, n: int, *, dim: int = 8, prefix: str = "d", seed: int
     """A valid ``IndexSnapshot`` of ``n`` documents with unit random vectors (model "custom")."""
     import numpy as np
 
-    from lichen.stores._base import IndexSnapshot
+    from lichen.format.snapshot import IndexSnapshot
 
     rng = np.random.default_rng(seed)
     matrix = rng.standard_normal((n, dim)).astype(np.float32)
@@ -343,7 +343,7 @@ def with_offsets_changed(artifact: bytes, change) -> bytes:
     import orjson
     import xxhash
 
-    from lichen.artifact import read_manifest
+    from lichen.format.artifact import read_manifest
 
     data = bytearray(artifact)
     sec = read_manifest(artifact).sections["offsets"]
@@ -374,14 +374,14 @@ def forge_artifact(
 ) -> bytes:
     """An artifact whose every checksum is right but whose sections hold whatever was
     given: what ``encode_artifact`` refuses to write, byte for byte as the format lays it
-    out (``lichen.artifact`` module docstring). ``manifest_fields`` override or add
+    out (``lichen.format.artifact`` module docstring). ``manifest_fields`` override or add
     manifest entries (``version=-1``, ``model_id=""``...)."""
     import struct
 
     import orjson
     import xxhash
 
-    from lichen.artifact import ALIGNMENT, FORMAT_VERSION, MAGIC
+    from lichen.format.artifact import ALIGNMENT, FORMAT_VERSION, MAGIC
 
     def align(n: int) -> int:
         return (n + ALIGNMENT - 1) // ALIGNMENT * ALIGNMENT

@@ -14,11 +14,11 @@ from filter_reference import reference_match
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import lichen._engine as engine_module
+import lichen.engine.core as engine_module
 from lichen import Client, CorruptDataError, DocumentInfo, QueryOptions, SessionIndex
-from lichen._engine import APPROXIMATE_THRESHOLD, IndexCore
-from lichen._graph import VectorGraph
-from lichen.artifact import read_artifact, read_artifact_file, read_manifest, write_artifact_file
+from lichen.engine.core import APPROXIMATE_THRESHOLD, IndexCore
+from lichen.engine.graph import VectorGraph
+from lichen.format.artifact import read_artifact, read_artifact_file, read_manifest, write_artifact_file
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DIM = 32
@@ -303,7 +303,7 @@ def test_lichen_and_onnxruntime_import_in_either_order(tmp_path):
     import subprocess
     import sys
 
-    for order in ("import lichen._graph, onnxruntime", "import onnxruntime, lichen._graph"):
+    for order in ("import lichen.engine.graph, onnxruntime", "import onnxruntime, lichen.engine.graph"):
         done = subprocess.run([sys.executable, "-c", order], capture_output=True, timeout=120)
         assert done.returncode == 0, (order, done.returncode, done.stderr[-500:])
 

@@ -10,9 +10,10 @@ import numpy as np
 import orjson
 import pytest
 import xxhash
+from server_helpers import element_starts
 
 from lichen._errors import CorruptDataError, InvalidArgumentError
-from lichen.artifact import (
+from lichen.format.artifact import (
     ALIGNMENT,
     FORMAT_VERSION,
     MAGIC,
@@ -25,8 +26,7 @@ from lichen.artifact import (
     write_artifact,
     write_artifact_file,
 )
-from lichen.stores._base import IndexSnapshot
-from server_helpers import element_starts
+from lichen.format.snapshot import IndexSnapshot
 
 HEADER = struct.Struct("<8sIIQ16s")
 
@@ -264,7 +264,7 @@ def test_etag_identifies_content():
 
 
 def test_write_artifact_file_is_atomic_on_error(tmp_path, monkeypatch):
-    import lichen.artifact as artifact
+    import lichen.format.artifact as artifact
 
     path = tmp_path / "a.lix"
     write_artifact_file(make_snapshot(3, 4), path)

@@ -172,9 +172,8 @@ def _push_reporting_to(stderr_is_a_terminal: bool, path, home) -> str:
         done = subprocess.run([*_lichen_command(), "push", str(path)], capture_output=True, text=True, env=env, timeout=120)
         assert done.returncode == 0, done.stderr
         return done.stderr
-    import pty
-
     import fcntl
+    import pty
     import struct
     import termios
 

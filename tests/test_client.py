@@ -172,7 +172,7 @@ async def test_query_many_keeps_the_same_id_from_different_indexes():
 
 async def test_reading_stored_docs_needs_no_model():
     """An index built elsewhere with a model this machine lacks can still be read."""
-    from lichen.stores import IndexSnapshot
+    from lichen.format import IndexSnapshot
 
     client = Client()
     client.store.write(IndexSnapshot(

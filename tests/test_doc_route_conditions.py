@@ -16,7 +16,7 @@ import pytest
 from server_helpers import Credentials, Deployment, auth, shared_moto, snapshot_of
 
 from lichen import ConflictError
-from lichen.artifact import encode_artifact
+from lichen.format.artifact import encode_artifact
 from lichen.stores.http import HttpStore
 
 DIM = 4

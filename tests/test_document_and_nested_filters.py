@@ -7,8 +7,9 @@ from __future__ import annotations
 import re
 
 import pytest
+
 from lichen import Client, DocumentInfo, InvalidArgumentError, QueryOptions, SessionIndex
-from lichen.filters import compile_filter, where_document_filter
+from lichen.engine.filters import compile_filter, where_document_filter
 
 TEXTS = {
     "a": "Refunds reach the card within 5 business days.",

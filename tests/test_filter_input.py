@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from lichen import DocumentInfo, InvalidArgumentError, QueryOptions, SessionIndex
-from lichen.filters import MAX_FILTER_DEPTH, compile_filter, where_document_filter
+from lichen.engine.filters import MAX_FILTER_DEPTH, compile_filter, where_document_filter
 
 
 def nested_and(levels: int, inner: dict | None = None) -> dict:

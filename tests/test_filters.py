@@ -13,10 +13,10 @@ from filter_reference import reference_match
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import lichen._columns as columns_module
-from lichen._columns import MetadataColumns
+import lichen.engine.columns as columns_module
 from lichen._errors import InvalidArgumentError, LichenError
-from lichen.filters import CompiledFilter, compile_filter
+from lichen.engine.columns import MetadataColumns
+from lichen.engine.filters import CompiledFilter, compile_filter
 
 PARIS = "48.8566,2.3522"
 LONDON = "51.5074,-0.1278"

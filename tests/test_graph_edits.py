@@ -14,13 +14,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_approximate import assert_graph_matches_scan, clustered, core_with, make_docs
 
-import lichen._graph_edits as edits_module
+import lichen.format.graph_edits as edits_module
 from lichen import CorruptDataError, DocumentInfo
-from lichen._engine import IndexCore
-from lichen._graph import VectorGraph
-from lichen.artifact import ALIGNMENT, encode_artifact, read_artifact, read_manifest
+from lichen.engine.core import IndexCore
+from lichen.engine.graph import VectorGraph
+from lichen.format.artifact import ALIGNMENT, encode_artifact, read_artifact, read_manifest
+from lichen.format.snapshot import IndexSnapshot
 from lichen.server.service import merge_upsert, remove_docs
-from lichen.stores._base import IndexSnapshot
 
 HEADER = struct.Struct("<8sIIQ16s")
 

@@ -31,8 +31,8 @@ from lichen import (
     UnauthorizedError,
 )
 from lichen._progress import progress_wanted
-from lichen.server.protocol import ErrorCode
-from lichen.stores._base import IndexSnapshot
+from lichen.format.snapshot import IndexSnapshot
+from lichen.protocol import ErrorCode
 from lichen.stores.http import HttpStore, Retries, Timeout
 
 FAST = Retries(attempts=3, backoff=0.001, max_backoff=0.002)

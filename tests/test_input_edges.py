@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from lichen import DocumentInfo, InvalidArgumentError, QueryOptions, SessionIndex
-from lichen._engine import IndexCore
+from lichen.engine.core import IndexCore
 
 DIM = 8
 #: An ordinary direction; the tests scale it until the squares of its elements underflow

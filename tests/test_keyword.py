@@ -11,10 +11,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lichen import keyword as keyword_module
 from lichen._errors import InvalidArgumentError
-from lichen.fusion import DEFAULT_ALPHA, DEFAULT_FUSION, FUSION_METHODS, fuse_rankings
-from lichen.keyword import BM25_B, BM25_K1, KeywordIndex, analyze
+from lichen.engine import keyword as keyword_module
+from lichen.engine.fusion import DEFAULT_ALPHA, DEFAULT_FUSION, FUSION_METHODS, fuse_rankings
+from lichen.engine.keyword import BM25_B, BM25_K1, KeywordIndex, analyze
 
 # -- analyzer -----------------------------------------------------------------------------
 

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 from server_helpers import with_offsets_changed
 
-import lichen._engine as engine_module
-import lichen.artifact as artifact_module
+import lichen.engine.core as engine_module
+import lichen.format.artifact as artifact_module
 from lichen import Client, CorruptDataError, DocumentInfo, QueryOptions, SessionIndex
-from lichen._encoded_column import EncodedColumn
-from lichen._engine import IndexCore
-from lichen.artifact import FORMAT_VERSION, encode_artifact, read_artifact, read_manifest
-from lichen.stores._base import IndexSnapshot
+from lichen.engine.core import IndexCore
+from lichen.format.artifact import FORMAT_VERSION, encode_artifact, read_artifact, read_manifest
+from lichen.format.columns import EncodedColumn
+from lichen.format.snapshot import IndexSnapshot
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DIM = 16
@@ -269,7 +269,7 @@ def test_a_lazily_read_snapshots_columns_become_lists_on_request(tmp_path):
     # column_lists() give the lists an eager read holds.
     import orjson
 
-    from lichen.artifact import read_artifact_file, write_artifact_file
+    from lichen.format.artifact import read_artifact_file, write_artifact_file
 
     eager = IndexSnapshot(
         name="c", model_id="custom", dimension=2, ids=["a", "b"], texts=["x", "y"],

@@ -18,9 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import lichen.artifact as artifact
+import lichen.format.artifact as artifact
 from lichen._errors import ConflictError, CorruptDataError, InvalidArgumentError, NotFoundError, StorageError
-from lichen.stores import IndexSnapshot, IndexStore, LocalStore, default_home
+from lichen._home import default_home
+from lichen.format import IndexSnapshot
+from lichen.stores import IndexStore, LocalStore
 
 
 def snapshot(name: str = "docs", n: int = 3, dim: int = 4, seed: int = 0) -> IndexSnapshot:
@@ -443,7 +445,8 @@ def test_racing_processes_exactly_one_wins(store, tmp_path):
         f"""
         import os, sys, time
         import numpy as np
-        from lichen.stores import IndexSnapshot, LocalStore
+        from lichen.format import IndexSnapshot
+        from lichen.stores import LocalStore
         from lichen._errors import ConflictError
         i = int(sys.argv[1])
         store = LocalStore({str(store.root)!r})

@@ -18,7 +18,7 @@ pytest.importorskip("onnx")
 safetensors_numpy = pytest.importorskip("safetensors.numpy")
 from tokenizers import Tokenizer  # noqa: E402
 
-from lichen import DocumentInfo, InvalidArgumentError, ModelUnavailableError, QueryOptions, SessionIndex  # noqa: E402
+from lichen import DocumentInfo, InvalidArgumentError, ModelUnavailableError, QueryOptions, SessionIndex
 from lichen.cli import main  # noqa: E402
 from lichen.models import get_embedder, list_models, model_dir, validate_model_id  # noqa: E402
 from lichen.models._onnx import OnnxEmbedder  # noqa: E402

@@ -244,7 +244,7 @@ def test_setup_commands_never_assume_an_activated_environment():
 
 
 def test_readme_says_where_the_embedded_store_lives(monkeypatch, tmp_path):
-    from lichen.stores import default_home
+    from lichen._home import default_home
 
     monkeypatch.delenv("LICHEN_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))

@@ -18,7 +18,15 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from server_helpers import Credentials, Deployment, LichenServer, auth, free_port, shared_moto, snapshot_of
+from server_helpers import (
+    Credentials,
+    Deployment,
+    LichenServer,
+    auth,
+    free_port,
+    shared_moto,
+    snapshot_of,
+)
 
 from lichen import (
     ConflictError,
@@ -31,8 +39,8 @@ from lichen import (
     QueryOptions,
     UnauthorizedError,
 )
-from lichen.artifact import encode_artifact, read_manifest
-from lichen.stores._base import IndexSnapshot
+from lichen.format.artifact import encode_artifact, read_manifest
+from lichen.format.snapshot import IndexSnapshot
 from lichen.stores.http import HttpStore, Retries
 
 

@@ -16,8 +16,8 @@ from server_helpers import Deployment, auth, free_port, shared_moto, snapshot_of
 
 from lichen import DocumentInfo, NetworkError
 from lichen.server.app import ServerConfig, create_app
-from lichen.server.fs import FileStorage
 from lichen.server.service import Limits
+from lichen.server.storage.fs import FileStorage
 from lichen.stores.http import HttpStore, Retries
 
 WRITERS, WRITES = 8, 50
@@ -168,7 +168,7 @@ def _release_after_refusal(queue, refused: int, slot) -> None:
 
 
 def _encoded(snapshot) -> bytes:
-    from lichen.artifact import encode_artifact
+    from lichen.format.artifact import encode_artifact
 
     return encode_artifact(snapshot).to_bytes()
 

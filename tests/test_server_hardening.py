@@ -19,9 +19,17 @@ import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from server_helpers import Credentials, Deployment, auth, forge_artifact, shared_moto, snapshot_of, with_offsets_changed
+from server_helpers import (
+    Credentials,
+    Deployment,
+    auth,
+    forge_artifact,
+    shared_moto,
+    snapshot_of,
+    with_offsets_changed,
+)
 
-from lichen.artifact import encode_artifact
+from lichen.format.artifact import encode_artifact
 from lichen.stores.http import HttpStore
 
 NAME = "target"
@@ -160,7 +168,7 @@ def test_an_upload_whose_graph_is_not_a_graph_is_refused(deployment, project, se
 def test_an_upload_whose_graph_edits_name_documents_it_lacks_is_refused(deployment, project, seeded):
     # Graph edits (format 4) come from servers; an upload carrying edits that insert a key
     # the index does not hold would make every client refuse the index: refused at once.
-    from lichen._engine import IndexCore
+    from lichen.engine.core import IndexCore
 
     plain = snapshot_of(NAME, 3, dim=DIM)
     snapshot = IndexCore.from_snapshot(plain, approximate=True).snapshot(NAME, plain.model_id)

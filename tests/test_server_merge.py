@@ -18,23 +18,18 @@ from hypothesis import strategies as st
 from server_helpers import Deployment, shared_moto
 from test_approximate import assert_graph_matches_scan, clustered, core_with
 
-from lichen import (
-    CorruptDataError,
-    DocumentInfo,
-    InvalidArgumentError,
-    LimitExceededError,
-)
-from lichen._engine import IndexCore
-from lichen._graph import VectorGraph
-from lichen.artifact import encode_artifact, read_artifact, read_manifest
+from lichen import CorruptDataError, DocumentInfo, InvalidArgumentError, LimitExceededError
+from lichen.engine.core import IndexCore
+from lichen.engine.graph import VectorGraph
+from lichen.format.artifact import encode_artifact, read_artifact, read_manifest
+from lichen.format.snapshot import IndexSnapshot
 from lichen.server import compaction
 from lichen.server.auth import create_project
 from lichen.server.compaction import CompactionPolicy
-from lichen.server.fs import FileStorage
 from lichen.server.rewrite import open_stored, plan_delete, plan_upsert, write_rewrite
 from lichen.server.service import IndexService, Limits, merge_upsert, remove_docs
 from lichen.server.storage import IndexConflict
-from lichen.stores._base import IndexSnapshot
+from lichen.server.storage.fs import FileStorage
 
 FIELDS = {"version": 9, "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-02T00:00:00Z"}
 

@@ -11,8 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lichen._validation import as_vectors
-
 from lichen import (
     DocumentInfo,
     InvalidArgumentError,
@@ -22,6 +20,7 @@ from lichen import (
     SessionIndex,
     StorageError,
 )
+from lichen._validation import as_vectors
 
 TURNS = [
     DocumentInfo(id="turn-1", text="Customer reported a duplicate charge on their March invoice.", metadata={"speaker": "customer", "ts": 1}),
@@ -285,7 +284,7 @@ async def test_async_faces_do_not_block_each_other():
 def test_resumed_read_only_matrix_is_copied_on_first_write(tmp_path):
     """A loaded index adopts its stored matrix without copying (it may be memory-mapped
     and read-only); the first upsert, delete or add must copy, never write through."""
-    from lichen.stores import IndexSnapshot
+    from lichen.format import IndexSnapshot
 
     vectors = np.eye(4, dtype=np.float32)
     vectors.flags.writeable = False

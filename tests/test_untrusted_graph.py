@@ -24,12 +24,12 @@ from hypothesis import strategies as st
 from server_helpers import Deployment, auth, shared_moto, snapshot_of
 
 from lichen import CorruptDataError, DocumentInfo, SessionIndex
-from lichen._engine import IndexCore
-from lichen._graph import VectorGraph
-from lichen._graph_edits import GraphEdits
-from lichen._graph_layout import read_graph_layout
-from lichen.artifact import encode_artifact, read_artifact, verify_artifact, write_artifact_file
-from lichen.stores._base import IndexSnapshot
+from lichen.engine.core import IndexCore
+from lichen.engine.graph import VectorGraph
+from lichen.format.artifact import encode_artifact, read_artifact, verify_artifact, write_artifact_file
+from lichen.format.graph_edits import GraphEdits
+from lichen.format.graph_layout import read_graph_layout
+from lichen.format.snapshot import IndexSnapshot
 from lichen.stores.http import HttpStore
 from lichen.stores.local import LocalStore
 

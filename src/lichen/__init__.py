@@ -23,7 +23,14 @@ from ._errors import (
     UnauthorizedError,
 )
 from ._session import SessionIndex
-from ._types import DocumentInfo, IndexInfo, PushIndexResult, QueryOptions, QueryResultDocument, SearchResult
+from ._types import (
+    DocumentInfo,
+    IndexInfo,
+    PushIndexResult,
+    QueryOptions,
+    QueryResultDocument,
+    SearchResult,
+)
 from .merge import ContextHit, ContextSearch, merge_ranked
 from .models import get_embedder
 

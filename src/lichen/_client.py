@@ -15,13 +15,20 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ._errors import ConflictError, IndexNotLoadedError, InvalidArgumentError, LichenError, NotFoundError
-from ._engine import IndexCore
+from ._errors import (
+    ConflictError,
+    IndexNotLoadedError,
+    InvalidArgumentError,
+    LichenError,
+    NotFoundError,
+)
 from ._session import SessionIndex
 from ._types import DocumentInfo, IndexInfo, PushIndexResult, QueryOptions, SearchResult
 from ._validation import as_query_options
+from .engine.core import IndexCore
+from .format.snapshot import IndexSnapshot
 from .models import DEFAULT_MODEL_ID
-from .stores._base import IndexSnapshot, IndexStore
+from .stores.base import IndexStore
 
 __all__ = ["Client"]
 
@@ -36,7 +43,8 @@ def _make_store(
 
         store: Any = HttpStore(url, project_id, project_key, cache_dir=home, **http_options)
     else:
-        from .stores.local import LocalStore, default_home
+        from ._home import default_home
+        from .stores.local import LocalStore
 
         store = LocalStore(Path(home) if home else default_home())
     store.check_home()  # an unusable LICHEN_HOME is reported now, not at the first push

@@ -12,7 +12,7 @@ from ._errors import InvalidArgumentError
 from ._types import QueryOptions, QueryResultDocument
 
 if TYPE_CHECKING:
-    from ._engine import IndexCore
+    from .engine.core import IndexCore
 
 __all__ = ["check_result_options", "shape_hits"]
 

@@ -16,17 +16,18 @@ from typing import Any
 
 import numpy as np
 
-from ._engine import IndexCore
-from ._prepared import prepared_queries
 from ._errors import InvalidArgumentError, NotFoundError, StorageError
-from ._types import DocumentInfo, IndexInfo, PushIndexResult, QueryOptions, SearchResult
+from ._prepared import prepared_queries
 from ._results import check_result_options, shape_hits
+from ._types import DocumentInfo, IndexInfo, PushIndexResult, QueryOptions, SearchResult
 from ._validation import as_query_options, as_vectors, check_documents, check_query_text
-from .artifact import read_artifact_file, write_artifact_file
-from .filters import compile_filter
-from .fusion import DEFAULT_ALPHA
+from .engine.core import IndexCore
+from .engine.filters import compile_filter
+from .engine.fusion import DEFAULT_ALPHA
+from .format.artifact import read_artifact_file, write_artifact_file
+from .format.snapshot import IndexSnapshot
 from .models import CUSTOM_MODEL_ID, DEFAULT_MODEL_ID, Embedder, get_embedder
-from .stores._base import IndexSnapshot, IndexStore
+from .stores.base import IndexStore
 
 __all__ = ["SessionIndex"]
 
@@ -95,7 +96,7 @@ class SessionIndex:
     @property
     def approximate(self) -> bool | None:
         """Approximate (graph) search: ``None`` (default) from
-        :data:`~lichen._engine.APPROXIMATE_THRESHOLD` documents on, ``True`` always,
+        :data:`~lichen.engine.core.APPROXIMATE_THRESHOLD` documents on, ``True`` always,
         ``False`` never. Candidates are always re-ranked by exact cosine."""
         return self._core.approximate
 

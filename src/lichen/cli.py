@@ -205,7 +205,7 @@ def cmd_push(args: argparse.Namespace) -> int:
         session = SessionIndex(name, model_id or "lichen-minilm", store=client.store, progress=client.progress)
         session.add_docs_sync(docs)
     else:
-        from .artifact import MAGIC, read_artifact_file
+        from .format.artifact import MAGIC, read_artifact_file
 
         with open(path, "rb") as handle:
             if handle.read(len(MAGIC)) != MAGIC:
@@ -230,7 +230,7 @@ def _default_output(name: str) -> Path:
 
 
 def cmd_pull(args: argparse.Namespace) -> int:
-    from .artifact import write_artifact_file
+    from .format.artifact import write_artifact_file
 
     snapshot = _client(args).store.read(args.name)
     output = Path(args.output) if args.output else _default_output(args.name)
@@ -254,7 +254,7 @@ def cmd_pull(args: argparse.Namespace) -> int:
 
 def cmd_query(args: argparse.Namespace) -> int:
     from ._types import QueryOptions
-    from .fusion import DEFAULT_RRF_K
+    from .engine.fusion import DEFAULT_RRF_K
 
     flt = None
     if args.filter:
@@ -364,7 +364,7 @@ def _add_client_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _default_home() -> str:
-    from .stores.local import default_home
+    from ._home import default_home
 
     return str(default_home()) if not os.environ.get("LICHEN_HOME") else "the platform's user data directory"
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ._errors import InvalidArgumentError
 from ._types import QueryOptions, QueryResultDocument
 from ._validation import as_query_options
-from .fusion import DEFAULT_RRF_K
+from .engine.fusion import DEFAULT_RRF_K
 from .models import CUSTOM_MODEL_ID
 
 if TYPE_CHECKING:

@@ -3,15 +3,19 @@
 One definition shared by both ends: the JSON bodies as pydantic models, the header
 names, the error codes and the protocol version. It imports nothing but pydantic, so the
 client can use it without the server's optional dependencies (starlette, uvicorn,
-boto3). ``docs/protocol.md`` describes the routes in prose.
+boto3). ``docs/protocol.md`` describes the routes in prose. The naming rules both ends
+enforce live here too: what makes a valid index name, a valid project id.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from ._errors import InvalidArgumentError
 
 __all__ = [
     "PROTOCOL_VERSION",
@@ -38,7 +42,39 @@ __all__ = [
     "JobModel",
     "format_version_tag",
     "parse_version_tag",
+    "validate_index_name",
+    "MAX_INDEX_NAME_LENGTH",
+    "PROJECT_ID_PATTERN",
 ]
+
+MAX_INDEX_NAME_LENGTH = 200
+_FORBIDDEN_CATEGORIES = {"Cc", "Cs", "Zl", "Zp"}  # control chars, lone surrogates, line breaks
+PROJECT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+"""Project ids: also used as storage key prefixes, so plain ASCII only."""
+
+
+def validate_index_name(name: object) -> str:
+    """Return ``name`` if it is a valid index name, else raise ``InvalidArgumentError``.
+
+    Valid: a non-empty ``str`` of at most 200 characters, without ``/`` or ``\\``,
+    control characters or line separators, and not ``.`` or ``..``.
+    """
+    if not isinstance(name, str):
+        raise InvalidArgumentError(f"index name must be a str, got {type(name).__name__}")
+    if not name:
+        raise InvalidArgumentError("index name must not be empty")
+    if len(name) > MAX_INDEX_NAME_LENGTH:
+        raise InvalidArgumentError(
+            f"index name is {len(name)} characters long; the limit is {MAX_INDEX_NAME_LENGTH}"
+        )
+    if "/" in name or "\\" in name:
+        raise InvalidArgumentError(f"index name {name!r} must not contain '/' or '\\'")
+    if name in (".", ".."):
+        raise InvalidArgumentError(f"index name {name!r} is reserved")
+    for ch in name:
+        if unicodedata.category(ch) in _FORBIDDEN_CATEGORIES:
+            raise InvalidArgumentError(f"index name {name!r} contains the control character {ch!r}")
+    return name
 
 PROTOCOL_VERSION = 1
 API_PREFIX = "/v1"

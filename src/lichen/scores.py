@@ -16,7 +16,7 @@ relevance is ordering by ``score``.
 from __future__ import annotations
 
 from ._types import QueryResultDocument
-from .fusion import DEFAULT_RRF_K
+from .engine.fusion import DEFAULT_RRF_K
 
 __all__ = ["relevance", "cosine_relevance", "fused_relevance"]
 

@@ -1,5 +1,7 @@
 import asyncio
-from lichen import DocumentInfo, Client, QueryOptions
+
+from lichen import Client, DocumentInfo, QueryOptions
+
 
 async def main():
     client = Client()

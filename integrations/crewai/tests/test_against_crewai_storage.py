@@ -17,9 +17,8 @@ from crewai.knowledge.source.string_knowledge_source import StringKnowledgeSourc
 from crewai.knowledge.storage.knowledge_storage import KnowledgeStorage
 from crewai.rag.chromadb.config import ChromaDBConfig
 from crewai.rag.config.utils import clear_rag_config, set_rag_config
-from lichen import get_embedder
-
 from crewai_lichen import LichenKnowledgeStorage
+from lichen import get_embedder
 
 TEXT = (
     "Refunds go back to the original card within 5 business days. Invoices are emailed on the first day "

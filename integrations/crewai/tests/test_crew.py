@@ -13,10 +13,8 @@ from crewai import Agent, Crew, Task
 from crewai.knowledge.source.string_knowledge_source import StringKnowledgeSource
 from crewai.knowledge.storage.factory import set_knowledge_storage_factory
 from crewai.llms.base_llm import BaseLLM
-from lichen import DocumentInfo, SessionIndex
-
 from crewai_lichen import LichenKnowledgeStorage, LichenSearchTool, lichen_knowledge_storage_factory
-
+from lichen import DocumentInfo, SessionIndex
 
 # CrewAI's deprecation notices about its own internals, not about this package.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:crewai")

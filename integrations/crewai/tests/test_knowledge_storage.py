@@ -10,9 +10,8 @@ import pytest
 from crewai.knowledge.knowledge import Knowledge
 from crewai.knowledge.source.string_knowledge_source import StringKnowledgeSource
 from crewai.knowledge.storage.base_knowledge_storage import BaseKnowledgeStorage
-from lichen import DocumentInfo, InvalidArgumentError
-
 from crewai_lichen import LichenKnowledgeStorage, knowledge_index_name
+from lichen import DocumentInfo, InvalidArgumentError
 
 HANDBOOK = (
     "Refunds go back to the original card within 5 business days. "

@@ -7,9 +7,8 @@ import json
 
 import pytest
 from crewai.tools import BaseTool
-from lichen import DocumentInfo, InvalidArgumentError, SessionIndex
-
 from crewai_lichen import LichenSearchInput, LichenSearchTool
+from lichen import DocumentInfo, InvalidArgumentError, SessionIndex
 
 DOCS = [
     DocumentInfo(id="refunds", text="Refunds go back to the original card within 5 business days.", metadata={"topic": "billing"}),

@@ -12,9 +12,8 @@ import os
 os.environ["HAYSTACK_TELEMETRY_ENABLED"] = "False"
 
 import pytest  # noqa: E402
-from lichen import Client  # noqa: E402
-
 from haystack_integrations.document_stores.lichen import LichenDocumentStore  # noqa: E402
+from lichen import Client  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

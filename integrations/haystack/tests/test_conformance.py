@@ -41,10 +41,8 @@ from haystack.testing.document_store_async import (
     UpdateByFilterAsyncTest,
     WriteDocumentsAsyncTest,
 )
-
-from lichen import get_embedder
-
 from haystack_integrations.document_stores.lichen import LichenDocumentStore
+from lichen import get_embedder
 
 DIMENSION = 384
 

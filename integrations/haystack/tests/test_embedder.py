@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from lichen import InvalidArgumentError, ModelUnavailableError, SessionIndex
-
 from haystack_integrations.components.embedders.lichen import LichenTextEmbedder
+from lichen import InvalidArgumentError, ModelUnavailableError, SessionIndex
 
 
 def test_the_vector_is_the_one_a_lichen_session_computes():

@@ -7,10 +7,9 @@ import pytest
 from haystack import Document
 from haystack.document_stores.in_memory import InMemoryDocumentStore
 from haystack.errors import FilterError
+from haystack_integrations.document_stores.lichen import LichenDocumentStore, to_lichen_filter
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from haystack_integrations.document_stores.lichen import LichenDocumentStore, to_lichen_filter
 
 
 @pytest.mark.parametrize(

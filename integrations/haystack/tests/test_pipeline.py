@@ -8,7 +8,6 @@ from haystack import Document, Pipeline
 from haystack.components.joiners import DocumentJoiner
 from haystack.components.writers import DocumentWriter
 from haystack.document_stores.types import DuplicatePolicy
-
 from haystack_integrations.components.embedders.lichen import LichenTextEmbedder
 from haystack_integrations.components.retrievers.lichen import LichenBM25Retriever, LichenEmbeddingRetriever
 from haystack_integrations.document_stores.lichen import LichenDocumentStore

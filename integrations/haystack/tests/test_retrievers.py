@@ -7,11 +7,10 @@ import pytest
 from haystack import Document
 from haystack.document_stores.in_memory import InMemoryDocumentStore
 from haystack.document_stores.types import FilterPolicy
-from lichen import QueryOptions
-
 from haystack_integrations.components.embedders.lichen import LichenTextEmbedder
 from haystack_integrations.components.retrievers.lichen import LichenBM25Retriever, LichenEmbeddingRetriever
 from haystack_integrations.document_stores.lichen import LichenDocumentStore
+from lichen import QueryOptions
 
 DOCS = [
     Document(id="refund", content="Refunds go back to the original card within 5 business days.", meta={"topic": "billing"}),

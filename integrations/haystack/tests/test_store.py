@@ -10,9 +10,8 @@ from haystack.dataclasses import ByteStream, SparseEmbedding
 from haystack.document_stores.errors import DuplicateDocumentError
 from haystack.document_stores.types import DuplicatePolicy
 from haystack.errors import FilterError
-from lichen import InvalidArgumentError, SessionIndex, get_embedder
-
 from haystack_integrations.document_stores.lichen import LichenDocumentStore
+from lichen import InvalidArgumentError, SessionIndex, get_embedder
 
 
 def ids(documents: list[Document]) -> list[str]:

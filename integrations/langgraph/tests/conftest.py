@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from lichen import Client
-
 from langgraph.store.lichen import LichenStore
+from lichen import Client
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -9,10 +9,9 @@ from functools import lru_cache
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from langgraph.store.lichen import LichenStore
 from langgraph.store.memory import InMemoryStore
 from lichen import SessionIndex, get_embedder
-
-from langgraph.store.lichen import LichenStore
 
 TEXTS = [
     "Allergic to peanuts",

@@ -8,9 +8,8 @@ from typing import TypedDict
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, StateGraph
 from langgraph.runtime import Runtime
-from lichen import Client
-
 from langgraph.store.lichen import LichenStore
+from lichen import Client
 
 
 class State(TypedDict, total=False):

@@ -9,9 +9,8 @@ from datetime import datetime, timezone
 
 import pytest
 from langgraph.store.base import GetOp, InvalidNamespaceError, PutOp, SearchOp
-from lichen import Client, InvalidArgumentError, LichenError, LimitExceededError
-
 from langgraph.store.lichen import LichenStore
+from lichen import Client, InvalidArgumentError, LichenError, LimitExceededError
 
 USER = ("memories", "user-1")
 

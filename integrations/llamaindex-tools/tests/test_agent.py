@@ -13,7 +13,6 @@ from lichen import SessionIndex
 from llama_index.core.agent.workflow import FunctionAgent, ToolCallResult
 from llama_index.core.base.llms.types import ChatMessage, MessageRole, ToolCallBlock
 from llama_index.core.llms import MockFunctionCallingLLM
-
 from llama_index.tools.lichen import LichenToolSpec
 
 # The workflow runtime inspects pydantic models with inspect.getmembers, which touches

@@ -7,7 +7,6 @@ import pytest
 from lichen import DocumentInfo, InvalidArgumentError, SessionIndex
 from llama_index.core.tools import FunctionTool
 from llama_index.core.tools.tool_spec.base import BaseToolSpec
-
 from llama_index.tools.lichen import LichenToolSpec
 
 HANDBOOK = [

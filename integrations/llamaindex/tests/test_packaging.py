@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import importlib
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from lichen import Client, ContextSearch, DocumentInfo, IndexNotLoadedError, InvalidArgumentError, QueryOptions
+from lichen import (
+    Client,
+    ContextSearch,
+    DocumentInfo,
+    IndexNotLoadedError,
+    InvalidArgumentError,
+    QueryOptions,
+)
 from llama_index.core import Document, StorageContext, VectorStoreIndex
 from llama_index.core.query_engine import RetrieverQueryEngine
 from llama_index.core.schema import MetadataMode, TextNode

@@ -7,7 +7,7 @@ from __future__ import annotations
 import fsspec
 import pytest
 from lichen import Client, DocumentInfo, InvalidArgumentError, NotFoundError
-from lichen.fusion import DEFAULT_RRF_K
+from lichen.engine.fusion import DEFAULT_RRF_K
 from llama_index.core import StorageContext, VectorStoreIndex, load_index_from_storage
 from llama_index.core.embeddings import MockEmbedding
 from llama_index.core.postprocessor import SimilarityPostprocessor

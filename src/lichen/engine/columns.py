@@ -40,8 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from ._errors import InvalidArgumentError
-from ._util import copy_metadata
+from .._errors import InvalidArgumentError
+from .._util import copy_metadata
 
 __all__ = ["MetadataColumns", "FieldColumn", "StringPool", "ValueSet", "list_key", "parse_lat_lng"]
 

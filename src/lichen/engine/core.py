@@ -6,7 +6,7 @@ the core's lock, so one core can be shared by threads (LangChain runs sync metho
 thread pool) and by the async faces of a session.
 
 Search is exact (one matrix-vector product) until the index reaches
-:data:`APPROXIMATE_THRESHOLD` documents; from there a :class:`~lichen._graph.VectorGraph`
+:data:`APPROXIMATE_THRESHOLD` documents; from there a :class:`~lichen.engine.graph.VectorGraph`
 proposes candidates and the exact float32 cosine re-ranks them, so returned scores stay
 exact and only recall can differ. The threshold, the candidate counts and the filter
 planner's cut-off were chosen by measurement (``benchmarks/bench_scale.py``, RESULTS.md).
@@ -22,19 +22,19 @@ from typing import Any
 
 import numpy as np
 
-from ._artifact_file import FileMatrix
-from ._columns import MetadataColumns
-from ._encoded_column import EncodedColumn, decoded
-from ._errors import CorruptDataError, InvalidArgumentError
-from ._graph import VectorGraph
-from ._graph_edits import GraphEdits
-from ._types import DocumentInfo, QueryResultDocument
-from ._util import copy_metadata
-from ._validation import as_vectors
+from .._errors import CorruptDataError, InvalidArgumentError
+from .._types import DocumentInfo, QueryResultDocument
+from .._util import copy_metadata
+from .._validation import as_vectors
+from ..format.columns import EncodedColumn, decoded
+from ..format.file import FileMatrix
+from ..format.graph_edits import GraphEdits
+from ..format.snapshot import IndexSnapshot
+from .columns import MetadataColumns
 from .filters import CompiledFilter, compile_filter
 from .fusion import DEFAULT_FUSION, fuse_rankings, rank_window_size
+from .graph import VectorGraph
 from .keyword import KeywordIndex
-from .stores._base import IndexSnapshot
 
 __all__ = ["IndexCore", "top_k_indices", "APPROXIMATE_THRESHOLD"]
 
@@ -346,7 +346,7 @@ class IndexCore:
         self._pending_graph = None
         if not self.uses_graph():
             return
-        edits.apply(graph, lambda keys: self._pool_rows(self._rows_for_keys(keys)))
+        graph.apply_edits(edits, lambda keys: self._pool_rows(self._rows_for_keys(keys)))
         self._graph = graph
         self._drop_graph_if_worn()
 

@@ -3,7 +3,7 @@
 ``compile_filter(spec)`` checks the whole spec up front (raising
 :class:`~lichen.InvalidArgumentError` with the path of the problem, e.g.
 ``filter.$or[1].year.$gt``) and returns a :class:`CompiledFilter`, whose ``evaluate``
-turns :class:`~lichen._columns.MetadataColumns` into a bool mask without a Python loop
+turns :class:`~lichen.engine.columns.MetadataColumns` into a bool mask without a Python loop
 over documents.
 
 Forms (nestable and mixable; ``None`` or ``{}`` matches everything)::
@@ -68,8 +68,8 @@ from typing import Any
 
 import numpy as np
 
-from ._columns import FieldColumn, MetadataColumns, ValueSet, list_key
-from ._errors import InvalidArgumentError
+from .._errors import InvalidArgumentError
+from .columns import FieldColumn, MetadataColumns, ValueSet, list_key
 
 __all__ = [
     "CompiledFilter",

@@ -27,7 +27,7 @@ from typing import Final
 
 import numpy as np
 
-from ._errors import InvalidArgumentError
+from .._errors import InvalidArgumentError
 
 __all__ = ["fuse_rankings", "rank_window_size", "DEFAULT_ALPHA", "DEFAULT_FUSION", "FUSION_METHODS", "DEFAULT_RRF_K"]
 

@@ -18,15 +18,15 @@ deleting a document (which compacts rows) only tombstones its key here.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
 from usearch.index import Index
 
-from ._errors import CorruptDataError
-from ._graph_edits import GraphEdits
-from ._graph_layout import GraphLayout, read_graph_layout
+from .._errors import CorruptDataError
+from ..format.graph_edits import GraphEdits
+from ..format.graph_layout import GraphLayout, read_graph_layout
 
 __all__ = ["VectorGraph", "GRAPH_CONNECTIVITY", "GRAPH_EXPANSION_ADD", "GRAPH_EXPANSION_SEARCH"]
 
@@ -117,7 +117,7 @@ class VectorGraph:
 
         usearch trusts what it maps, and a checksum proves nothing about who wrote the
         bytes, so before usearch sees them the whole structure is proven sound
-        (:func:`~lichen._graph_layout.read_graph_layout`) and its nodes must be exactly the
+        (:func:`~lichen.format.graph_layout.read_graph_layout`) and its nodes must be exactly the
         index's ``keys`` once ``edits`` (a server's pending changes) are applied; anything
         else is a :class:`CorruptDataError` naming ``label``. A ``layout`` the artifact
         reader already proved for this very buffer is not walked again."""
@@ -167,6 +167,12 @@ class VectorGraph:
             index = self._writable()
             with _native(self._label, "take new documents"):
                 index.add(np.asarray(keys, dtype=np.uint64), vectors, threads=threads)
+
+    def apply_edits(self, edits: GraphEdits, vectors_for: Callable[[np.ndarray], np.ndarray]) -> None:
+        """A server's deferred edits: remove, then insert the rows ``vectors_for(insertions)``
+        returns (on every core: a loaded index may have thousands to insert)."""
+        self.remove(edits.removals)
+        self.add(edits.insertions, vectors_for(edits.insertions), threads=0)
 
     def remove(self, keys: np.ndarray) -> None:
         if len(keys):

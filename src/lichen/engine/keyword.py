@@ -42,7 +42,7 @@ from typing import Final
 
 import numpy as np
 
-from ._errors import InvalidArgumentError
+from .._errors import InvalidArgumentError
 
 __all__ = ["KeywordIndex", "analyze", "STOP_WORDS", "BM25_K1", "BM25_B"]
 

@@ -51,9 +51,9 @@ the page cache (no copy, nothing rebuilt), and the matrix pages hashed while ver
 are unmapped again (``MADV_DONTNEED``) instead of all staying mapped. Mapped pages count in
 the process's RSS once touched, and the kernel maps file pages in large blocks, so
 ``read_artifact(path, lazy=True)`` (what clients load with) goes further: the document
-columns stay encoded (:class:`~lichen._encoded_column.EncodedColumn`, one row decoded at a
+columns stay encoded (:class:`~lichen.format.columns.EncodedColumn`, one row decoded at a
 time) and, for artifacts over :data:`PREAD_ABOVE_BYTES`, single rows are read with
-``pread`` (:mod:`lichen._artifact_file`), so a loaded big index keeps resident little more
+``pread`` (:mod:`lichen.format.file`), so a loaded big index keeps resident little more
 than its graph.
 
 The manifest digest in the header covers every section checksum and all index fields, so
@@ -83,13 +83,13 @@ import numpy as np
 import orjson
 import xxhash
 
-from ._artifact_file import ArtifactFile, FileMatrix
-from ._encoded_column import EncodedColumn, check_element_starts, decode_column, decoded
-from ._errors import CorruptDataError, InvalidArgumentError
-from ._errors import corrupt_artifact as _corrupt
-from ._graph_layout import read_graph_layout
-from ._types import IndexInfo
-from .stores._base import IndexSnapshot
+from .._errors import CorruptDataError, InvalidArgumentError
+from .._errors import corrupt_artifact as _corrupt
+from .._types import IndexInfo
+from .columns import EncodedColumn, check_element_starts, decode_column, decoded
+from .file import ArtifactFile, FileMatrix
+from .graph_layout import read_graph_layout
+from .snapshot import IndexSnapshot
 
 __all__ = [
     "MAGIC",
@@ -868,7 +868,7 @@ def read_artifact(source: ArtifactSource, *, verify: bool = True, lazy: bool = F
     with _open_source(source) as reader, _gc_paused(), ThreadPoolExecutor(1) as prover:
         manifest = _read_manifest(reader)
         label = reader.label
-        # The graph's structure is proven (lichen._graph_layout) before anything hands it
+        # The graph's structure is proven (lichen.format.graph_layout) before anything hands it
         # to usearch; from a buffer, on another core while this one hashes the sections.
         layout = None
         if manifest.has_graph and isinstance(reader, _BufferReader):

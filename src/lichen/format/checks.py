@@ -1,7 +1,7 @@
-"""Whether a decoded :class:`~lichen.stores._base.IndexSnapshot` holds what a Lichen
+"""Whether a decoded :class:`~lichen.format.IndexSnapshot` holds what a Lichen
 writer would have stored.
 
-The artifact reader (:func:`lichen.artifact.read_artifact`) proves that an artifact is
+The artifact reader (:func:`lichen.format.artifact.read_artifact`) proves that an artifact is
 intact and well formed: checksums, layout, section lengths, column types. It cannot prove
 the content is sane, because whoever computes the checksums decides what they cover: a
 buggy or hostile client can upload an artifact whose every checksum is right and whose
@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from ._errors import CorruptDataError, InvalidArgumentError, LimitExceededError
-from ._graph_edits import GraphEdits
-from ._graph_layout import read_graph_layout
-from ._validation import MAX_ID_LENGTH, MAX_TEXT_BYTES, check_metadata
-from .stores._base import IndexSnapshot
+from .._errors import CorruptDataError, InvalidArgumentError, LimitExceededError
+from .._validation import MAX_ID_LENGTH, MAX_TEXT_BYTES, check_metadata
+from .graph_edits import GraphEdits
+from .graph_layout import read_graph_layout
+from .snapshot import IndexSnapshot
 
 __all__ = ["check_snapshot"]
 

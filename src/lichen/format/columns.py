@@ -4,7 +4,7 @@ Decoding a 1M-document index's columns whole takes most of a second and holds th
 ~0.7 GB of Python objects, yet a loaded index that only answers queries reads ten rows a
 query. Format 3 artifacts store where each element of the JSON arrays starts (the
 ``offsets`` section), so an element is one ``orjson.loads`` of its own bytes. The engine
-(:class:`~lichen._engine.IndexCore`) decodes a whole column only when it needs all of it:
+(:class:`~lichen.engine.core.IndexCore`) decodes a whole column only when it needs all of it:
 a write, a lookup by id, a filter, a keyword search.
 """
 
@@ -16,7 +16,7 @@ from typing import Any, overload
 import numpy as np
 import orjson
 
-from ._errors import CorruptDataError, corrupt_artifact
+from .._errors import CorruptDataError, corrupt_artifact
 
 __all__ = ["EncodedColumn", "check_element_starts", "decode_column", "decoded"]
 

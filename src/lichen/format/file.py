@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._errors import corrupt_artifact
+from .._errors import corrupt_artifact
 
 __all__ = ["ArtifactFile", "FileMatrix"]
 

@@ -13,17 +13,12 @@ inserts instead of a rebuild.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ._errors import CorruptDataError
-from .stores._base import IndexSnapshot
-
-if TYPE_CHECKING:
-    from ._graph import VectorGraph
+from .._errors import CorruptDataError
+from .snapshot import IndexSnapshot
 
 #: A server keeps deferring edits while they stay below this share of the index's
 #: documents (beyond it, a rebuild is about as cheap as the inserts)...
@@ -114,12 +109,6 @@ class GraphEdits:
         marked[rows] = True
         if int(np.count_nonzero(marked)) != len(kept):
             raise fail("holds a key twice")
-
-    def apply(self, graph: VectorGraph, vectors_for: Callable[[np.ndarray], np.ndarray]) -> None:
-        """Remove, then insert the rows ``vectors_for(insertions)`` returns (on every
-        core: a loaded index may have thousands to insert)."""
-        graph.remove(self.removals)
-        graph.add(self.insertions, vectors_for(self.insertions), threads=0)
 
 
 def _locate(keys: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from ._errors import CorruptDataError
+from .._errors import CorruptDataError
 
 __all__ = ["GraphLayout", "read_graph_layout", "FREE_KEY"]
 

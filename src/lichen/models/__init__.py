@@ -78,7 +78,7 @@ def model_dir(model_id: str) -> Path:
 
 def user_models_dir() -> Path:
     """Where built models go: ``<LICHEN_HOME or the platform user data directory>/models``."""
-    from ..stores.local import default_home
+    from .._home import default_home
 
     return default_home() / "models"
 

@@ -2,13 +2,17 @@
 
 Modules, one job each:
 
-- :mod:`~lichen.server.protocol`: the wire protocol (JSON models, headers, error codes),
-  shared with :class:`lichen.stores.http.HttpStore`; needs only pydantic.
 - :mod:`~lichen.server.app`: the Starlette ASGI app (``create_app``).
 - :mod:`~lichen.server.service`: what the routes do, independent of HTTP.
+- :mod:`~lichen.server.rewrite`: a stored index rewritten section by section (merges).
+- :mod:`~lichen.server.merge_queue`: rewrites take turns per index, bounded per process.
+- :mod:`~lichen.server.compaction`: big indexes given a fresh graph in the background.
 - :mod:`~lichen.server.auth`: projects, hashed keys, credential checks.
-- :mod:`~lichen.server.storage`: the storage contract; :mod:`~lichen.server.fs` and
-  :mod:`~lichen.server.s3` implement it.
+- :mod:`~lichen.server.storage`: the storage contract and its file-system and S3
+  backends.
+
+The wire protocol both ends speak is :mod:`lichen.protocol` (the client never imports
+this package).
 
 Run one with ``lichen serve --data DIR`` (see ``lichen serve --help``). Importing this
 package does not import starlette or boto3 (the ``server`` extra); the names below load

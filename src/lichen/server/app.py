@@ -2,7 +2,7 @@
 
 Starlette rather than FastAPI: the server has ten routes, streams multi-hundred-megabyte
 bodies in and out (which FastAPI's body handling adds nothing to), and validates its few
-JSON bodies with the pydantic models of :mod:`lichen.server.protocol`, shared with the
+JSON bodies with the pydantic models of :mod:`lichen.protocol`, shared with the
 client. Starlette is what FastAPI is built on, so the choice costs nothing in speed.
 
 Every route needs ``Authorization: Bearer <project_id>:<project_key>`` and only ever
@@ -34,11 +34,8 @@ from .._errors import (
     NotFoundError,
     UnauthorizedError,
 )
-from ..artifact import MEDIA_TYPE
-from .auth import Authenticator
-from .compaction import CompactionPolicy
-from .merge_queue import ServerBusyError
-from .protocol import (
+from ..format.artifact import MEDIA_TYPE
+from ..protocol import (
     API_PREFIX,
     HEADER_CREATED_AT,
     HEADER_DOC_COUNT,
@@ -58,6 +55,9 @@ from .protocol import (
     PushResultModel,
     parse_version_tag,
 )
+from .auth import Authenticator
+from .compaction import CompactionPolicy
+from .merge_queue import ServerBusyError
 from .service import IndexService, InvalidUploadError, Limits
 from .storage import IndexConflict, IndexHead, Storage, Upload
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import re
 import secrets
 import threading
 import time
@@ -22,6 +21,7 @@ from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
 from .._errors import ConflictError, InvalidArgumentError, UnauthorizedError
+from ..protocol import PROJECT_ID_PATTERN
 
 if TYPE_CHECKING:
     from .storage import Storage
@@ -33,10 +33,8 @@ __all__ = [
     "verify_key",
     "parse_authorization",
     "Authenticator",
-    "PROJECT_ID_PATTERN",
 ]
 
-PROJECT_ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1  # ~16 MiB and tens of ms per check
 _VERIFIED_TTL_S = 60.0
 

@@ -1,7 +1,7 @@
 """Compaction: the server gives a big index a freshly built graph, off the request path.
 
 A server's merges and deletes keep a stored graph with the edits its next readers apply
-(:mod:`lichen._graph_edits`), until the edits outgrow it (a quarter of the index, or
+(:mod:`lichen.format.graph_edits`), until the edits outgrow it (a quarter of the index, or
 50,000 keys) and the graph is dropped. Every reader then rebuilt it: after server-side
 deletes of a third of a 200k index, each client load took 28-44 s instead of 0.34 s. And
 pending edits cost every load too (10,000 of them add ~5 s to a 1M index's).
@@ -11,7 +11,7 @@ and, for a big index (:attr:`CompactionPolicy.min_docs`, the size from which cli
 search a graph) without a graph, with pending edits beyond
 :attr:`CompactionPolicy.edit_fraction` of its documents, or with so many removed nodes
 that clients would drop the graph, queues a compaction. One worker thread per server
-process builds the graph with :meth:`lichen._graph.VectorGraph.build` from the stored
+process builds the graph with :meth:`lichen.engine.graph.VectorGraph.build` from the stored
 vectors, read in chunks. The server never opens a graph a client uploaded (usearch
 trusts what it maps); this one it built itself. The worker runs at a lower CPU priority
 (``nice`` 10) on every core, so requests go first.
@@ -42,11 +42,11 @@ from typing import Any
 import numpy as np
 import xxhash
 
-from .._engine import APPROXIMATE_THRESHOLD, REBUILD_TOMBSTONE_FRACTION
 from .._errors import NotFoundError
-from .._graph import VectorGraph
-from .._graph_edits import GraphEdits
-from ..artifact import ArtifactManifest
+from ..engine.core import APPROXIMATE_THRESHOLD, REBUILD_TOMBSTONE_FRACTION
+from ..engine.graph import VectorGraph
+from ..format.artifact import ArtifactManifest
+from ..format.graph_edits import GraphEdits
 from .merge_queue import MergeQueue, ServerBusyError, release_memory
 from .rewrite import StoredIndex, open_stored, plan_regraph, write_rewrite
 from .storage import IndexConflict, IndexHead, Storage

@@ -22,7 +22,7 @@ manifest last, into the same file: one pass, no second spool file.
 
 A rewrite thus holds the change, the ids column, the offsets section and one chunk in
 memory, whatever the size of the index. The bytes it writes are exactly those
-:func:`lichen.artifact.encode_artifact` writes for the same snapshot, whenever the stored
+:func:`lichen.format.artifact.encode_artifact` writes for the same snapshot, whenever the stored
 artifact is itself as a Lichen writer makes it (``tests/test_server_merge.py`` compares
 them). Artifacts of formats 1 and 2 have no offsets section: :func:`open_stored` tells
 the caller to merge those by decoding them.
@@ -40,8 +40,7 @@ import orjson
 import xxhash
 
 from .._errors import InvalidArgumentError, LimitExceededError, corrupt_artifact
-from .._graph_edits import GraphEdits
-from ..artifact import (
+from ..format.artifact import (
     _GRAPH_EDITS_FORMAT_VERSION,
     _HEADER,
     _KEY_DTYPE,
@@ -56,7 +55,8 @@ from ..artifact import (
     _manifest_from_json,
     read_manifest,
 )
-from ..stores._base import IndexSnapshot
+from ..format.graph_edits import GraphEdits
+from ..format.snapshot import IndexSnapshot
 
 __all__ = [
     "CHUNK_BYTES",
@@ -469,7 +469,7 @@ def plan_delete(stored: StoredIndex, doomed: set[str]) -> tuple[Rewrite, int] | 
 
 def _keep_graph(rewrite: Rewrite, stored: StoredIndex, keys: np.ndarray, edits: GraphEdits) -> None:
     """Keep the stored graph with ``edits`` pending, while they are worth deferring (see
-    :mod:`lichen._graph_edits`); beyond, the rewrite leaves the graph out and the index
+    :mod:`lichen.format.graph_edits`); beyond, the rewrite leaves the graph out and the index
     waits for a compaction (:mod:`lichen.server.compaction`)."""
     if not edits.worth_deferring(len(keys)):
         return

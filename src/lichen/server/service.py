@@ -1,5 +1,5 @@
 """What the server does with indexes, independent of HTTP: checking uploads against the
-limits, the artifact format and :mod:`lichen.snapshot_checks`, publishing them, merging
+limits, the artifact format and :mod:`lichen.format.checks`, publishing them, merging
 document batches, answering reads. Blocking code, run by the app in worker threads; it
 raises :mod:`lichen` errors that the app turns into status codes.
 
@@ -36,8 +36,7 @@ from .._errors import (
     LimitExceededError,
     NotFoundError,
 )
-from .._graph_edits import GraphEdits
-from ..artifact import (
+from ..format.artifact import (
     HEADER_SIZE,
     MAGIC,
     ArtifactManifest,
@@ -46,18 +45,19 @@ from ..artifact import (
     read_artifact,
     read_manifest,
 )
-from ..snapshot_checks import check_snapshot
-from ..stores._base import IndexSnapshot
-from ..stores.local import validate_index_name
-from .compaction import CompactionPolicy, Compactor
-from .merge_queue import MergeQueue, ServerBusyError
-from .protocol import (
+from ..format.checks import check_snapshot
+from ..format.graph_edits import GraphEdits
+from ..format.snapshot import IndexSnapshot
+from ..protocol import (
     AddDocsResultModel,
     DeleteDocsResultModel,
     DocsModel,
     DocumentModel,
     JobModel,
+    validate_index_name,
 )
+from .compaction import CompactionPolicy, Compactor
+from .merge_queue import MergeQueue, ServerBusyError
 from .rewrite import (
     Rewrite,
     StoredIndex,
@@ -256,7 +256,7 @@ class IndexService:
     # ---- checks
     def inspect_upload(self, upload: Upload, name: str) -> tuple[ArtifactManifest, IndexSnapshot]:
         """Decode an uploaded artifact exactly as a client's reader will (every checksum,
-        every section) and check its content (:func:`~lichen.snapshot_checks.check_snapshot`)
+        every section) and check its content (:func:`~lichen.format.checks.check_snapshot`)
         before anything refers to it: whatever a server publishes, every client can load.
         Refusals name the problem and never the spool file."""
         upload.finish()

@@ -1,7 +1,8 @@
-"""Where named indexes live: the :class:`IndexStore` contract and its embedded
-implementation, :class:`LocalStore` (the HTTP store lives in :mod:`lichen.stores.http`)."""
+"""Where named indexes live, seen from the client: the :class:`IndexStore` contract and
+its embedded implementation, :class:`LocalStore`. The store of a Lichen server is
+:class:`lichen.stores.http.HttpStore` (imported on demand: it needs httpx)."""
 
-from ._base import IndexSnapshot, IndexStore
-from .local import LocalStore, default_home, validate_index_name
+from .base import IndexStore
+from .local import LocalStore
 
-__all__ = ["IndexSnapshot", "IndexStore", "LocalStore", "default_home", "validate_index_name"]
+__all__ = ["IndexStore", "LocalStore"]

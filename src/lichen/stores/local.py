@@ -3,7 +3,7 @@
 This is what the ``Client`` uses when no server URL is configured, so the seed's samples
 run with zero setup. It owns the directory layout, index-name validation, atomic
 replacement, versions and cross-process locking; the bytes of each file are the
-artifact format of :mod:`lichen.artifact`, unchanged.
+artifact format of :mod:`lichen.format.artifact`, unchanged.
 
 Layout under ``root``::
 
@@ -24,19 +24,24 @@ import contextlib
 import dataclasses
 import logging
 import os
-import unicodedata
 import uuid
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
-import platformdirs
-
-from .. import artifact as _artifact
-from .._errors import ConflictError, CorruptDataError, InvalidArgumentError, NotFoundError, StorageError, index_exists
+from .._errors import (
+    ConflictError,
+    CorruptDataError,
+    InvalidArgumentError,
+    NotFoundError,
+    StorageError,
+    index_exists,
+)
 from .._types import IndexInfo, PushIndexResult
 from .._util import storage_key, utc_now
-from ._base import IndexSnapshot
+from ..format import artifact as _artifact
+from ..format.snapshot import IndexSnapshot
+from ..protocol import validate_index_name
 
 try:
     import fcntl
@@ -44,48 +49,9 @@ except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
     import msvcrt
 
-__all__ = ["LocalStore", "default_home", "validate_index_name", "MAX_INDEX_NAME_LENGTH"]
+__all__ = ["LocalStore"]
 
 logger = logging.getLogger(__name__)
-
-MAX_INDEX_NAME_LENGTH = 200
-_FORBIDDEN_CATEGORIES = {"Cc", "Cs", "Zl", "Zp"}  # control chars, lone surrogates, line breaks
-
-
-def default_home() -> Path:
-    """Where the ``Client`` keeps local indexes: ``$LICHEN_HOME`` if set, else the
-    platform's per-user data directory (e.g. ``~/.local/share/lichen`` on Linux)."""
-    env = os.environ.get("LICHEN_HOME")
-    if env:
-        return Path(env).expanduser()
-    return Path(platformdirs.user_data_dir("lichen", appauthor=False))
-
-
-def validate_index_name(name: object) -> str:
-    """Return ``name`` if it is a valid index name, else raise ``InvalidArgumentError``.
-
-    Valid: a non-empty ``str`` of at most 200 characters, without ``/`` or ``\\``,
-    control characters or line separators, and not ``.`` or ``..``.
-    """
-    if not isinstance(name, str):
-        raise InvalidArgumentError(f"index name must be a str, got {type(name).__name__}")
-    if not name:
-        raise InvalidArgumentError("index name must not be empty")
-    if len(name) > MAX_INDEX_NAME_LENGTH:
-        raise InvalidArgumentError(
-            f"index name is {len(name)} characters long; the limit is {MAX_INDEX_NAME_LENGTH}"
-        )
-    if "/" in name or "\\" in name:
-        raise InvalidArgumentError(f"index name {name!r} must not contain '/' or '\\'")
-    if name in (".", ".."):
-        raise InvalidArgumentError(f"index name {name!r} is reserved")
-    for ch in name:
-        if unicodedata.category(ch) in _FORBIDDEN_CATEGORIES:
-            raise InvalidArgumentError(f"index name {name!r} contains the control character {ch!r}")
-    return name
-
-
-
 
 def _lock_fd(fd: int) -> None:
     if fcntl is not None:
@@ -106,8 +72,8 @@ class LocalStore:
 
     Instantiate::
 
-        from lichen.stores import LocalStore, default_home
-        store = LocalStore(default_home())        # or LocalStore("/tmp/my-indexes")
+        from lichen.stores import LocalStore
+        store = LocalStore("/tmp/my-indexes")        # or LocalStore("/tmp/my-indexes")
 
     Write, read, inspect::
 

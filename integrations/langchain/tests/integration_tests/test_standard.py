@@ -9,19 +9,18 @@ from collections.abc import Generator
 import pytest
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
-from langchain_tests.integration_tests import (
-    EmbeddingsIntegrationTests,
-    RetrieversIntegrationTests,
-    VectorStoreIntegrationTests,
-)
-from lichen import Client, DocumentInfo, SessionIndex
-
 from langchain_lichen import (
     LichenContextRetriever,
     LichenEmbeddings,
     LichenRetriever,
     LichenVectorStore,
 )
+from langchain_tests.integration_tests import (
+    EmbeddingsIntegrationTests,
+    RetrieversIntegrationTests,
+    VectorStoreIntegrationTests,
+)
+from lichen import Client, DocumentInfo, SessionIndex
 
 TURNS = [
     DocumentInfo(id="turn-1", text="Customer: I was charged twice for my subscription.", metadata={"speaker": "customer"}),

@@ -11,7 +11,6 @@ from langchain_core.messages import BaseMessage
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.runnables import RunnablePassthrough
-
 from langchain_lichen import LichenContextRetriever
 
 ANSWER = "Your duplicate charge will be refunded within 5 business days."

@@ -8,9 +8,8 @@ import inspect
 import re
 import textwrap
 
-import pytest
-
 import langchain_lichen
+import pytest
 from langchain_lichen import LichenContextRetriever, LichenEmbeddings, LichenRetriever, LichenVectorStore
 
 _SNIPPET = re.compile(r"^([ \t]*)```python\n(.*?)^\1```", re.DOTALL | re.MULTILINE)

@@ -6,9 +6,8 @@ import math
 
 import numpy as np
 import pytest
-from lichen import ModelUnavailableError, SessionIndex
-
 from langchain_lichen import LichenEmbeddings
+from lichen import ModelUnavailableError, SessionIndex
 
 
 def test_plain_python_floats_of_unit_length():

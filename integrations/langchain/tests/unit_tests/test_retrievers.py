@@ -8,8 +8,6 @@ import asyncio
 import pytest
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
-from lichen import DocumentInfo, IndexNotLoadedError, InvalidArgumentError, SessionIndex
-
 from langchain_lichen import (
     SOURCE_METADATA_KEY,
     LichenContextRetriever,
@@ -17,6 +15,7 @@ from langchain_lichen import (
     LichenRetriever,
     LichenVectorStore,
 )
+from lichen import DocumentInfo, IndexNotLoadedError, InvalidArgumentError, SessionIndex
 
 QUESTION = "how do I get a refund for a double charge?"
 

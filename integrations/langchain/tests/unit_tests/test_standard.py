@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from langchain_tests.unit_tests import EmbeddingsUnitTests
-
 from langchain_lichen import LichenEmbeddings
+from langchain_tests.unit_tests import EmbeddingsUnitTests
 
 
 class TestLichenEmbeddingsStandard(EmbeddingsUnitTests):

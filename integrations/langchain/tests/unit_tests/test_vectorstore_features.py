@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 from langchain_core.documents import Document
-from lichen import InvalidArgumentError
-
 from langchain_lichen import LichenContextRetriever, LichenRetriever, LichenVectorStore
+from lichen import InvalidArgumentError
 
 TICKETS = [
     Document(page_content="Refund the duplicate charge on the card", metadata={"team": "billing", "user": {"tier": "gold", "id": 7}}),

@@ -10,9 +10,8 @@ import uuid
 import pytest
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
-from lichen import IndexNotLoadedError, InvalidArgumentError, SessionIndex
-
 from langchain_lichen import LichenEmbeddings, LichenVectorStore
+from lichen import IndexNotLoadedError, InvalidArgumentError, SessionIndex
 
 ANIMALS = [
     Document(page_content="cats purr and chase mice", metadata={"kind": "mammal", "legs": 4, "year": 2019}),

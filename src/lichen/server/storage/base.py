@@ -38,9 +38,9 @@ try:
 except ImportError:  # pragma: no cover - Windows
     fcntl = None  # type: ignore[assignment]
 
-from .._errors import ConflictError, InvalidArgumentError
-from .._util import storage_key, utc_now
-from ..artifact import ArtifactManifest
+from ..._errors import ConflictError
+from ..._util import storage_key, utc_now
+from ...format.artifact import ArtifactManifest
 
 __all__ = [
     "IndexHead",
@@ -48,7 +48,6 @@ __all__ = [
     "Upload",
     "StoredArtifact",
     "Storage",
-    "open_storage",
     "storage_key",
     "utc_now",
     "next_head",
@@ -333,31 +332,3 @@ class Storage(ABC):
     def new_object_name() -> str:
         """Artifact objects are never overwritten: each gets a fresh, time-ordered name."""
         return f"{time.time_ns():020d}-{uuid.uuid4().hex}.lix"
-
-
-def open_storage(
-    data_dir: str | os.PathLike[str] | None,
-    storage_url: str | None = None,
-    *,
-    s3_endpoint_url: str | None = None,
-) -> Storage:
-    """``--data DIR`` alone: the file-system backend in DIR. ``--storage s3://bucket/prefix``:
-    the S3 backend (DIR, if given, holds only temporary upload spools)."""
-    if storage_url:
-        if storage_url.startswith("s3://"):
-            from .s3 import S3Storage
-
-            bucket, _, prefix = storage_url[len("s3://") :].partition("/")
-            if not bucket:
-                raise InvalidArgumentError(f"storage URL {storage_url!r} names no bucket")
-            return S3Storage(bucket, prefix, endpoint_url=s3_endpoint_url, spool_dir=data_dir)
-        if storage_url.startswith("file://"):
-            from .fs import FileStorage
-
-            return FileStorage(storage_url[len("file://") :])
-        raise InvalidArgumentError(f"unsupported storage URL {storage_url!r}: use s3://bucket/prefix or file://DIR")
-    if data_dir is None:
-        raise InvalidArgumentError("give --data DIR (file system) or --storage s3://bucket/prefix")
-    from .fs import FileStorage
-
-    return FileStorage(data_dir)

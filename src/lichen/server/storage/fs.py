@@ -36,10 +36,10 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from .._errors import ConflictError, NotFoundError
-from ..artifact import ArtifactManifest, fsync_dir
-from .auth import PROJECT_ID_PATTERN
-from .storage import (
+from ..._errors import ConflictError, NotFoundError
+from ...format.artifact import ArtifactManifest, fsync_dir
+from ...protocol import PROJECT_ID_PATTERN
+from .base import (
     DOWNLOAD_CHUNK,
     IndexConflict,
     IndexHead,

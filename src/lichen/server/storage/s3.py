@@ -33,10 +33,10 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from .._errors import ConflictError, InvalidArgumentError, NotFoundError
-from ..artifact import ArtifactManifest
-from .auth import PROJECT_ID_PATTERN
-from .storage import (
+from ..._errors import ConflictError, InvalidArgumentError, NotFoundError
+from ...format.artifact import ArtifactManifest
+from ...protocol import PROJECT_ID_PATTERN
+from .base import (
     DOWNLOAD_CHUNK,
     IndexConflict,
     IndexHead,

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from lichen import Client, InvalidArgumentError, PushIndexResult, QueryOptions, QueryResultDocument, SessionIndex
-from lichen.artifact import read_artifact, write_artifact
 from lichen.filters import where_document_filter
+from lichen.format import read_artifact, write_artifact
 from lichen.models import DEFAULT_MODEL_ID
 from lichen.scores import relevance
 from llama_index.core.bridge.pydantic import PrivateAttr

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from lichen import DocumentInfo, InvalidArgumentError
-from lichen._validation import check_metadata
+from lichen.filters import check_metadata
 from llama_index.core.schema import BaseNode, MetadataMode, TextNode
 from llama_index.core.vector_stores.utils import metadata_dict_to_node, node_to_metadata_dict
 

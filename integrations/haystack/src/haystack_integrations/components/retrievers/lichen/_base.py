@@ -7,7 +7,6 @@ from typing import Any
 
 from haystack import default_from_dict, default_to_dict
 from haystack.document_stores.types import FilterPolicy, apply_filter_policy
-
 from haystack_integrations.document_stores.lichen import LichenDocumentStore
 
 
