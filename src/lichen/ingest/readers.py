@@ -324,10 +324,13 @@ def _read_docx(data: bytes, label: str) -> FileContent:
 _HTML_SKIP = frozenset(
     {"script", "style", "noscript", "template", "svg", "head", "nav", "header", "footer", "aside", "form", "button", "iframe", "select"}
 )
+#: Elements that stand as paragraphs of their own (a blank line around them) ...
 _HTML_BLOCK = frozenset(
-    {"p", "div", "section", "article", "main", "li", "ul", "ol", "table", "tr", "pre", "blockquote", "br", "dd", "dt",
-     "dl", "figure", "figcaption", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "body", "caption", "details", "summary"}
+    {"p", "div", "section", "article", "main", "ul", "ol", "dl", "table", "pre", "blockquote", "hr", "h1", "h2", "h3",
+     "h4", "h5", "h6", "body", "figure", "figcaption", "caption", "details", "summary", "address"}
 )
+#: ... and elements that are lines within one (list items, table rows).
+_HTML_LINE = frozenset({"li", "tr", "br", "dt", "dd"})
 
 
 def _read_html(data: bytes, label: str) -> FileContent:
@@ -354,11 +357,11 @@ def _read_html(data: bytes, label: str) -> FileContent:
                 out.append(element.tail)
             return
         if tag in _HTML_BLOCK:
-            out.append("\n")
+            out.append("\n\n")
             if tag[0] == "h" and tag[1:].isdigit():
-                out.append("\n" + "#" * int(tag[1]) + " ")
-            elif tag == "li":
-                out.append("- ")
+                out.append("#" * int(tag[1]) + " ")
+        elif tag in _HTML_LINE:
+            out.append("\n- " if tag == "li" else "\n")
         elif tag in ("td", "th") and element.getprevious() is not None:
             out.append(" | ")
         if tag == "pre":
@@ -369,7 +372,7 @@ def _read_html(data: bytes, label: str) -> FileContent:
             for child in element:
                 walk(child)
         if tag in _HTML_BLOCK:
-            out.append("\n")
+            out.append("\n\n")
         if element.tail:
             out.append(element.tail)
 
@@ -378,12 +381,7 @@ def _read_html(data: bytes, label: str) -> FileContent:
 
 
 def _tidy_html_text(text: str) -> str:
-    lines = []
-    for line in text.split("\n"):
-        line = re.sub(r"[ \t\u00a0]+", " ", line).strip()
-        if line.startswith("#") and lines and lines[-1]:
-            lines.append("")  # a heading starts a block of its own
-        lines.append(line)
+    lines = [re.sub(r"[ \t\u00a0]+", " ", line).strip() for line in text.split("\n")]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 

@@ -17,8 +17,9 @@ Globs (``include`` / ``exclude``) use ``*`` (within one path segment), ``**`` (a
 of segments), ``?`` and ``[...]``; a pattern without a slash matches a file's name in any
 folder (``*.md``), one with a slash the path relative to the folder
 (``guides/**/*.md``). An exclude pattern that matches a folder leaves out all of it
-(``drafts``, ``**/node_modules``). Files and folders whose name starts with a dot are left
-out unless an include pattern names them.
+(``drafts``, ``**/node_modules``). As in a shell, ``*`` and ``?`` do not match a name's
+leading dot: files and folders whose name starts with one are left out unless an include
+pattern spells the dot (``.github/**/*.md``).
 """
 
 from __future__ import annotations
@@ -89,10 +90,11 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
             out.append(".*")
             i += 2
             continue
+        at_segment_start = i == 0 or pattern[i - 1] == "/"
         if c == "*":
-            out.append("[^/]*")
+            out.append("(?!\\.)[^/]*" if at_segment_start else "[^/]*")  # as in a shell: no hidden names
         elif c == "?":
-            out.append("[^/]")
+            out.append("(?!\\.)[^/]" if at_segment_start else "[^/]")
         elif c == "[":
             close = pattern.find("]", i + 2 if pattern.startswith("[!", i) or pattern.startswith("[]", i) else i + 1)
             if close < 0:
@@ -163,6 +165,8 @@ def walk_directory(
         raise InvalidArgumentError(f"{directory} is not a folder")
     includes = glob_matcher(include, "include")
     excludes = glob_matcher(exclude, "exclude")
+    patterns = [include] if isinstance(include, str) else list(include or [])
+    names_hidden = any("/." in "/" + pattern for pattern in patterns)
     prefix = default_prefix(root) if prefix is None else _check_prefix(prefix)
     found: list[SourceFile] = []
     for folder, subfolders, names in os.walk(root):
@@ -171,7 +175,7 @@ def walk_directory(
         kept = []
         for sub in sorted(subfolders):
             relative = base + sub
-            if sub.startswith(".") and not _matches(includes, relative):
+            if sub.startswith(".") and not names_hidden:
                 continue
             if excludes and _matches(excludes, relative):
                 continue
