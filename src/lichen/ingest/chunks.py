@@ -16,7 +16,8 @@ Every chunk of a source gets
   ``locator_end``   of the character after its last, so ``text[start:end]`` is the chunk;
                     ``line`` / ``page``: first and last line / page, 1-based, inclusive
   ``heading``       the heading path (``Returns > Refunds``), markdown chunks only
-  ``source_hash``   digest of the source's bytes, the chunking settings, the extra
+  ``source_hash``   digest of the source's bytes, the chunking settings (not for JSON
+                    records, which are not chunked), the extra
                     metadata and this contract's version: what a sync compares
   ================  ==================================================================
 

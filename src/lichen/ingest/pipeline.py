@@ -27,7 +27,7 @@ from .chunks import (
     source_hash,
 )
 from .errors import SkippedSource, SourceError
-from .readers import SUFFIXES, read_bytes
+from .readers import RECORD_SUFFIXES, SUFFIXES, read_bytes
 from .sources import InputItem, SourceFile, classify
 from .tokens import DEFAULT_MODEL_ID, CharMeasure, Measure, token_measure
 
@@ -142,8 +142,11 @@ class Ingestion:
         counted = "chars" if unit == "chars" else f"tokens:{self.model_id}"
         return f"{self.chunker.fingerprint}|{counted}"
 
-    def source_hash(self, data: bytes) -> str:
-        return source_hash(content_digest(data), fingerprint=self.fingerprint, metadata=self.metadata)
+    def source_hash(self, data: bytes, suffix: str) -> str:
+        """The hash a file's chunks carry. JSON records are not chunked, so the chunking
+        settings do not enter theirs: changing them does not re-embed record files."""
+        fingerprint = "records" if suffix.lower() in RECORD_SUFFIXES else self.fingerprint
+        return source_hash(content_digest(data), fingerprint=fingerprint, metadata=self.metadata)
 
     def read(self, file: SourceFile) -> bytes:
         """The file's bytes, or :class:`SourceError` naming it."""
@@ -163,7 +166,7 @@ class Ingestion:
         """Read (unless ``data`` is given), parse, chunk and label one file."""
         if data is None:
             data = self.read(file)
-        digest = self.source_hash(data)
+        digest = self.source_hash(data, file.path.suffix)
         content = read_bytes(data, file.path.suffix, file.source)
         if content.kind == "records":
             documents = record_documents(file.source, content.records or [], source_hash=digest, metadata=self.metadata)

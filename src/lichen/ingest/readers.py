@@ -43,6 +43,7 @@ __all__ = [
     "parse_records",
     "SUFFIXES",
     "FILES_EXTRA_SUFFIXES",
+    "RECORD_SUFFIXES",
     "FILES_EXTRA_HINT",
 ]
 
@@ -401,6 +402,7 @@ SUFFIXES: dict[str, Reader] = {
     ".htm": _read_html,
 }
 FILES_EXTRA_SUFFIXES = frozenset({".pdf", ".docx", ".html", ".htm"})
+RECORD_SUFFIXES = frozenset({".json", ".jsonl", ".ndjson"})
 
 
 def read_bytes(data: bytes, suffix: str, label: str) -> FileContent:

@@ -281,7 +281,7 @@ def sync_directory(
     failures: list[SkippedSource] = []
     for done, file in enumerate(files, start=1):
         try:
-            found[file.source] = settings.source_hash(settings.read(file))
+            found[file.source] = settings.source_hash(settings.read(file), file.path.suffix)
             by_source[file.source] = file
         except SourceError as exc:
             failures.extend(exc.failures)
