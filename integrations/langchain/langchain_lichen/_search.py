@@ -11,14 +11,21 @@ This module owns three adapter decisions and nothing else:
 * how Lichen results become LangChain ``Document`` objects (id, text, metadata unchanged).
 
 Ranking, filtering by metadata and hybrid fusion all happen in the engine.
+
+Every operation is written once, as a *plan*: a generator that yields the steps it needs
+done (:class:`Step`: embed a query or documents, call the index) and receives their
+results. :meth:`IndexSearch.run` does the steps with the sync calls, :meth:`IndexSearch.arun`
+awaits the async ones (a custom ``Embeddings``' own ``aembed_*``, the session's async
+faces), so the store's and the retrievers' sync and async methods share one logic and
+differ only in how they wait (STYLE.md: one logic, two faces).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Generator, Mapping, Sequence
-from dataclasses import replace
-from typing import Any, Optional, Union
+from dataclasses import dataclass, field, replace
+from typing import Any, Optional, TypeVar, Union
 
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
@@ -32,6 +39,8 @@ __all__ = [
     "Filter",
     "WhereDocument",
     "IndexSearch",
+    "Plan",
+    "Step",
     "check_embedding",
     "to_document",
     "split_filter",
@@ -45,6 +54,24 @@ Filter = Union[Mapping[str, Any], Callable[[Document], bool], None]
 #: Chroma's ``where_document``: ``{"$contains": "x"}``, ``$not_contains``, ``$regex``,
 #: ``$not_regex``, ``$icontains``, and ``$and`` / ``$or`` lists of those.
 WhereDocument = Optional[Mapping[str, Any]]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One thing a plan needs done: ``embed_query`` / ``embed_documents`` (with the custom
+    ``Embeddings``, or the index's own model), or a call of the index method named
+    ``action`` (``query``, ``add_docs``, ``get_docs``, ``delete_docs``, ``clear``: the
+    async face's name; the sync face is ``<action>_sync``)."""
+
+    action: str
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+#: An operation written once: yields steps, receives their results, returns its own.
+Plan = Generator[Step, Any, T]
 
 #: Adapters search by vector only unless the caller opts into hybrid with ``alpha``.
 PURE_VECTOR = 1.0
@@ -155,27 +182,56 @@ class IndexSearch:
             for i in range(len(texts))
         ]
 
-    def add(self, texts: Sequence[str], metadatas: Sequence[dict[str, Any]] | None, ids: Sequence[str]) -> None:
-        vectors = self.embedding.embed_documents(list(texts)) if self.embedding is not None and texts else None
-        self.index.add_docs_sync(self._infos(texts, metadatas, ids, vectors))
+    # ------------------------------------------------------------------ the two faces
+    def run(self, plan: Plan[T]) -> T:
+        """Carry out ``plan`` with the sync calls."""
+        result: Any = None
+        while True:
+            try:
+                step = plan.send(result)
+            except StopIteration as done:
+                return done.value
+            result = self._do(step)
 
-    async def aadd(self, texts: Sequence[str], metadatas: Sequence[dict[str, Any]] | None, ids: Sequence[str]) -> None:
-        vectors = await self.embedding.aembed_documents(list(texts)) if self.embedding is not None and texts else None
-        await self.index.add_docs(self._infos(texts, metadatas, ids, vectors))
+    async def arun(self, plan: Plan[T]) -> T:
+        """Carry out ``plan``, awaiting each step."""
+        result: Any = None
+        while True:
+            try:
+                step = plan.send(result)
+            except StopIteration as done:
+                return done.value
+            result = await self._ado(step)
 
-    # ------------------------------------------------------------------ query vectors
-    def query_vector(self, text: str) -> list[float]:
-        if self.embedding is not None:
-            return self.embedding.embed_query(text)
-        return self.index.embed_texts([text])[0].tolist()
+    def _do(self, step: Step) -> Any:
+        if step.action == "embed_query":
+            (text,) = step.args
+            if self.embedding is not None:
+                return self.embedding.embed_query(text)
+            return self.index.embed_query(text).tolist()
+        if step.action == "embed_documents":
+            return self.embedding.embed_documents(*step.args)  # type: ignore[union-attr]
+        return getattr(self.index, f"{step.action}_sync")(*step.args, **step.kwargs)
 
-    async def aquery_vector(self, text: str) -> list[float]:
-        if self.embedding is not None:
-            return await self.embedding.aembed_query(text)
-        # On a worker thread, like the engine's own async query: embedding can take tens
-        # of milliseconds on a busy machine.
-        vectors = await asyncio.to_thread(self.index.embed_texts, [text])
-        return vectors[0].tolist()
+    async def _ado(self, step: Step) -> Any:
+        if step.action == "embed_query":
+            (text,) = step.args
+            if self.embedding is not None:
+                return await self.embedding.aembed_query(text)
+            # On a worker thread, like the engine's own async query: embedding can take
+            # tens of milliseconds on a busy machine.
+            return (await asyncio.to_thread(self.index.embed_query, text)).tolist()
+        if step.action == "embed_documents":
+            return await self.embedding.aembed_documents(*step.args)  # type: ignore[union-attr]
+        return await getattr(self.index, step.action)(*step.args, **step.kwargs)
+
+    # ------------------------------------------------------------------ plans
+    def add(self, texts: Sequence[str], metadatas: Sequence[dict[str, Any]] | None, ids: Sequence[str]) -> Plan[None]:
+        vectors = (yield Step("embed_documents", (list(texts),))) if self.embedding is not None and texts else None
+        yield Step("add_docs", (self._infos(texts, metadatas, ids, vectors),))
+
+    def query_vector(self, text: str) -> Plan[list[float]]:
+        return (yield Step("embed_query", (text,)))
 
     def _needs_vector(self, alpha: float, predicate: Callable[[Document], bool] | None) -> bool:
         if alpha <= 0.0:
@@ -191,7 +247,6 @@ class IndexSearch:
         options = QueryOptions(top_k=k, filter=spec, alpha=resolve_alpha(alpha), embedding=vector)
         return options, predicate
 
-    # ------------------------------------------------------------------ search
     def search(
         self,
         text: str,
@@ -202,53 +257,23 @@ class IndexSearch:
         vector: Sequence[float] | None = None,
         where_document: WhereDocument = None,
         fetch_k: int | None = None,
-    ) -> list[QueryResultDocument]:
+    ) -> Plan[list[QueryResultDocument]]:
         """Top ``k`` hits, best first, as the engine scored them. ``fetch_k`` is the first
         candidate pool of a callable filter (default ``max(4k, 20)``)."""
         options, predicate = self._plan(k, filter, alpha, vector, where_document)
         if options.embedding is None and self._needs_vector(options.alpha, predicate):
-            options = replace(options, embedding=self.query_vector(text))
+            options = replace(options, embedding=(yield from self.query_vector(text)))
         if predicate is None:
-            return self.index.query_sync(text, options).docs
+            return (yield Step("query", (text, options))).docs
         rounds = _predicate_rounds(k, predicate, fetch_k)
         fetch = next(rounds)
         while True:
-            hits = self.index.query_sync(text, replace(options, top_k=fetch)).docs
+            hits = (yield Step("query", (text, replace(options, top_k=fetch)))).docs
             try:
                 fetch = rounds.send(hits)
             except StopIteration as done:
                 return done.value
 
-    async def asearch(
-        self,
-        text: str,
-        k: int,
-        *,
-        filter: Filter = None,
-        alpha: float | None = None,
-        vector: Sequence[float] | None = None,
-        where_document: WhereDocument = None,
-        fetch_k: int | None = None,
-    ) -> list[QueryResultDocument]:
-        options, predicate = self._plan(k, filter, alpha, vector, where_document)
-        if options.embedding is None and self._needs_vector(options.alpha, predicate):
-            options = replace(options, embedding=await self.aquery_vector(text))
-        if predicate is None:
-            return (await self.index.query(text, options)).docs
-        rounds = _predicate_rounds(k, predicate, fetch_k)
-        fetch = next(rounds)
-        while True:
-            hits = (await self.index.query(text, replace(options, top_k=fetch))).docs
-            try:
-                fetch = rounds.send(hits)
-            except StopIteration as done:
-                return done.value
-
-    # ------------------------------------------------------------------ stored vectors (MMR)
-    def stored_vectors(self, hits: Sequence[QueryResultDocument]) -> dict[str, list[float]]:
-        stored = self.index.get_docs_sync([hit.id for hit in hits], include_embeddings=True)
-        return {doc.id: list(doc.embedding) for doc in stored if doc.embedding is not None}
-
-    async def astored_vectors(self, hits: Sequence[QueryResultDocument]) -> dict[str, list[float]]:
-        stored = await self.index.get_docs([hit.id for hit in hits], include_embeddings=True)
+    def stored_vectors(self, hits: Sequence[QueryResultDocument]) -> Plan[dict[str, list[float]]]:
+        stored = yield Step("get_docs", ([hit.id for hit in hits],), {"include_embeddings": True})
         return {doc.id: list(doc.embedding) for doc in stored if doc.embedding is not None}

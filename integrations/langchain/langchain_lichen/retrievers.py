@@ -12,7 +12,7 @@ from langchain_core.retrievers import BaseRetriever
 from lichen import Client, ContextHit, ContextSearch, InvalidArgumentError, QueryOptions, SessionIndex
 from pydantic import ConfigDict, Field
 
-from ._search import Filter, IndexSearch, check_embedding, resolve_alpha, split_filter, to_document
+from ._search import Filter, IndexSearch, Plan, check_embedding, resolve_alpha, split_filter, to_document
 
 __all__ = ["LichenRetriever", "LichenContextRetriever", "SOURCE_METADATA_KEY"]
 
@@ -93,13 +93,8 @@ class LichenRetriever(BaseRetriever):
         filter: Filter = None,
         alpha: Optional[float] = None,
     ) -> list[Document]:
-        hits = IndexSearch(self.index, self.embedding).search(
-            query,
-            self.k if k is None else k,
-            filter=self.filter if filter is None else filter,
-            alpha=self.alpha if alpha is None else alpha,
-        )
-        return [to_document(hit) for hit in hits]
+        search = IndexSearch(self.index, self.embedding)
+        return search.run(self._relevant(search, query, k, filter, alpha))
 
     async def _aget_relevant_documents(
         self,
@@ -110,7 +105,13 @@ class LichenRetriever(BaseRetriever):
         filter: Filter = None,
         alpha: Optional[float] = None,
     ) -> list[Document]:
-        hits = await IndexSearch(self.index, self.embedding).asearch(
+        search = IndexSearch(self.index, self.embedding)
+        return await search.arun(self._relevant(search, query, k, filter, alpha))
+
+    def _relevant(
+        self, search: IndexSearch, query: str, k: Optional[int], filter: Filter, alpha: Optional[float]
+    ) -> Plan[list[Document]]:
+        hits = yield from search.search(
             query,
             self.k if k is None else k,
             filter=self.filter if filter is None else filter,
@@ -270,17 +271,19 @@ class LichenContextRetriever(BaseRetriever):
             overrides["alpha"] = alpha
         return overrides
 
-    def _check_embedding(self) -> None:
-        """A foreign ``embedding`` must not query an index built with Lichen's own model:
-        the vectors would not be comparable. Checked per query, since long-term indexes
-        may be loaded after the retriever is built."""
+    def _check_embedding(self) -> bool:
+        """Whether queries are embedded by the retriever's own ``embedding``. Such an
+        embedding must not query an index built with Lichen's own model (the vectors would
+        not be comparable): checked per query, since long-term indexes may be loaded after
+        the retriever is built."""
         if self.embedding is None:
-            return
+            return False
         sources = [self.session] if self.session is not None else []
         if self.client is not None:
             sources += [self.client.loaded_index(name) for name in self.indexes]
         for index in sources:
             check_embedding(index, self.embedding)
+        return True
 
     def _to_documents(self, hits: list[ContextHit]) -> list[Document]:
         return [
@@ -302,11 +305,9 @@ class LichenContextRetriever(BaseRetriever):
         alpha: Optional[float] = None,
     ) -> list[Document]:
         overrides = self._overrides(filter, alpha)
-        if self.embedding is not None:
-            self._check_embedding()
-            overrides["embedding"] = self.embedding.embed_query(query)
-        hits = self._context_search().search(query, self.k if k is None else k, **overrides)
-        return self._to_documents(hits)
+        if self._check_embedding():
+            overrides["embedding"] = self.embedding.embed_query(query)  # type: ignore[union-attr]
+        return self._to_documents(self._context_search().search(query, self.k if k is None else k, **overrides))
 
     async def _aget_relevant_documents(
         self,
@@ -318,8 +319,7 @@ class LichenContextRetriever(BaseRetriever):
         alpha: Optional[float] = None,
     ) -> list[Document]:
         overrides = self._overrides(filter, alpha)
-        if self.embedding is not None:
-            self._check_embedding()
-            overrides["embedding"] = await self.embedding.aembed_query(query)
+        if self._check_embedding():
+            overrides["embedding"] = await self.embedding.aembed_query(query)  # type: ignore[union-attr]
         hits = await self._context_search().asearch(query, self.k if k is None else k, **overrides)
         return self._to_documents(hits)

@@ -16,7 +16,7 @@ from lichen.models import CUSTOM_MODEL_ID
 from lichen.scores import cosine_relevance, relevance
 from typing_extensions import Self
 
-from ._search import Filter, IndexSearch, WhereDocument, engine_filter, to_document
+from ._search import Filter, IndexSearch, Plan, Step, WhereDocument, engine_filter, to_document
 from .embeddings import LichenEmbeddings
 
 __all__ = ["LichenVectorStore"]
@@ -283,10 +283,7 @@ class LichenVectorStore(VectorStore):
         **kwargs: Any,
     ) -> list[str]:
         """Embed and upsert texts; returns their ids (uuid4 strings where none given)."""
-        _reject_unknown("add_texts", kwargs, _IGNORED_ADD_KWARGS)
-        texts, metadatas, ids = self._prepare(texts, metadatas, ids)
-        self._search.add(texts, metadatas, ids)
-        return ids
+        return self._search.run(self._add("add_texts", texts, metadatas, ids, kwargs))
 
     async def aadd_texts(
         self,
@@ -296,33 +293,16 @@ class LichenVectorStore(VectorStore):
         ids: Optional[list[str]] = None,
         **kwargs: Any,
     ) -> list[str]:
-        _reject_unknown("aadd_texts", kwargs, _IGNORED_ADD_KWARGS)
-        texts, metadatas, ids = self._prepare(texts, metadatas, ids)
-        await self._search.aadd(texts, metadatas, ids)
-        return ids
+        return await self._search.arun(self._add("aadd_texts", texts, metadatas, ids, kwargs))
 
-    def _deletion(
-        self,
-        ids: Optional[list[str]],
-        filter: Filter,
-        where_document: WhereDocument,
-        delete_all: bool,
+    def _add(
+        self, method: str, texts: Iterable[str], metadatas: Optional[list[dict]], ids: Optional[list[str]],
         kwargs: dict[str, Any],
-    ) -> tuple[Optional[list[str]], Optional[dict[str, Any]]]:
-        """``(ids, engine_filter)`` to delete; ``(None, None)`` means every document
-        (explicitly asked for)."""
-        _reject_unknown("delete", kwargs)
-        spec = engine_filter(filter, where_document, "delete()")
-        if ids is None and spec is None:
-            if not delete_all:
-                raise InvalidArgumentError(
-                    "delete() without ids or filter would empty the whole index; pass ids, filter=..., "
-                    "or delete_all=True to mean it"
-                )
-            return None, None
-        if delete_all:
-            raise InvalidArgumentError("pass either ids / filter or delete_all=True, not both")
-        return (list(ids) if ids is not None else None), spec
+    ) -> Plan[list[str]]:
+        _reject_unknown(method, kwargs, _IGNORED_ADD_KWARGS)
+        texts, metadatas, ids = self._prepare(texts, metadatas, ids)
+        yield from self._search.add(texts, metadatas, ids)
+        return ids
 
     def delete(
         self,
@@ -341,14 +321,7 @@ class LichenVectorStore(VectorStore):
         omission is too easy a mistake to make silently (a filter that matches
         everything, ``{}``, is refused for the same reason).
         """
-        doomed, spec = self._deletion(ids, filter, where_document, delete_all, kwargs)
-        if spec is not None:
-            return self.index.delete_docs_sync(doomed, filter=spec)
-        if doomed is None:
-            self.index.clear_sync()
-        else:
-            self.index.delete_docs_sync(doomed)
-        return True
+        return self._search.run(self._delete(ids, filter, where_document, delete_all, kwargs))
 
     async def adelete(
         self,
@@ -359,22 +332,41 @@ class LichenVectorStore(VectorStore):
         delete_all: bool = False,
         **kwargs: Any,
     ) -> Union[bool, int]:
-        doomed, spec = self._deletion(ids, filter, where_document, delete_all, kwargs)
+        return await self._search.arun(self._delete(ids, filter, where_document, delete_all, kwargs))
+
+    def _delete(
+        self,
+        ids: Optional[list[str]],
+        filter: Filter,
+        where_document: WhereDocument,
+        delete_all: bool,
+        kwargs: dict[str, Any],
+    ) -> Plan[Union[bool, int]]:
+        _reject_unknown("delete", kwargs)
+        spec = engine_filter(filter, where_document, "delete()")
+        if ids is None and spec is None:
+            if not delete_all:
+                raise InvalidArgumentError(
+                    "delete() without ids or filter would empty the whole index; pass ids, filter=..., "
+                    "or delete_all=True to mean it"
+                )
+            yield Step("clear")
+            return True
+        if delete_all:
+            raise InvalidArgumentError("pass either ids / filter or delete_all=True, not both")
+        doomed = list(ids) if ids is not None else None
         if spec is not None:
-            return await self.index.delete_docs(doomed, filter=spec)
-        if doomed is None:
-            await self.index.clear()
-        else:
-            await self.index.delete_docs(doomed)
+            return (yield Step("delete_docs", (doomed,), {"filter": spec}))
+        yield Step("delete_docs", (doomed,))
         return True
 
     # ------------------------------------------------------------------ reads
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
         """Documents for the ids found, in the order asked; missing ids are skipped."""
-        return [to_document(doc) for doc in self.index.get_docs_sync(list(ids))]
+        return self._search.run(self._get(list(ids), None, None, "get_by_ids()"))
 
     async def aget_by_ids(self, ids: Sequence[str], /) -> list[Document]:
-        return [to_document(doc) for doc in await self.index.get_docs(list(ids))]
+        return await self._search.arun(self._get(list(ids), None, None, "aget_by_ids()"))
 
     def get_documents(
         self,
@@ -387,9 +379,7 @@ class LichenVectorStore(VectorStore):
     ) -> list[Document]:
         """Documents by id (in the order asked), by filter, or all, in insertion order,
         paged by ``limit`` / ``offset`` (stable: an upsert keeps a document's place)."""
-        spec = engine_filter(filter, where_document, "get_documents()")
-        docs = self.index.get_docs_sync(list(ids) if ids is not None else None, spec, limit=limit, offset=offset)
-        return [to_document(doc) for doc in docs]
+        return self._search.run(self._get(ids, filter, where_document, "get_documents()", limit, offset))
 
     async def aget_documents(
         self,
@@ -400,8 +390,15 @@ class LichenVectorStore(VectorStore):
         limit: Optional[int] = None,
         offset: int = 0,
     ) -> list[Document]:
-        spec = engine_filter(filter, where_document, "aget_documents()")
-        docs = await self.index.get_docs(list(ids) if ids is not None else None, spec, limit=limit, offset=offset)
+        return await self._search.arun(self._get(ids, filter, where_document, "aget_documents()", limit, offset))
+
+    @staticmethod
+    def _get(
+        ids: Optional[Sequence[str]], filter: Filter, where_document: WhereDocument, what: str,
+        limit: Optional[int] = None, offset: int = 0,
+    ) -> Plan[list[Document]]:
+        spec = engine_filter(filter, where_document, what)
+        docs = yield Step("get_docs", (list(ids) if ids is not None else None, spec), {"limit": limit, "offset": offset})
         return [to_document(doc) for doc in docs]
 
     # ------------------------------------------------------------------ similarity search
@@ -416,9 +413,9 @@ class LichenVectorStore(VectorStore):
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
         """Top ``k`` documents with their scores (cosine similarity unless ``alpha < 1``)."""
-        fetch_k = _mmr_knobs("similarity_search_with_score", kwargs)
-        hits = self._search.search(query, k, filter=filter, alpha=alpha, where_document=where_document, fetch_k=fetch_k)
-        return [(to_document(hit), hit.score) for hit in hits]
+        return self._search.run(
+            self._scored("similarity_search_with_score", query, k, filter, alpha, where_document, kwargs)
+        )
 
     async def asimilarity_search_with_score(
         self,
@@ -430,11 +427,28 @@ class LichenVectorStore(VectorStore):
         where_document: WhereDocument = None,
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
-        fetch_k = _mmr_knobs("asimilarity_search_with_score", kwargs)
-        hits = await self._search.asearch(
-            query, k, filter=filter, alpha=alpha, where_document=where_document, fetch_k=fetch_k
+        return await self._search.arun(
+            self._scored("asimilarity_search_with_score", query, k, filter, alpha, where_document, kwargs)
         )
-        return [(to_document(hit), hit.score) for hit in hits]
+
+    def _scored(
+        self,
+        method: str,
+        query: str,
+        k: int,
+        filter: Filter,
+        alpha: Optional[float],
+        where_document: WhereDocument,
+        kwargs: dict[str, Any],
+        *,
+        vector: Optional[list[float]] = None,
+        score: Callable[[QueryResultDocument], float] = lambda hit: hit.score,
+    ) -> Plan[list[tuple[Document, float]]]:
+        fetch_k = _mmr_knobs(method, kwargs)
+        hits = yield from self._search.search(
+            query, k, filter=filter, alpha=alpha, vector=vector, where_document=where_document, fetch_k=fetch_k
+        )
+        return [(to_document(hit), score(hit)) for hit in hits]
 
     def similarity_search(
         self,
@@ -477,11 +491,8 @@ class LichenVectorStore(VectorStore):
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
         """Top ``k`` documents for a query vector, with cosine similarities."""
-        fetch_k = _mmr_knobs("similarity_search_with_score_by_vector", kwargs)
-        hits = self._search.search(
-            "", k, filter=filter, vector=embedding, where_document=where_document, fetch_k=fetch_k
-        )
-        return [(to_document(hit), hit.score) for hit in hits]
+        method = "similarity_search_with_score_by_vector"
+        return self._search.run(self._scored(method, "", k, filter, None, where_document, kwargs, vector=embedding))
 
     async def asimilarity_search_with_score_by_vector(
         self,
@@ -492,11 +503,10 @@ class LichenVectorStore(VectorStore):
         where_document: WhereDocument = None,
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
-        fetch_k = _mmr_knobs("asimilarity_search_with_score_by_vector", kwargs)
-        hits = await self._search.asearch(
-            "", k, filter=filter, vector=embedding, where_document=where_document, fetch_k=fetch_k
+        method = "asimilarity_search_with_score_by_vector"
+        return await self._search.arun(
+            self._scored(method, "", k, filter, None, where_document, kwargs, vector=embedding)
         )
-        return [(to_document(hit), hit.score) for hit in hits]
 
     def similarity_search_by_vector(
         self,
@@ -541,9 +551,8 @@ class LichenVectorStore(VectorStore):
         where_document: WhereDocument = None,
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
-        fetch_k = _mmr_knobs("similarity_search_with_relevance_scores", kwargs)
-        hits = self._search.search(query, k, filter=filter, alpha=alpha, where_document=where_document, fetch_k=fetch_k)
-        return [(to_document(hit), relevance(hit)) for hit in hits]
+        method = "similarity_search_with_relevance_scores"
+        return self._search.run(self._scored(method, query, k, filter, alpha, where_document, kwargs, score=relevance))
 
     async def _asimilarity_search_with_relevance_scores(
         self,
@@ -555,27 +564,39 @@ class LichenVectorStore(VectorStore):
         where_document: WhereDocument = None,
         **kwargs: Any,
     ) -> list[tuple[Document, float]]:
-        fetch_k = _mmr_knobs("asimilarity_search_with_relevance_scores", kwargs)
-        hits = await self._search.asearch(
-            query, k, filter=filter, alpha=alpha, where_document=where_document, fetch_k=fetch_k
+        method = "asimilarity_search_with_relevance_scores"
+        return await self._search.arun(
+            self._scored(method, query, k, filter, alpha, where_document, kwargs, score=relevance)
         )
-        return [(to_document(hit), relevance(hit)) for hit in hits]
 
     # ------------------------------------------------------------------ maximal marginal relevance
-    @staticmethod
-    def _select_mmr(
-        query_vector: Sequence[float],
-        hits: Sequence[QueryResultDocument],
-        stored: dict[str, list[float]],
+    def _mmr(
+        self,
+        method: str,
+        query: str,
+        vector: Optional[list[float]],
         k: int,
+        fetch_k: int,
         lambda_mult: float,
-    ) -> list[Document]:
+        filter: Filter,
+        alpha: Optional[float],
+        where_document: WhereDocument,
+        kwargs: dict[str, Any],
+    ) -> Plan[list[Document]]:
+        _reject_unknown(method, kwargs)
+        _check_mmr_values(fetch_k, lambda_mult)
+        if vector is None:
+            vector = yield from self._search.query_vector(query)
+        hits = yield from self._search.search(
+            query, max(fetch_k, k), filter=filter, alpha=alpha, vector=vector, where_document=where_document
+        )
+        stored = yield from self._search.stored_vectors(hits)
         # A candidate deleted between the search and the vector lookup is dropped.
         hits = [hit for hit in hits if hit.id in stored]
         if not hits:
             return []
         chosen = maximal_marginal_relevance(
-            np.asarray(query_vector, dtype=np.float32), [stored[hit.id] for hit in hits], lambda_mult=lambda_mult, k=k
+            np.asarray(vector, dtype=np.float32), [stored[hit.id] for hit in hits], lambda_mult=lambda_mult, k=k
         )
         return [to_document(hits[i]) for i in chosen]
 
@@ -591,10 +612,10 @@ class LichenVectorStore(VectorStore):
         **kwargs: Any,
     ) -> list[Document]:
         """``k`` documents chosen by MMR among the ``fetch_k`` most similar to a vector."""
-        _reject_unknown("max_marginal_relevance_search_by_vector", kwargs)
-        _check_mmr_values(fetch_k, lambda_mult)
-        hits = self._search.search("", max(fetch_k, k), filter=filter, vector=embedding, where_document=where_document)
-        return self._select_mmr(embedding, hits, self._search.stored_vectors(hits), k, lambda_mult)
+        method = "max_marginal_relevance_search_by_vector"
+        return self._search.run(
+            self._mmr(method, "", embedding, k, fetch_k, lambda_mult, filter, None, where_document, kwargs)
+        )
 
     async def amax_marginal_relevance_search_by_vector(
         self,
@@ -607,12 +628,10 @@ class LichenVectorStore(VectorStore):
         where_document: WhereDocument = None,
         **kwargs: Any,
     ) -> list[Document]:
-        _reject_unknown("amax_marginal_relevance_search_by_vector", kwargs)
-        _check_mmr_values(fetch_k, lambda_mult)
-        hits = await self._search.asearch(
-            "", max(fetch_k, k), filter=filter, vector=embedding, where_document=where_document
+        method = "amax_marginal_relevance_search_by_vector"
+        return await self._search.arun(
+            self._mmr(method, "", embedding, k, fetch_k, lambda_mult, filter, None, where_document, kwargs)
         )
-        return self._select_mmr(embedding, hits, await self._search.astored_vectors(hits), k, lambda_mult)
 
     def max_marginal_relevance_search(
         self,
@@ -631,13 +650,10 @@ class LichenVectorStore(VectorStore):
 
         ``lambda_mult`` is 1 for pure relevance, 0 for maximum diversity.
         """
-        _reject_unknown("max_marginal_relevance_search", kwargs)
-        _check_mmr_values(fetch_k, lambda_mult)
-        vector = self._search.query_vector(query)
-        hits = self._search.search(
-            query, max(fetch_k, k), filter=filter, alpha=alpha, vector=vector, where_document=where_document
+        method = "max_marginal_relevance_search"
+        return self._search.run(
+            self._mmr(method, query, None, k, fetch_k, lambda_mult, filter, alpha, where_document, kwargs)
         )
-        return self._select_mmr(vector, hits, self._search.stored_vectors(hits), k, lambda_mult)
 
     async def amax_marginal_relevance_search(
         self,
@@ -651,13 +667,10 @@ class LichenVectorStore(VectorStore):
         where_document: WhereDocument = None,
         **kwargs: Any,
     ) -> list[Document]:
-        _reject_unknown("amax_marginal_relevance_search", kwargs)
-        _check_mmr_values(fetch_k, lambda_mult)
-        vector = await self._search.aquery_vector(query)
-        hits = await self._search.asearch(
-            query, max(fetch_k, k), filter=filter, alpha=alpha, vector=vector, where_document=where_document
+        method = "amax_marginal_relevance_search"
+        return await self._search.arun(
+            self._mmr(method, query, None, k, fetch_k, lambda_mult, filter, alpha, where_document, kwargs)
         )
-        return self._select_mmr(vector, hits, await self._search.astored_vectors(hits), k, lambda_mult)
 
     # ------------------------------------------------------------------ constructors
     @classmethod
