@@ -342,3 +342,19 @@ async def test_async_faces_run_off_the_event_loop_thread(session, monkeypatch):
     await session.get_docs(filter={"speaker": "agent"})
     await session.delete_docs(["turn-9"])
     assert len(seen) == 4 and loop_thread not in seen
+
+
+def test_apply_changes_deletes_then_upserts_in_one_step():
+    from lichen.engine import IndexCore
+
+    rng = np.random.default_rng(4)
+    core = IndexCore()
+    docs = [DocumentInfo(id=f"d{i}", text=f"t{i}") for i in range(5)]
+    core.upsert(docs, rng.standard_normal((5, 8)).astype(np.float32))
+    replacement = [DocumentInfo(id="d1", text="new one"), DocumentInfo(id="d9", text="nine")]
+    core.apply_changes(["d0", "d2", "missing"], replacement, rng.standard_normal((2, 8)).astype(np.float32))
+    assert [doc.id for doc in core.get()] == ["d1", "d3", "d4", "d9"]
+    assert core.get(["d1"])[0].text == "new one"
+    with pytest.raises(InvalidArgumentError):
+        core.apply_changes(["d3"], [DocumentInfo(id="x", text="x")], np.full((1, 8), np.nan, dtype=np.float32))
+    assert [doc.id for doc in core.get()] == ["d1", "d3", "d4", "d9"]  # bad vectors: nothing deleted either

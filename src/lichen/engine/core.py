@@ -281,6 +281,17 @@ class IndexCore:
             self._drop_graph_if_worn()
             return len(doomed)
 
+    def apply_changes(self, deletions: Sequence[str], docs: Sequence[DocumentInfo], vectors: np.ndarray) -> None:
+        """Delete ``deletions``, then upsert ``docs`` with their ``vectors``, as one step:
+        a concurrent query sees the index before or after, never between (another
+        version's changes arriving, e.g. a refreshed long-term index). ``docs`` must be
+        validated, as for :meth:`upsert`; nothing changes if ``vectors`` are bad."""
+        with self._lock:
+            if len(docs):
+                vectors = as_vectors(vectors, self._dimension, "embedding")
+            self.delete(deletions)
+            self.upsert(docs, vectors)
+
     def delete_matching(self, filter: dict[str, Any], ids: Sequence[str] | None = None) -> int:
         """Delete the documents matching ``filter`` (among ``ids`` when given) in one step
         under the lock, so a concurrent write cannot slip between the match and the
