@@ -157,3 +157,24 @@ def test_texts_longer_than_the_window_are_counted_for_the_warning():
     measure = token_measure()
     texts = ["short", "word " * 254, "word " * 255, "word " * 1000]
     assert measure.longer_than_window(texts) == [(2, 257), (3, 1002)]  # with [CLS] and [SEP]
+
+
+def test_a_custom_chunker_that_breaks_the_contract_is_reported_by_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.txt").write_text("alpha beta gamma", encoding="utf-8")
+
+    class Sloppy:
+        fingerprint = "sloppy-v1"
+
+        def chunk(self, content, measure):
+            from lichen.ingest import Chunk
+
+            return [Chunk("ALPHA", 0, 5)]  # not the text at 0:5
+
+    with pytest.raises(SourceError, match="a.txt: chunker sloppy-v1 returned chunk 0"):
+        prepare(["a.txt"], chunker=Sloppy())
+    docs = prepare(["a.txt"], chunker=lambda text: text.split()).documents
+    assert [(d.text, d.metadata["locator_start"]) for d in docs] == [("alpha", 0), ("beta", 6), ("gamma", 11)]
+    # A string naming an existing file is a path, even if it starts like JSON.
+    (tmp_path / "[notes].txt").write_text("bracketed name", encoding="utf-8")
+    assert prepare(["[notes].txt"]).documents[0].text == "bracketed name"

@@ -33,7 +33,16 @@ from .chunking import (
 )
 from .chunks import CONTRACT_VERSION, RESERVED_KEYS, chunk_id
 from .errors import SkippedSource, SourceError
-from .pipeline import AddResult, IngestIndex, Prepared, PreparedSource, add_inputs, is_documents_only, prepare
+from .pipeline import (
+    AddResult,
+    IngestIndex,
+    Prepared,
+    PreparedSource,
+    add_inputs,
+    apply_prepared,
+    is_documents_only,
+    prepare,
+)
 from .readers import FILES_EXTRA_SUFFIXES, SUFFIXES
 from .sync import (
     IndexedSource,
@@ -69,6 +78,7 @@ __all__ = [
     "PreparedSource",
     "prepare",
     "add_inputs",
+    "apply_prepared",
     "is_documents_only",
     "SUFFIXES",
     "FILES_EXTRA_SUFFIXES",

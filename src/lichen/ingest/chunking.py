@@ -238,37 +238,35 @@ def _fit(
 ) -> list[Chunk]:
     """Chunks of each ``(start, end, heading)`` section, each within ``limit`` units once
     its lead is added. Sizes come from the whole text's tokens; each chunk is then counted
-    on its own as the embedder will see it, and the rare one that grew (a word cut in two
-    tokenizes differently: ``unds`` is two pieces on its own, one inside ``Refunds``) is
-    cut again with a tighter limit, and at last character by character."""
-    chunks: list[Chunk] = []
+    on its own as the embedder will see it (all of a text's chunks in one batch), and the
+    rare one that grew (a word cut in two tokenizes differently: ``unds`` is two pieces on
+    its own, one inside ``Refunds``) is cut again with a tighter limit, and at last
+    character by character."""
+    sections = list(sections)
+    leads = _heading_rooms([heading for _, _, heading in sections], measure, limit)
+    planned: list[tuple[str | None, str | None, int, tuple[int, int]]] = []  # heading, lead, room, span
     for start, end, heading in sections:
-        lead, room = _heading_room(heading, measure, limit)
-        pending = _Splitter(text, sizer, levels, room, overlap).spans(start, end)
-        if measure.unit == "chars":
-            chunks.extend(Chunk(text[a:b], a, b, heading, None, lead) for a, b in pending)
-            continue
+        lead, room = leads[heading]
+        splitter = _Splitter(text, sizer, levels, room, overlap)
+        planned.extend((heading, lead, room, span) for span in splitter.spans(start, end))
+    if measure.unit != "chars":
         for attempt in range(3):
-            counts = measure.count([_led(lead, text[a:b]) for a, b in pending])
-            over = {i for i, count in enumerate(counts) if count > limit}
-            if not over:
+            counts = measure.count([_led(lead, text[a:b]) for _, lead, _, (a, b) in planned])
+            if all(count <= limit for count in counts):
                 break
-            if attempt < 2:
-                excess = max(counts[i] - limit for i in over)
-                tighter = _Splitter(text, sizer, levels, max(1, room - excess - attempt), overlap)
-            else:
-                tighter = None
-            pending = [
-                span
-                for i, (a, b) in enumerate(pending)
-                for span in (
-                    [(a, b)] if i not in over
-                    else tighter.spans(a, b) if tighter is not None
-                    else _cut_to_fit(text, a, b, lambda x, y: measure.count([_led(lead, text[x:y])])[0] <= limit)
-                )
-            ]
-        chunks.extend(Chunk(text[a:b], a, b, heading, None, lead) for a, b in pending)
-    return chunks
+            refit: list[tuple[str | None, str | None, int, tuple[int, int]]] = []
+            for (heading, lead, room, (a, b)), count in zip(planned, counts):
+                if count <= limit:
+                    refit.append((heading, lead, room, (a, b)))
+                    continue
+                if attempt < 2:
+                    tighter = _Splitter(text, sizer, levels, max(1, room - (count - limit) - attempt), overlap)
+                    spans = tighter.spans(a, b)
+                else:
+                    spans = _cut_to_fit(text, a, b, lambda x, y, lead=lead: measure.count([_led(lead, text[x:y])])[0] <= limit)
+                refit.extend((heading, lead, room, span) for span in spans)
+            planned = refit
+    return [Chunk(text[a:b], a, b, heading, None, lead) for heading, lead, _, (a, b) in planned]
 
 
 def _led(lead: str | None, text: str) -> str:
@@ -305,17 +303,22 @@ def _cut_to_fit(text: str, start: int, end: int, fits: Callable[[int, int], bool
     return trimmed
 
 
-def _heading_room(heading: str | None, measure: Measure, limit: int) -> tuple[str | None, int]:
-    """What leads a section's chunks, and the units left for their text: the heading path;
-    its last heading if the path would take more than half the size; nothing if even that
-    would (the path stays in the ``heading`` metadata)."""
-    if not heading:
-        return None, limit
-    for lead in (heading, heading.rsplit(HEADING_SEPARATOR, 1)[-1]):
-        used = measure.count([lead + "\n\n"])[0]
-        if used <= limit // 2:
-            return lead, limit - used
-    return None, limit
+def _heading_rooms(
+    headings: Sequence[str | None], measure: Measure, limit: int
+) -> dict[str | None, tuple[str | None, int]]:
+    """For each heading path, what leads its chunks and the units left for their text:
+    the path; its last heading if the path would take more than half the size; nothing if
+    even that would (the path stays in the ``heading`` metadata). Counted in one batch."""
+    rooms: dict[str | None, tuple[str | None, int]] = {None: (None, limit)}
+    paths = [heading for heading in dict.fromkeys(headings) if heading]
+    candidates = [(path, lead) for path in paths for lead in dict.fromkeys((path, path.rsplit(HEADING_SEPARATOR, 1)[-1]))]
+    counts = measure.count([lead + "\n\n" for _, lead in candidates])
+    for (path, lead), used in zip(candidates, counts):
+        if path not in rooms and used <= limit // 2:
+            rooms[path] = (lead, limit - used)
+    for path in paths:
+        rooms.setdefault(path, (None, limit))
+    return rooms
 
 
 def _with_pages(content: FileContent, chunks: list[Chunk]) -> list[Chunk]:
@@ -479,10 +482,11 @@ class AutoChunker:
 
 
 class FunctionChunker:
-    """A callable ``text -> iterable of str or (start, end)`` as a :class:`Chunker`.
+    """A callable ``text -> iterable of str, (start, end) or Chunk`` as a :class:`Chunker`.
 
     Strings must occur in the text in order (each is looked for from just after the
-    previous one's start, so overlapping chunks are fine); spans are taken as given."""
+    previous one's start, so overlapping chunks are fine); spans are taken as given; a
+    Chunk must be its span of the text (its ``heading`` and ``lead`` are kept)."""
 
     def __init__(self, function: Callable[[str], Iterable[str | tuple[int, int]]], *, fingerprint: str | None = None) -> None:
         if not callable(function):
@@ -504,6 +508,12 @@ class FunctionChunker:
                         "after the previous chunk: return pieces of the text itself, or (start, end) offsets"
                     )
                 end = start + len(piece)
+            elif isinstance(piece, Chunk):
+                start, end = piece.start, piece.end
+                if not 0 <= start < end <= len(text) or text[start:end] != piece.text:
+                    raise InvalidArgumentError(
+                        f"chunker {self.fingerprint} returned chunk {index} whose text is not the text at {start}:{end}"
+                    )
             elif isinstance(piece, tuple) and len(piece) == 2 and all(type(v) is int for v in piece):
                 start, end = piece
                 if not 0 <= start < end <= len(text):
@@ -512,9 +522,9 @@ class FunctionChunker:
                     )
             else:
                 raise InvalidArgumentError(
-                    f"chunker {self.fingerprint} returned {type(piece).__name__}; return strings or (start, end) tuples"
+                    f"chunker {self.fingerprint} returned {type(piece).__name__}; return strings, (start, end) tuples or Chunks"
                 )
-            chunks.append(Chunk(text[start:end], start, end))
+            chunks.append(piece if isinstance(piece, Chunk) else Chunk(text[start:end], start, end))
             cursor = start + 1
         return _with_pages(content, chunks)
 

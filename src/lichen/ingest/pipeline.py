@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from .._errors import InvalidArgumentError
 from .._types import DocumentInfo
-from .chunking import Chunker, as_chunker
+from .chunking import Chunk, Chunker, as_chunker
 from .chunks import (
     check_extra_metadata,
     chunk_documents,
@@ -39,6 +39,7 @@ __all__ = [
     "Ingestion",
     "prepare",
     "add_inputs",
+    "apply_prepared",
     "source_documents",
     "is_documents_only",
     "MAX_SOURCE_ID_LENGTH",
@@ -175,6 +176,12 @@ class Ingestion:
                 chunks = self.chunker.chunk(content, self.measure)
             except InvalidArgumentError as exc:
                 raise SourceError([SkippedSource(file.source, f"cannot chunk it: {exc}")]) from None
+            for index, chunk in enumerate(chunks):  # a custom chunker must keep the contract too
+                if not isinstance(chunk, Chunk) or content.text[chunk.start : chunk.end] != chunk.text or not chunk.text:
+                    raise SourceError([SkippedSource(
+                        file.source, f"chunker {self.chunker.fingerprint} returned chunk {index}, which is not a "
+                        "non-empty Chunk whose text is text[start:end]",
+                    )])
             documents = chunk_documents(file.source, chunks, source_hash=digest, metadata=self.metadata)
         return PreparedSource(file.source, digest, documents, file.path)
 
@@ -271,6 +278,23 @@ def source_documents(index: IngestIndex, sources: Sequence[str], *, page_size: i
     return found
 
 
+def apply_prepared(index: IngestIndex, prepared: Prepared, *, replace_sources: bool = True) -> AddResult:
+    """Write ``prepared`` into ``index`` in one ``add_docs`` call (so a document the index
+    refuses leaves it unchanged). With ``replace_sources`` (default), every file read
+    replaces what the index held for it: chunks beyond its new length are deleted, so
+    re-adding a file that shrank leaves nothing stale behind. Documents that already carry
+    an ``embedding`` are not embedded again (a caller that must retry, as a read-modify-
+    write on conflict does, embeds once beforehand)."""
+    existing = source_documents(index, [source.source for source in prepared.sources]) if replace_sources else {}
+    added, updated = index.add_docs_sync(prepared.documents) if prepared.documents else (0, 0)
+    stale: list[str] = []
+    for source in prepared.sources:
+        kept = {doc.id for doc in source.documents}
+        stale.extend(doc_id for doc_id in existing.get(source.source, []) if doc_id not in kept)
+    deleted = index.delete_docs_sync(stale) if stale else 0
+    return AddResult(added, updated, deleted, prepared.skipped)
+
+
 def add_inputs(
     index: IngestIndex,
     inputs: InputItem | Iterable[InputItem],
@@ -283,10 +307,9 @@ def add_inputs(
     skip_errors: bool = False,
     replace_sources: bool = True,
 ) -> AddResult:
-    """Prepare ``inputs`` and write them into ``index`` in one ``add_docs`` call (so a
-    document the index refuses leaves it unchanged). With ``replace_sources`` (default),
-    every file read here replaces what the index held for it: chunks beyond its new
-    length are deleted, so re-adding a file that shrank leaves nothing stale behind."""
+    """:func:`prepare` with the index's model (its ``model_id`` attribute), then
+    :func:`apply_prepared`: what ``SessionIndex.add_docs`` does with inputs that are not
+    all ``DocumentInfo``."""
     prepared = prepare(
         inputs,
         chunker=chunker,
@@ -297,14 +320,7 @@ def add_inputs(
         prefix=prefix,
         skip_errors=skip_errors,
     )
-    existing = source_documents(index, [source.source for source in prepared.sources]) if replace_sources else {}
-    added, updated = index.add_docs_sync(prepared.documents) if prepared.documents else (0, 0)
-    stale: list[str] = []
-    for source in prepared.sources:
-        kept = {doc.id for doc in source.documents}
-        stale.extend(doc_id for doc_id in existing.get(source.source, []) if doc_id not in kept)
-    deleted = index.delete_docs_sync(stale) if stale else 0
-    return AddResult(added, updated, deleted, prepared.skipped)
+    return apply_prepared(index, prepared, replace_sources=replace_sources)
 
 
 def is_documents_only(docs: Any) -> bool:

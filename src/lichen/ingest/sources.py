@@ -231,7 +231,7 @@ def classify(
     """Sort ``inputs`` (one item or a list of them) into documents, records and files.
 
     A string is JSON text when it starts with ``[`` or ``{`` (an array, one object, or
-    JSON Lines), else a path; ``os.PathLike`` objects are paths. Folders are walked with
+    JSON Lines) and names no existing file, else a path; ``os.PathLike`` objects are paths. Folders are walked with
     ``include`` / ``exclude``, their files named with ``prefix`` (default: the folder's
     name); a lone file is named by :func:`file_source_id`. A path that does not
     exist is reported in ``missing``. Malformed JSON text or dicts raise
@@ -250,7 +250,7 @@ def classify(
             sorted_inputs.documents.append(item)
         elif isinstance(item, dict):
             sorted_inputs.records.append(record_from_dict(item, f"input {position}"))
-        elif isinstance(item, str) and _looks_like_json(item):
+        elif isinstance(item, str) and _looks_like_json(item) and not os.path.exists(item):
             try:
                 sorted_inputs.records.extend(parse_records(item, f"input {position}"))
             except SourceError as exc:

@@ -258,7 +258,8 @@ def sync_directory(
     ``metadata``) re-chunked with their stale tail deleted, deleted ones removed, unchanged
     ones only hashed. Sources are ``{prefix}{relative path}`` (prefix default: the
     folder's name and ``/``); only indexed sources under that prefix are considered, so
-    other documents of the index are left alone. Files that cannot be read raise one
+    other documents of the index are left alone (``prefix=""`` claims every source
+    ingestion wrote into the index: any not in the folder is deleted). Files that cannot be read raise one
     :class:`SourceError` before anything is written, unless ``skip_errors`` (they are then
     reported, and their chunks kept). ``progress(stage, done, total)`` is called as work
     advances."""
