@@ -24,7 +24,8 @@ transcript's, less fillers), so Lichen finds the vector whatever its normalisati
 A preparation still running when the turn ends is awaited if it matches (it finishes
 sooner than a new embedding would) and abandoned otherwise.
 
-This module knows nothing of any voice framework: the Pipecat processor feeds it.
+This module knows nothing of any voice framework: pipecat-lichen and
+livekit-plugins-lichen carry this same file (a test keeps them identical).
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from .params import LichenParams, TemplateFields
 __all__ = ["LichenContextProcessor", "LichenTranscriptListener", "LichenTurn"]
 
 SESSION_SOURCE = "session"
+INDEX_DELAY_S = 0.02  # after a turn's context frame has gone on, before its messages are embedded
 
 
 @dataclass
@@ -102,6 +103,7 @@ class LichenContextProcessor(FrameProcessor):
         self._interim = InterimQueries(session.prepare, filler_words=params.filler_words)
         self._listener: LichenTranscriptListener | None = None
         self._indexed = 0  # conversation messages of the context already in the session
+        self._indexing: asyncio.Future[None] | None = None
         self._injected: dict[str, Any] | None = None
         self._context: LLMContext | None = None
         self._ended = False
@@ -129,7 +131,8 @@ class LichenContextProcessor(FrameProcessor):
             await self.push_frame(frame, direction)
             if turn is not None:
                 await self._call_event_handler("on_context_retrieved", turn)
-            await self._index(pending, turn)
+            self._indexed += len(pending)  # counted now; written once the LLM has the frame
+            self._indexing = asyncio.ensure_future(self._index_later(pending, turn))
         elif isinstance(frame, StartFrame):
             self._ended = False  # a processor may run in one pipeline after another
             await self.push_frame(frame, direction)
@@ -148,6 +151,7 @@ class LichenContextProcessor(FrameProcessor):
     async def _before_llm(self, context: LLMContext) -> tuple[list[dict[str, Any]], LichenTurn | None]:
         """Put this turn's context in place; return the messages still to index, and
         the turn (``None`` when the context does not end with a new user message)."""
+        await self._settled()  # the previous turn is in the session before this one queries
         started = time.perf_counter()
         self._context = context
         messages = [m for m in context.get_messages() if m is not self._injected]
@@ -191,11 +195,23 @@ class LichenContextProcessor(FrameProcessor):
         ]
         return params.context_template.format(passages="\n".join(lines))
 
+    async def _index_later(self, messages: list[dict[str, Any]], turn: LichenTurn | None) -> None:
+        # Embedding takes both cores for a few milliseconds: start once the frame has
+        # moved on, so the LLM request is not kept waiting behind it.
+        await asyncio.sleep(INDEX_DELAY_S)
+        await self._index(messages, turn)
+
+    async def _settled(self) -> None:
+        """Wait for the previous turn's messages to be in the session."""
+        if self._indexing is not None:
+            indexing, self._indexing = self._indexing, None
+            try:
+                await indexing
+            except Exception as error:  # one turn lost from the session; the call goes on
+                logger.error(f"{self}: indexing turns into session {self.session.name!r} failed: {error!r}")
+
     async def _index(self, messages: list[dict[str, Any]], turn: LichenTurn | None = None) -> None:
-        if not messages:
-            return
-        self._indexed += len(messages)
-        if not self._params.index_turns:
+        if not messages or not self._params.index_turns:
             return
         texts = [_text_of(m) for m in messages]
         vectors = await asyncio.to_thread(self._vectors, texts, turn)
@@ -227,9 +243,12 @@ class LichenContextProcessor(FrameProcessor):
             return
         self._ended = True
         await self._interim.aclose()
+        await self._settled()
         if self._context is not None:
             messages = [m for m in self._context.get_messages() if m is not self._injected]
-            await self._index(self._new_messages(messages))  # the assistant's last reply
+            rest = self._new_messages(messages)  # the assistant's last reply
+            self._indexed += len(rest)
+            await self._index(rest)
         if self._params.push_on_end and self._params.index_turns:
             try:
                 self.last_push = await self.session.push_index()
