@@ -50,6 +50,9 @@ def test_pipecat_voice_agent_injects_session_and_faq_context_and_resumes_the_cal
     assert lines[money + 5] == (
         "  agent: The refund goes back to your card within 3 to 5 business days."
     )
+    # Every final transcript matched the interim one before it: the query was ready.
+    prepared = [line for line in lines if line.startswith("    (lichen context in ")]
+    assert len(prepared) == 4 and all(line.endswith("query prepared while speaking: exact)") for line in prepared)
     assert "[voice-call-7] pushed 6 turns (version 1)" in lines  # 3 customer + 3 agent turns
     callback = lines[lines.index("[voice-call-7] session opened with 6 earlier turns") :]
     recalled = [line.split()[1] for line in callback if line.startswith("    [session ")]
