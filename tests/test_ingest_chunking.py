@@ -201,3 +201,10 @@ def test_a_long_text_is_tokenized_in_blocks_with_the_same_pieces():
     assert len(text) > 100_000
     whole = list(MEASURE._tokenizer.encode(text, add_special_tokens=False).offsets)
     assert MEASURE.offsets(text) == whole
+
+
+def test_windows_line_breaks_still_separate_paragraphs():
+    text = "First paragraph here.\r\n\r\nSecond paragraph here."
+    assert [c.text for c in chunk_text(text, size=5)] == ["First paragraph here.", "Second paragraph here."]
+    with pytest.raises(InvalidArgumentError, match="overlap"):
+        chunk_text(text, overlap=300)  # more than the model's 254

@@ -178,3 +178,13 @@ def test_a_custom_chunker_that_breaks_the_contract_is_reported_by_file(tmp_path,
     # A string naming an existing file is a path, even if it starts like JSON.
     (tmp_path / "[notes].txt").write_text("bracketed name", encoding="utf-8")
     assert prepare(["[notes].txt"]).documents[0].text == "bracketed name"
+
+
+def test_oversized_files_are_refused_unread(tmp_path, monkeypatch):
+    import lichen.ingest.pipeline as pipeline
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(pipeline, "MAX_FILE_BYTES", 10)
+    (tmp_path / "big.txt").write_text("more than ten bytes", encoding="utf-8")
+    with pytest.raises(SourceError, match="big.txt: it is 19 bytes; files over 10 are not read"):
+        prepare(["big.txt"])

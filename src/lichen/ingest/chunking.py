@@ -100,9 +100,9 @@ class Chunker(Protocol):
 # ---------------------------------------------------------------------------- boundaries
 #: Each level is a pattern whose matches end where a piece may end (the separator stays
 #: with the piece before it, so the pieces tile the text).
-_PARAGRAPH = re.compile(r"\n[ \t]*\n\s*")
+_PARAGRAPH = re.compile(r"\n[^\S\n]*\n\s*")
 _LINE = re.compile(r"\n\s*")
-_SENTENCE = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]]*\s+|[\u3002\uff01\uff1f]+\s*|\n[ \t]*\n\s*")
+_SENTENCE = re.compile(r"[.!?\u2026]+[\"'\u201d\u2019)\]]*\s+|[\u3002\uff01\uff1f]+\s*|\n[^\S\n]*\n\s*")
 _WORD = re.compile(r"\s+")
 _RECURSIVE_LEVELS = (_PARAGRAPH, _LINE, _SENTENCE, _WORD)
 _SENTENCE_LEVELS = (_SENTENCE, _WORD)
@@ -218,6 +218,8 @@ class _Strategy:
     def chunk(self, content: FileContent, measure: Measure) -> list[Chunk]:
         measure = self._measure(measure)
         limit = self.limit(measure)
+        if self.overlap >= limit:
+            raise InvalidArgumentError(f"overlap ({self.overlap}) must be smaller than the chunk size ({limit} {measure.unit})")
         text = content.text
         sizer = measure.sizer(text)
         spans = self._sections(content, sizer, measure, limit)

@@ -43,10 +43,14 @@ __all__ = [
     "source_documents",
     "is_documents_only",
     "MAX_SOURCE_ID_LENGTH",
+    "MAX_FILE_BYTES",
 ]
 
 #: Document ids are at most 512 characters; ``#chunk-0000`` takes 11 of them.
 MAX_SOURCE_ID_LENGTH = 512 - len("#chunk-00000")
+#: Larger files are refused rather than read into memory whole (a data dump in a docs
+#: folder); 256 MiB of text is some 60 million word pieces.
+MAX_FILE_BYTES = 256 << 20
 
 
 class IngestIndex(Protocol):
@@ -159,6 +163,9 @@ class Ingestion:
         if len(file.source) > MAX_SOURCE_ID_LENGTH:
             raise SourceError([SkippedSource(file.source[:80] + "...", f"its path is longer than {MAX_SOURCE_ID_LENGTH} characters")])
         try:
+            size = file.path.stat().st_size
+            if size > MAX_FILE_BYTES:
+                raise SourceError([SkippedSource(file.source, f"it is {size} bytes; files over {MAX_FILE_BYTES} are not read")])
             return file.path.read_bytes()
         except OSError as exc:
             raise SourceError([SkippedSource(file.source, f"cannot read it ({exc.strerror or exc})")]) from None

@@ -314,12 +314,22 @@ def _read_docx(data: bytes, label: str) -> FileContent:
         text = block.text.strip()
         if not text:
             continue
-        heading = _HEADING_STYLE.match(style_names.get(block._p.style or "", ""))
+        heading = _HEADING_STYLE.match(_style_name(block, style_names))
         if heading:
             level = int(heading.group(1) or 1)
             text = "#" * min(max(level, 1), 6) + " " + " ".join(text.split())
         blocks.append(text)
     return FileContent("markdown", "\n\n".join(blocks))
+
+
+def _style_name(paragraph: Any, names: dict[str, str]) -> str:
+    """A paragraph's style name through the id map (``paragraph.style`` is the public way,
+    and the slow one)."""
+    try:
+        return names.get(paragraph._p.style or "", "")
+    except AttributeError:  # a python-docx that keeps it elsewhere
+        style = paragraph.style
+        return style.name or "" if style is not None else ""
 
 
 _HTML_SKIP = frozenset(
