@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import importlib
+import shutil
+import subprocess
+import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -42,3 +46,19 @@ def test_namespace_levels_have_no_init():
     find = config["tool"]["setuptools"]["packages"]["find"]
     assert find["namespaces"] is True and find["include"] == ["llama_index*"]
     assert "llama-index-core>=0.14.16,<0.15" in config["project"]["dependencies"]
+
+
+def test_the_wheel_ships_a_typing_marker_in_each_namespace(tmp_path):
+    """Type checkers read the three packages' annotations only if each ships ``py.typed``
+    (PEP 561), in the built distribution, not just in the source tree."""
+    source = tmp_path / "source"
+    shutil.copytree(PACKAGE_ROOT, source, ignore=shutil.ignore_patterns("tests", "build", "*.egg-info", "__pycache__"))
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(source)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for package in ("vector_stores", "embeddings", "retrievers"):
+        assert f"llama_index/{package}/lichen/py.typed" in names, package
