@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Optional, Union
+from typing import Any, Optional
 
 import numpy as np
 from langchain_core.documents import Document
@@ -55,6 +55,12 @@ def _check_mmr_values(fetch_k: Any, lambda_mult: Any) -> None:
         raise InvalidArgumentError(f"fetch_k must be a positive integer, got {fetch_k!r}")
     if isinstance(lambda_mult, bool) or not isinstance(lambda_mult, (int, float)) or not 0.0 <= lambda_mult <= 1.0:
         raise InvalidArgumentError(f"lambda_mult must be a number between 0 and 1, got {lambda_mult!r}")
+
+
+def _done(plan: Plan[Any]) -> Plan[bool]:
+    """``plan``, answered as LangChain's ``delete`` answers: ``True`` once it completed."""
+    yield from plan
+    return True
 
 
 def _new_index(name: str, embedding: Optional[Embeddings]) -> SessionIndex:
@@ -118,19 +124,26 @@ class LichenVectorStore(VectorStore):
 
     Delete Documents:
         ```python
-        vector_store.delete(ids=["3"])
+        vector_store.delete(ids=["3"])  # True
         ```
-        `delete()` with no ids refuses (`ValueError`) instead of emptying the index;
-        `delete(delete_all=True)` empties it deliberately.
+        `delete()` returns `True` once the documents are gone, as LangChain's interface
+        says (`Optional[bool]`). Ids that are not in the index count as deleted (the
+        call still succeeded: they are not there afterwards), as with Qdrant's and
+        Chroma's stores; that is also what keeps LangChain's `index()` cleanup working
+        when a document was removed by other means, since it takes `False` for a
+        failure. `delete()` with no ids refuses (`ValueError`) instead of emptying the
+        index; `delete(delete_all=True)` empties it deliberately. Errors raise.
 
-    Delete by filter (returns how many were removed):
+    Delete by filter, and count what was removed:
         ```python
-        removed = vector_store.delete(filter={"year": {"$lt": 2000}})  # 0: none that old
-        removed = vector_store.delete(where_document={"$contains": "deleted"})
+        vector_store.delete(filter={"year": {"$lt": 2000}})  # True: none that old, nothing left to delete
+        removed = vector_store.delete_documents(where_document={"$contains": "deleted"})  # 0: document 3 is gone
         ```
         A filter (Mongo or seed form, `where_document`, or both) deletes what matches,
         among `ids` when they are given too; a filter matching everything (`{}`) is
-        refused like `delete()` without ids.
+        refused like `delete()` without ids. `delete_documents(ids, filter=...,
+        where_document=...)` (and `adelete_documents`) deletes the same way and returns
+        how many documents it removed (`0` for ids that were not there).
 
     Search:
         ```python
@@ -312,16 +325,16 @@ class LichenVectorStore(VectorStore):
         where_document: WhereDocument = None,
         delete_all: bool = False,
         **kwargs: Any,
-    ) -> Union[bool, int]:
-        """Delete by id (unknown ids are ignored) and returns ``True``; or delete the
-        documents matching ``filter`` / ``where_document`` (among ``ids`` if given too)
-        and return how many were removed.
+    ) -> Optional[bool]:
+        """Delete by id, or the documents matching ``filter`` / ``where_document`` (among
+        ``ids`` if given too); ``True`` once they are gone. Ids not in the index count as
+        deleted (see the class docstring); :meth:`delete_documents` counts what went.
 
         Neither ids nor a filter raises unless ``delete_all=True``: emptying an index by
         omission is too easy a mistake to make silently (a filter that matches
         everything, ``{}``, is refused for the same reason).
         """
-        return self._search.run(self._delete(ids, filter, where_document, delete_all, kwargs))
+        return self._search.run(_done(self._delete("delete", ids, filter, where_document, delete_all, kwargs)))
 
     async def adelete(
         self,
@@ -331,34 +344,46 @@ class LichenVectorStore(VectorStore):
         where_document: WhereDocument = None,
         delete_all: bool = False,
         **kwargs: Any,
-    ) -> Union[bool, int]:
-        return await self._search.arun(self._delete(ids, filter, where_document, delete_all, kwargs))
+    ) -> Optional[bool]:
+        return await self._search.arun(_done(self._delete("delete", ids, filter, where_document, delete_all, kwargs)))
+
+    def delete_documents(
+        self, ids: Optional[Sequence[str]] = None, *, filter: Filter = None, where_document: WhereDocument = None
+    ) -> int:
+        """Delete as :meth:`delete` does and return how many documents were removed
+        (ids that were not there remove nothing)."""
+        return self._search.run(self._delete("delete_documents", ids, filter, where_document, False, {}))
+
+    async def adelete_documents(
+        self, ids: Optional[Sequence[str]] = None, *, filter: Filter = None, where_document: WhereDocument = None
+    ) -> int:
+        return await self._search.arun(self._delete("delete_documents", ids, filter, where_document, False, {}))
 
     def _delete(
         self,
-        ids: Optional[list[str]],
+        method: str,
+        ids: Optional[Sequence[str]],
         filter: Filter,
         where_document: WhereDocument,
         delete_all: bool,
         kwargs: dict[str, Any],
-    ) -> Plan[Union[bool, int]]:
-        _reject_unknown("delete", kwargs)
-        spec = engine_filter(filter, where_document, "delete()")
+    ) -> Plan[int]:
+        """How many documents were removed."""
+        _reject_unknown(method, kwargs)
+        spec = engine_filter(filter, where_document, f"{method}()")
         if ids is None and spec is None:
             if not delete_all:
+                also = ", or delete_all=True to mean it" if method == "delete" else "; delete(delete_all=True) empties the index"
                 raise InvalidArgumentError(
-                    "delete() without ids or filter would empty the whole index; pass ids, filter=..., "
-                    "or delete_all=True to mean it"
+                    f"{method}() without ids or filter would empty the whole index; pass ids, filter=...{also}"
                 )
-            yield Step("clear")
-            return True
+            return (yield Step("clear"))
         if delete_all:
             raise InvalidArgumentError("pass either ids / filter or delete_all=True, not both")
         doomed = list(ids) if ids is not None else None
         if spec is not None:
             return (yield Step("delete_docs", (doomed,), {"filter": spec}))
-        yield Step("delete_docs", (doomed,))
-        return True
+        return (yield Step("delete_docs", (doomed,)))
 
     # ------------------------------------------------------------------ reads
     def get_by_ids(self, ids: Sequence[str], /) -> list[Document]:
