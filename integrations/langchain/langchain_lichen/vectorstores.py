@@ -80,6 +80,13 @@ class LichenVectorStore(VectorStore):
     top-k by cosine similarity; hybrid (BM25 + vector) search is opt-in per call with
     `alpha`.
 
+    Relevance scores are `(1 + cosine) / 2`, not the cosine: a `score_threshold` copied
+    from a store whose relevance is the cosine itself (Chroma's and PGVector's with
+    cosine distance), or tuned on cosine scores (`InMemoryVectorStore`'s), keeps more
+    here, since 0.5 is an unrelated text and 0.7 a cosine of only 0.4. Convert such a
+    threshold with `lichen.scores.cosine_relevance` (see "Relevance scores and
+    thresholds" below).
+
     Setup:
         ```bash
         pip install langchain-lichen
@@ -186,6 +193,24 @@ class LichenVectorStore(VectorStore):
         `similarity_search_with_score` returns the cosine similarity (higher is more
         similar); `similarity_search_with_relevance_scores` maps it onto [0, 1] as
         `(1 + cosine) / 2`. Results are always sorted best first.
+
+    Relevance scores and thresholds:
+        ```python
+        from lichen.scores import cosine_relevance
+
+        pairs = vector_store.similarity_search_with_relevance_scores("refund", k=2)
+        # relevance = (1 + cosine) / 2: 1.0 same direction, 0.5 unrelated, 0.0 opposite.
+        # A threshold tuned as a cosine elsewhere (0.7) is cosine_relevance(0.7) = 0.85 here:
+        retriever = vector_store.as_retriever(
+            search_type="similarity_score_threshold",
+            search_kwargs={"k": 2, "score_threshold": cosine_relevance(0.7)},
+        )
+        pairs = vector_store.similarity_search_with_relevance_scores("refund", k=2, score_threshold=cosine_relevance(0.7))
+        ```
+        The scale is linear, so the order is the cosine's and `cosine_relevance(c)` keeps
+        exactly the documents with cosine >= `c`. A threshold of 0.5 keeps everything
+        not pointing away from the query; stores that report the cosine as relevance
+        would keep only fairly close matches with it.
 
     Hybrid search:
         ```python

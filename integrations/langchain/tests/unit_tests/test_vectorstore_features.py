@@ -192,3 +192,27 @@ def test_context_retriever_filters_nested_metadata(client):
     store.add_documents(TICKETS, ids=["t1", "t2", "t3", "t4"])
     retriever = LichenContextRetriever(session=session, k=4, filter={"user.tier": "free"})
     assert {doc.id for doc in retriever.invoke("refund")} == {"t2", "t3"}
+
+
+# ---------------------------------------------------------------------- relevance thresholds
+def test_the_relevance_scale_and_its_threshold_conversion_lead_the_class_docstring():
+    """Someone bringing a cosine-tuned ``score_threshold`` reads, before Setup, that the
+    scale is ``(1 + cosine) / 2`` and how to convert; an example section shows it."""
+    doc = LichenVectorStore.__doc__ or ""
+    summary = doc.split("Setup:", 1)[0]
+    assert "(1 + cosine) / 2" in summary and "score_threshold" in summary and "cosine_relevance" in summary
+    example = doc.split("Relevance scores and thresholds:", 1)[1].split("```", 2)[1]
+    assert "score_threshold" in example and "cosine_relevance(0.7)" in example
+
+
+async def test_a_converted_cosine_threshold_keeps_exactly_the_documents_at_that_cosine(store):
+    from lichen.scores import cosine_relevance
+
+    cosines = dict((doc.id, score) for doc, score in store.similarity_search_with_score("refund for a charge", k=4))
+    cut = sorted(cosines.values())[1]  # keeps three of the four
+    kept = store.similarity_search_with_relevance_scores("refund for a charge", k=4, score_threshold=cosine_relevance(cut))
+    assert {doc.id for doc, _ in kept} == {i for i, c in cosines.items() if c >= cut} and len(kept) == 3
+    for doc, relevance in kept:
+        assert relevance == pytest.approx((1 + cosines[doc.id]) / 2)
+    retriever = store.as_retriever(search_type="similarity_score_threshold", search_kwargs={"k": 4, "score_threshold": cosine_relevance(cut)})
+    assert {doc.id for doc in await retriever.ainvoke("refund for a charge")} == {doc.id for doc, _ in kept}
