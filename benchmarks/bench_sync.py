@@ -428,11 +428,14 @@ def main() -> None:
     readers.add_argument("--html", nargs="*", default=[], help="real HTML pages (with a <main>) to compare on")
     readers.add_argument("--out", type=Path)
     args = parser.parse_args()
+    load_before = os.getloadavg()
     result = bench_sync(args) if args.command == "sync" else bench_readers(args)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
     result["environment"] = {
         "date": datetime.date.today().isoformat(), "commit": commit, "cpus": os.cpu_count(),
         "python": platform.python_version(), "onnxruntime": installed("onnxruntime"), "tokenizers": installed("tokenizers"),
+        # Other processes share the 2 cores: the 1-minute load average before and after.
+        "load_average": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
     }
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
