@@ -11,7 +11,7 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.vectorstores import VectorStore
 from langchain_core.vectorstores.utils import maximal_marginal_relevance
-from lichen import InvalidArgumentError, QueryResultDocument, SessionIndex
+from lichen import Client, InvalidArgumentError, PushIndexResult, QueryResultDocument, SessionIndex
 from lichen.models import CUSTOM_MODEL_ID
 from lichen.scores import cosine_relevance, relevance
 from typing_extensions import Self
@@ -63,12 +63,19 @@ def _done(plan: Plan[Any]) -> Plan[bool]:
     return True
 
 
-def _new_index(name: str, embedding: Optional[Embeddings]) -> SessionIndex:
+def _model_for(embedding: Optional[Embeddings]) -> Optional[str]:
+    """The model of a session for ``embedding``: the index's own (``None``: the stored
+    one, or the default), the ``LichenEmbeddings``' model, or ``"custom"``."""
     if embedding is None:
-        return SessionIndex(name)
+        return None
     if isinstance(embedding, LichenEmbeddings):
-        return SessionIndex(name, embedding.model_id)
-    return SessionIndex(name, CUSTOM_MODEL_ID)
+        return embedding.model_id
+    return CUSTOM_MODEL_ID
+
+
+def _new_index(name: str, embedding: Optional[Embeddings]) -> SessionIndex:
+    model_id = _model_for(embedding)
+    return SessionIndex(name) if model_id is None else SessionIndex(name, model_id)
 
 
 class LichenVectorStore(VectorStore):
@@ -108,9 +115,11 @@ class LichenVectorStore(VectorStore):
         from langchain_lichen import LichenVectorStore
 
         client = Client()  # embedded local store: no server, no credentials
-        session = client.session_sync("call-123")
-        vector_store = LichenVectorStore(index=session)
+        vector_store = LichenVectorStore.from_index_name(client, "call-301")  # resumed if pushed before
         ```
+        `from_index_name(client, name, embedding)` opens `client.session(name)`: the
+        documents and vectors pushed under that name (no re-embedding), or an empty
+        session; `LichenVectorStore(index=client.session_sync(name))` is the same.
 
     Add Documents:
         ```python
@@ -250,13 +259,17 @@ class LichenVectorStore(VectorStore):
         billing = vector_store.get_documents(filter={"topic": "billing"}, limit=10)
         ```
 
-    Push the session and search it as long-term context:
+    Persist: push by name, open by name (any process), or search it as long-term context:
         ```python
-        session.push_index_sync()  # stored as index "call-123", embeddings included
-        client.load_index_sync("call-123")
-        history = LichenVectorStore(index=client.loaded_index("call-123"))  # read-only
+        vector_store.push()  # stored as index "call-301", embeddings included; await vector_store.apush()
+        resumed = LichenVectorStore.from_index_name(client, "call-301")  # later: the same documents
+        client.load_index_sync("call-301")
+        history = LichenVectorStore(index=client.loaded_index("call-301"))  # read-only
         history.similarity_search("refund", k=1)
         ```
+        `push()` refuses (`lichen.ConflictError`) to overwrite a version someone else
+        pushed since the session was opened; `push(overwrite=True)` replaces it. A store
+        over a session made without a client (`LichenVectorStore()`) has nowhere to push.
 
     Bring your own embeddings:
         ```python
@@ -291,8 +304,27 @@ class LichenVectorStore(VectorStore):
 
     @property
     def index(self) -> SessionIndex:
-        """The Lichen index underneath (e.g. to `push_index()` a session)."""
+        """The Lichen index underneath."""
         return self._search.index
+
+    # ------------------------------------------------------------------ persistence by name
+    @classmethod
+    def from_index_name(cls, client: Client, index_name: str, embedding: Optional[Embeddings] = None) -> Self:
+        """A store on ``client.session(index_name)``: resumes what was pushed under that
+        name (documents and vectors, no re-embedding), or starts empty."""
+        return cls(embedding, index=client.session_sync(index_name, model_id=_model_for(embedding)))
+
+    @classmethod
+    async def afrom_index_name(cls, client: Client, index_name: str, embedding: Optional[Embeddings] = None) -> Self:
+        return cls(embedding, index=await client.session(index_name, model_id=_model_for(embedding)))
+
+    def push(self, *, overwrite: bool = False) -> PushIndexResult:
+        """Store the index under its name in the client's store (embedded directory or
+        server), so :meth:`from_index_name` resumes it anywhere."""
+        return self.index.push_index_sync(overwrite=overwrite)
+
+    async def apush(self, *, overwrite: bool = False) -> PushIndexResult:
+        return await self.index.push_index(overwrite=overwrite)
 
     def __repr__(self) -> str:
         return f"LichenVectorStore(index={self.index!r}, embedding={type(self._embedding).__name__})"

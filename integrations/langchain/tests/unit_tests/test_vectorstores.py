@@ -11,7 +11,7 @@ import pytest
 from langchain_core.documents import Document
 from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_lichen import LichenEmbeddings, LichenVectorStore
-from lichen import IndexNotLoadedError, InvalidArgumentError, SessionIndex
+from lichen import Client, ConflictError, IndexNotLoadedError, InvalidArgumentError, SessionIndex
 
 ANIMALS = [
     Document(page_content="cats purr and chase mice", metadata={"kind": "mammal", "legs": 4, "year": 2019}),
@@ -328,6 +328,42 @@ def test_push_and_search_a_loaded_index_read_only(client):
         loaded.delete(["a"])
     with pytest.raises(IndexNotLoadedError):
         client.loaded_index("never-loaded")
+
+
+def test_push_and_open_by_name_like_the_llamaindex_and_langgraph_adapters(lichen_home, monkeypatch):
+    """``from_index_name(client, name)`` opens the session of that name, ``push()``
+    stores it; a new process (a new Client) opens it again by name, vectors and all."""
+    store = LichenVectorStore.from_index_name(Client(home=lichen_home), "notes")
+    store.add_documents(ANIMALS, ids=["a", "b", "c", "d"])
+    assert store.push().doc_count == 4
+    store.add_texts(["owls hunt at night"], ids=["e"])  # not pushed: stays with this store
+
+    embedded = []
+    real = SessionIndex.embed_texts
+    monkeypatch.setattr(SessionIndex, "embed_texts", lambda self, texts: embedded.append(texts) or real(self, texts))
+    again = LichenVectorStore.from_index_name(Client(home=lichen_home), "notes")
+    assert sorted(doc.id for doc in again.get_documents()) == ["a", "b", "c", "d"] and embedded == []
+    assert again.get_by_ids(["c"])[0].metadata == ANIMALS[2].metadata
+    assert again.similarity_search("birds", k=1)[0].id == "c"
+    again.delete(["a"])
+    assert again.push().version == 2
+    with pytest.raises(ConflictError):
+        store.push()  # someone else pushed "notes" since this store opened it
+    assert store.push(overwrite=True).doc_count == 5
+    with pytest.raises(InvalidArgumentError, match="no store"):
+        LichenVectorStore().push()
+
+
+async def test_apush_and_afrom_index_name_with_custom_embeddings(lichen_home):
+    embedding = DeterministicFakeEmbedding(size=8)
+    store = await LichenVectorStore.afrom_index_name(Client(home=lichen_home), "own-vectors", embedding)
+    assert store.index.model_id == "custom"
+    await store.aadd_texts(["a text", "another text"], ids=["1", "2"])
+    assert (await store.apush()).doc_count == 2
+    again = await LichenVectorStore.afrom_index_name(Client(home=lichen_home), "own-vectors", embedding)
+    assert again.index.model_id == "custom" and (await again.asimilarity_search("a text", k=1))[0].id == "1"
+    with pytest.raises(InvalidArgumentError, match="custom"):
+        LichenVectorStore.from_index_name(Client(home=lichen_home), "own-vectors")  # no Embeddings for its vectors
 
 
 # ---------------------------------------------------------------------- async is native
