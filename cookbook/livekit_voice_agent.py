@@ -175,7 +175,10 @@ async def call(client: Client, call_id: str, utterances: list[str]) -> None:
     lichen = lichen_context(session, client)
     speech, model = ScriptedSTT(), ScriptedLLM()
     agent_session = AgentSession(
-        stt=speech, llm=model, turn_handling={"turn_detection": "stt", "endpointing": {"min_delay": 0.0, "max_delay": 0.5}}
+        stt=speech,
+        llm=model,
+        turn_handling={"turn_detection": "stt", "endpointing": {"min_delay": 0.0, "max_delay": 0.5}},
+        session_close_transcript_timeout=0.0,  # the script has said everything when it hangs up
     )
     agent_session.input.audio = SilentMic()  # in a real agent: start(..., room=ctx.room)
     lichen.attach(agent_session)
