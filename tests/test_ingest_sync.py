@@ -186,3 +186,35 @@ def test_dry_run_and_progress(tmp_path):
     assert writing[-1] == (25, 25) and len(writing) > 1  # batches of at least 8 chunks
     assert all(len(batch) >= 8 for batch in index.writes[:-1])
     assert sync_directory(index, docs).to_dict()["unchanged"] == 4
+
+
+def test_a_folder_of_every_type_syncs_and_then_holds_still(tmp_path):
+    import docx
+    from test_ingest_readers import HTML, write_pdf
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    write_pdf(folder / "policy.pdf")
+    document = docx.Document()
+    document.add_heading("Warranty", level=1)
+    document.add_paragraph("Two years on every device.")
+    document.save(folder / "warranty.docx")
+    (folder / "help.html").write_text(HTML, encoding="utf-8")
+    (folder / "notes.txt").write_text("Plain notes.", encoding="utf-8")
+    (folder / "guide.md").write_text("# Guide\n\nRead me.", encoding="utf-8")
+    (folder / "faq.json").write_text('[{"id": "q1", "text": "Is it free? Yes."}]', encoding="utf-8")
+    (folder / "faq.ndjson").write_text('{"id": "q2", "text": "Can I cancel? Any time."}\n', encoding="utf-8")
+    index = SessionIndex("kb")
+    first = sync_directory(index, folder)
+    assert len(first.added) == 7 and not first.skipped
+    locators = {doc.metadata["source"]: doc.metadata["locator_type"] for doc in index.get_docs_sync()}
+    assert locators == {
+        "mixed/policy.pdf": "page", "mixed/warranty.docx": "char", "mixed/help.html": "char", "mixed/notes.txt": "char",
+        "mixed/guide.md": "char", "mixed/faq.json": "line", "mixed/faq.ndjson": "line",
+    }
+    assert sync_directory(index, folder).changes == 0
+    document.add_paragraph("Batteries: one year.")
+    document.save(folder / "warranty.docx")
+    assert sync_directory(index, folder).changed == ["mixed/warranty.docx"]
+    hit = index.query_sync("how long is the battery warranty", QueryOptions(top_k=1)).docs[0]
+    assert hit.metadata["source"] == "mixed/warranty.docx" and "Batteries: one year." in hit.text
