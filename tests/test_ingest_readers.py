@@ -45,6 +45,8 @@ def test_pdf_chunks_are_located_by_page(tmp_path, monkeypatch):
     pages = [(d.metadata["locator_type"], d.metadata["locator_start"], d.metadata["locator_end"]) for d in docs]
     assert pages[0] == ("page", 1, 1) and pages[-1] == ("page", 4, 4)
     assert {p[1] for p in pages} == {1, 2, 4}  # the blank page gives nothing
+    write_pdf(tmp_path / "scan.pdf", [[], []])  # no text layer at all, as a scan
+    assert prepare(["scan.pdf"]).empty == ["scan.pdf"]
     page_two = [d for d in docs if d.metadata["locator_start"] == 2]
     assert len(page_two) >= 2  # 30 lines are more than 254 word pieces: cut within the page
     assert "Refund line 0:" in page_two[0].text and "Refund line 29:" in page_two[-1].text

@@ -91,6 +91,12 @@ class Prepared:
     sources: list[PreparedSource] = field(default_factory=list)
     skipped: list[SkippedSource] = field(default_factory=list)
 
+    @property
+    def empty(self) -> list[str]:
+        """Files read without error that hold no text (a scanned PDF needs OCR first):
+        they add nothing, and a caller may say so."""
+        return [source.source for source in self.sources if not source.documents]
+
 
 class AddResult(tuple):
     """``(added, updated)`` as ``add_docs`` always returned, plus ``deleted`` (stale chunks
