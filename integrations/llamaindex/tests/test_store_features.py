@@ -4,9 +4,11 @@ trip, text filters, paging and nested metadata."""
 
 from __future__ import annotations
 
+import os
+
 import fsspec
 import pytest
-from lichen import Client, DocumentInfo, InvalidArgumentError, NotFoundError
+from lichen import Client, CorruptDataError, DocumentInfo, InvalidArgumentError, NotFoundError
 from lichen.engine.fusion import DEFAULT_RRF_K
 from llama_index.core import StorageContext, VectorStoreIndex, load_index_from_storage
 from llama_index.core.embeddings import MockEmbedding
@@ -216,6 +218,40 @@ def test_storage_context_persist_and_reload(embed_model, tmp_path):
     assert after == before
     stored = {d.id: d.embedding for d in store.client.get_docs_sync(include_embeddings=True)}
     assert {d.id: d.embedding for d in restored.client.get_docs_sync(include_embeddings=True)} == stored
+
+
+def test_the_conventional_reload_says_what_to_do_and_no_image_store_is_written(embed_model, tmp_path):
+    """``load_index_from_storage(StorageContext.from_defaults(persist_dir=...))``, the
+    reload LlamaIndex's docs teach, parses every ``*vector_store.json`` as a
+    SimpleVectorStore: it used to die on the binary artifact with a UnicodeDecodeError;
+    now the error is the way to load it. The store's own context leaves out the empty
+    image store, so ``persist`` writes no ``image__vector_store.json``."""
+    store = LichenVectorStore()
+    index = VectorStoreIndex(
+        [TextNode(id_=k, text=t) for k, t in TEXTS.items()], storage_context=store.storage_context(), embed_model=embed_model
+    )
+    persist_dir = str(tmp_path / "storage")
+    index.storage_context.persist(persist_dir=persist_dir)
+    assert sorted(os.listdir(persist_dir)) == [
+        "default__vector_store.json", "default__vector_store.lix", "docstore.json", "graph_store.json", "index_store.json",
+    ]
+    with pytest.raises(ValueError, match=r"LichenVectorStore\.from_persist_dir\(persist_dir\)") as caught:
+        load_index_from_storage(StorageContext.from_defaults(persist_dir=persist_dir), embed_model=embed_model)
+    assert "vector_store=store" in str(caught.value) and "default__vector_store.lix" in str(caught.value)
+
+    restored = LichenVectorStore.from_persist_dir(persist_dir)
+    for context in (restored.storage_context(persist_dir), StorageContext.from_defaults(persist_dir=persist_dir, vector_store=restored)):
+        reloaded = load_index_from_storage(context, embed_model=embed_model)
+        assert reloaded.as_retriever(similarity_top_k=1).retrieve("free shipping")[0].node.node_id == "other"
+
+
+def test_an_artifact_persisted_under_a_json_name_before_the_manifest_still_loads(placed, tmp_path):
+    placed.save(tmp_path / "default__vector_store.json")  # the old layout: the artifact itself
+    restored = LichenVectorStore.from_persist_dir(str(tmp_path))
+    assert restored.client.doc_count == len(VECTORS)
+    (tmp_path / "broken__vector_store.json").write_text('{"embedding_dict": {}}')
+    with pytest.raises(CorruptDataError, match="not a LichenVectorStore manifest"):
+        LichenVectorStore.from_persist_dir(str(tmp_path), namespace="broken")
 
 
 def test_persist_through_an_fsspec_file_system(placed):

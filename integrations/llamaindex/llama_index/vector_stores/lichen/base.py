@@ -15,12 +15,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from lichen import Client, InvalidArgumentError, PushIndexResult, QueryOptions, QueryResultDocument, SessionIndex
 from lichen.filters import where_document_filter
-from lichen.format import read_artifact, write_artifact
 from lichen.models import DEFAULT_MODEL_ID
 from lichen.scores import relevance
 from llama_index.core.bridge.pydantic import PrivateAttr
 from llama_index.core.indices.query.embedding_utils import get_top_k_mmr_embeddings
 from llama_index.core.schema import BaseNode
+from llama_index.core.storage.storage_context import IMAGE_VECTOR_STORE_NAMESPACE, StorageContext
 from llama_index.core.vector_stores.simple import DEFAULT_PERSIST_FNAME, DEFAULT_VECTOR_STORE, NAMESPACE_SEP
 from llama_index.core.vector_stores.types import (
     BasePydanticVectorStore,
@@ -32,6 +32,7 @@ from llama_index.core.vector_stores.types import (
 
 from .filters import to_lichen_filter
 from .nodes import NODE_ID_KEY, REF_DOC_ID_KEY, document_to_node, nodes_to_documents
+from .storage import read_index, write_index
 
 __all__ = ["LichenVectorStore", "HYBRID_DEFAULT_ALPHA", "SCORE_KEYS"]
 
@@ -130,11 +131,19 @@ class LichenVectorStore(BasePydanticVectorStore):
     ``aclear``; embedding work runs off the event loop.
 
     Persist with LlamaIndex's ``StorageContext`` (the whole index, embeddings included,
-    one Lichen artifact at ``persist_dir/default__vector_store.json``)::
+    one Lichen artifact at ``persist_dir/default__vector_store.lix``, named by the
+    manifest ``default__vector_store.json``)::
 
+        index = VectorStoreIndex(nodes, storage_context=store.storage_context(), embed_model=LichenEmbedding())
         index.storage_context.persist(persist_dir="./storage")
         store = LichenVectorStore.from_persist_dir("./storage")
-        storage_context = StorageContext.from_defaults(persist_dir="./storage", vector_store=store)
+        index = load_index_from_storage(store.storage_context("./storage"), embed_model=LichenEmbedding())
+
+    ``store.storage_context(persist_dir=None)`` is ``StorageContext.from_defaults(
+    vector_store=store, persist_dir=...)`` without the empty image store LlamaIndex adds
+    (persisted as an unused ``image__vector_store.json``). The bare
+    ``StorageContext.from_defaults(persist_dir=...)`` reads every ``*vector_store.json``
+    as a ``SimpleVectorStore`` and stops with an error saying how to load this one.
 
     or through Lichen::
 
@@ -189,17 +198,13 @@ class LichenVectorStore(BasePydanticVectorStore):
     def open(cls, path: str | Path, *, name: Optional[str] = None) -> "LichenVectorStore":
         """A store over the file written by :meth:`save` or :meth:`persist` (no
         re-embedding)."""
-        return cls(SessionIndex.open(path, name=name), persist_path=str(path))
+        return cls(read_index(str(path), name=name), persist_path=str(path))
 
     @classmethod
     def from_persist_path(cls, persist_path: str, fs: Any = None) -> "LichenVectorStore":
         """The store :meth:`persist` wrote to ``persist_path`` (an ``fsspec`` file system
         ``fs`` reads it from there instead of the local disk)."""
-        if fs is None:
-            return cls.open(persist_path)
-        with fs.open(persist_path, "rb") as f:
-            snapshot = read_artifact(f.read())
-        return cls(SessionIndex.from_snapshot(snapshot), persist_path=persist_path)
+        return cls(read_index(persist_path, fs), persist_path=persist_path)
 
     @classmethod
     def from_persist_dir(
@@ -414,19 +419,25 @@ class LichenVectorStore(BasePydanticVectorStore):
 
     # ------------------------------------------------------------------ persistence
     def persist(self, persist_path: str, fs: Any = None) -> None:
-        """Write the whole index, embeddings included, as one Lichen artifact at
-        ``persist_path`` (what ``StorageContext.persist`` calls; an ``fsspec`` ``fs``
-        writes there instead of the local disk); :meth:`from_persist_path` /
-        :meth:`from_persist_dir` read it back. The path is remembered for ``to_dict``."""
-        if fs is None:
-            Path(persist_path).parent.mkdir(parents=True, exist_ok=True)
-            self._index.save(persist_path)
-        else:
-            snapshot = self._index.core.snapshot(self._index.name, self._index.model_id)
-            snapshot.version = self._index.version
-            with fs.open(persist_path, "wb") as f:
-                write_artifact(snapshot, f)
+        """Write the whole index, embeddings included, as one Lichen artifact (what
+        ``StorageContext.persist`` calls; an ``fsspec`` ``fs`` writes there instead of the
+        local disk). A ``.json`` path, as ``StorageContext`` names it, gets a JSON manifest
+        and the artifact beside it as ``.lix`` (see :mod:`.storage`); any other path gets
+        the artifact. :meth:`from_persist_path` / :meth:`from_persist_dir` read it back.
+        The path is remembered for ``to_dict``."""
+        write_index(self._index, persist_path, fs)
         self.persist_path = str(persist_path)
+
+    def storage_context(self, persist_dir: Optional[str] = None, fs: Any = None, **kwargs: Any) -> StorageContext:
+        """``StorageContext.from_defaults(vector_store=self, persist_dir=..., fs=...,
+        **kwargs)`` without the empty image store LlamaIndex adds to every context it makes
+        without a ``persist_dir`` (a ``SimpleVectorStore`` nothing in a text index uses,
+        which ``persist`` would write as ``image__vector_store.json``). With
+        ``persist_dir``, the docstore and index store are read from there: the reload."""
+        context = StorageContext.from_defaults(vector_store=self, persist_dir=persist_dir, fs=fs, **kwargs)
+        if kwargs.get("image_store") is None:
+            context.vector_stores.pop(IMAGE_VECTOR_STORE_NAMESPACE, None)
+        return context
 
     def push(self, *, overwrite: bool = False) -> PushIndexResult:
         """Store the index under its name (needs a session from ``client.session``)."""
@@ -451,7 +462,7 @@ def _reopen(client: Optional[Client], model_id: Optional[str], fields: Dict[str,
         return client.load_index_sync(name) if fields.get("read_only") else client.session_sync(name, model)
     path = fields.get("persist_path")
     if path:
-        index = SessionIndex.open(path, name=name)
+        index = read_index(path, name=name)
         if model is not None and model != index.model_id:
             raise InvalidArgumentError(f"model_id {model!r} differs from the model {index.model_id!r} stored in {path}")
         return index
