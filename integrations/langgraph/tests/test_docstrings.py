@@ -15,7 +15,7 @@ def snippets(doc: str) -> list[str]:
 
 def test_every_docstring_snippet_runs(lichen_home):
     blocks = snippets(LichenStore.__doc__)
-    assert len(blocks) == 5
+    assert len(blocks) == 6
     namespace: dict = {}
     for block in blocks:
         exec(compile(block, "LichenStore docstring", "exec"), namespace)

@@ -21,6 +21,7 @@ filter and the similarity ranking.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
@@ -36,6 +37,8 @@ VECTOR = "vector"
 CREATED = "lg:created"
 UPDATED = "lg:updated"
 VECTOR_COUNT = "lg:vectors"
+TTL = "lg:ttl"  # minutes, on records put with a TTL
+EXPIRES = "lg:expires"  # seconds since the epoch, when the record's TTL runs out
 PATH = "lg:path"
 NAMESPACE_FIELD = "lg:ns{}"
 VALUE_FIELD = "v:{}"
@@ -72,6 +75,16 @@ def namespace_fields(namespace: Sequence[str]) -> dict[str, str]:
 
 def namespace_clauses(prefix: Sequence[str]) -> list[dict[str, Any]]:
     return [{name: {"$eq": label}} for name, label in namespace_fields(prefix).items()]
+
+
+def epoch() -> float:
+    """Now, in seconds since the epoch: what TTL expiry times are measured in."""
+    return time.time()
+
+
+def expiry(ttl_minutes: float, now: float) -> dict[str, float]:
+    """The metadata of a record whose TTL of ``ttl_minutes`` starts at ``now``."""
+    return {TTL: float(ttl_minutes), EXPIRES: now + float(ttl_minutes) * 60.0}
 
 
 def timestamp() -> str:
@@ -133,6 +146,7 @@ def record_document(
     updated: str,
     vector_count: int,
     placeholder: np.ndarray,
+    ttl: dict[str, float] | None = None,
 ) -> DocumentInfo:
     metadata = {
         KIND: RECORD,
@@ -140,6 +154,7 @@ def record_document(
         CREATED: created,
         UPDATED: updated,
         VECTOR_COUNT: vector_count,
+        **(ttl or {}),
         **fields,
     }
     return DocumentInfo(id=record_id(namespace, key), text=value_json, metadata=metadata, embedding=placeholder)

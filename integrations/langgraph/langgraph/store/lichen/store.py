@@ -8,6 +8,8 @@ the reads and apply the writes. ``batch`` and ``abatch`` differ only in how they
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import logging
 import threading
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -28,6 +30,7 @@ from langgraph.store.base import (
     Result,
     SearchItem,
     SearchOp,
+    TTLConfig,
     ensure_embeddings,
     tokenize_path,
 )
@@ -39,6 +42,10 @@ from ._filters import filter_clauses
 __all__ = ["LichenStore", "LichenIndexConfig"]
 
 DEFAULT_INDEX_NAME = "langgraph-store"
+#: Minutes between sweeps of ``start_ttl_sweeper`` when neither it nor the TTLConfig says.
+DEFAULT_SWEEP_INTERVAL_MINUTES = 5
+
+logger = logging.getLogger(__name__)
 
 
 class LichenIndexConfig(TypedDict, total=False):
@@ -65,6 +72,7 @@ class _Put:
     fields: dict[str, Any] = field(default_factory=dict)
     labels: list[str] = field(default_factory=list)
     first_text: int = 0
+    ttl: float | None = None
 
 
 @dataclass
@@ -106,12 +114,22 @@ class LichenStore(BaseStore):
 
         store.push()                                          # or await store.apush()
 
+    TTL (LangGraph's ``TTLConfig``; minutes; reads restart an item's TTL unless
+    ``refresh_ttl=False``; expired items stay until swept unless ``omit_expired``)::
+
+        store = LichenStore.open(Client(), "agent-memory", ttl={"default_ttl": 60 * 24, "sweep_interval_minutes": 10})
+        store.put(("memories", "user-1"), "parking", {"text": "Parked on level 3"}, ttl=120)
+        store.sweep_ttl()                                     # deletes what expired; or start_ttl_sweeper()
+
     In a graph: ``builder.compile(store=store)``; nodes receive it as ``runtime.store``
     (or a ``store: BaseStore`` argument). Every method has its async twin (``aput``,
     ``aget``, ``asearch``, ...), which runs the same code off the event loop.
     """
 
-    def __init__(self, session: SessionIndex, *, index: LichenIndexConfig | None = None) -> None:
+    supports_ttl: bool = True
+
+    def __init__(self, session: SessionIndex, *, index: LichenIndexConfig | None = None, ttl: TTLConfig | None = None) -> None:
+        self._init_ttl(ttl)
         config = dict(index or {})
         unknown = sorted(set(config) - {"fields", "embed", "dims"})
         if unknown:
@@ -144,10 +162,11 @@ class LichenStore(BaseStore):
         *,
         index: LichenIndexConfig | None = None,
         model_id: str | None = None,
+        ttl: TTLConfig | None = None,
     ) -> LichenStore:
         """A store on ``client.session(index_name)``: resumes what was pushed under that
         name (no re-embedding), or starts empty."""
-        return cls(client.session_sync(index_name, model_id=model_id), index=index)
+        return cls(client.session_sync(index_name, model_id=model_id), index=index, ttl=ttl)
 
     @classmethod
     async def aopen(
@@ -157,9 +176,10 @@ class LichenStore(BaseStore):
         *,
         index: LichenIndexConfig | None = None,
         model_id: str | None = None,
+        ttl: TTLConfig | None = None,
     ) -> LichenStore:
         session = await client.session(index_name, model_id=model_id)
-        return await asyncio.to_thread(cls, session, index=index)
+        return await asyncio.to_thread(cls, session, index=index, ttl=ttl)
 
     @property
     def session(self) -> SessionIndex:
@@ -202,9 +222,7 @@ class LichenStore(BaseStore):
             if isinstance(op, PutOp):
                 _check_namespace(op.namespace, where, writing=op.value is not None)
                 _check_key(op.key, where)
-                if op.ttl is not None:
-                    raise NotImplementedError(f"{where}: TTL is not supported by LichenStore; put with ttl=None")
-                put = _Put(tuple(op.namespace), op.key, op.value)
+                put = _Put(tuple(op.namespace), op.key, op.value, ttl=_check_minutes(op.ttl, f"{where}.ttl"))
                 if op.value is not None:
                     put.value_json = records.encode_value(op.value, where)
                     put.fields = records.value_fields(op.value)
@@ -265,26 +283,33 @@ class LichenStore(BaseStore):
     # ------------------------------------------------------------------ step 3: read, then write
     def _run(self, ops: Sequence[Op], plan: _Plan, texts: np.ndarray, queries: dict[str, np.ndarray]) -> list[Result]:
         with self._lock:
+            if (self.ttl_config or {}).get("omit_expired") and any(not isinstance(op, PutOp) for op in ops):
+                self._sweep_expired()  # expired items are never read: gone now rather than at the next sweep
             # Reads see the store as it was before this batch's writes (as InMemoryStore).
             results: list[Result] = []
+            refresh: dict[str, DocumentInfo] = {}  # records read with refresh_ttl whose TTL restarts
             for op in ops:
                 if isinstance(op, GetOp):
-                    results.append(self._get(op))
+                    results.append(self._get(op, refresh))
                 elif isinstance(op, SearchOp):
-                    results.append(self._search(op, queries.get(op.query) if op.query else None))
+                    results.append(self._search(op, queries.get(op.query) if op.query else None, refresh))
                 elif isinstance(op, ListNamespacesOp):
                     results.append(self._list_namespaces(op))
                 else:
                     results.append(None)
+            if refresh:
+                self._refresh_ttl(refresh)
             if plan.puts:
                 self._write(plan, texts)
             return results
 
-    def _get(self, op: GetOp) -> Item | None:
+    def _get(self, op: GetOp, refresh: dict[str, DocumentInfo]) -> Item | None:
         docs = self._session.get_docs_sync(ids=[records.record_id(op.namespace, op.key)])
+        if docs and op.refresh_ttl:
+            _note_refresh(docs, refresh)
         return records.to_item(docs[0]) if docs else None
 
-    def _search(self, op: SearchOp, query: np.ndarray | None) -> list[SearchItem]:
+    def _search(self, op: SearchOp, query: np.ndarray | None, refresh: dict[str, DocumentInfo]) -> list[SearchItem]:
         where = records.namespace_clauses(op.namespace_prefix) + filter_clauses(op.filter)
         stop = op.offset + op.limit
         if stop == 0:
@@ -301,6 +326,8 @@ class LichenStore(BaseStore):
             ranked.extend((doc_id, None) for doc_id in self._records_by_recency(unscored))
         page = ranked[op.offset : stop]
         docs = {doc.id: doc for doc in self._session.get_docs_sync(ids=[doc_id for doc_id, _ in page])}
+        if op.refresh_ttl:
+            _note_refresh(docs.values(), refresh)
         return [records.to_search_item(docs[doc_id], score) for doc_id, score in page]
 
     def _rank(self, text: str, query: np.ndarray, where: list[dict[str, Any]], stop: int) -> tuple[list[tuple[str, float]], bool]:
@@ -331,11 +358,15 @@ class LichenStore(BaseStore):
             names = {ns[: op.max_depth] for ns in names}
         return sorted(names)[op.offset : op.offset + op.limit]
 
+    def _placeholder(self, dimension: int | None = None) -> np.ndarray:
+        placeholder = np.zeros(self._dimension or dimension or 0, dtype=np.float32)
+        placeholder[0] = 1.0  # records are never ranked, but Lichen refuses a zero vector
+        return placeholder
+
     def _write(self, plan: _Plan, texts: np.ndarray) -> None:
         existing = {doc.id: doc.metadata or {} for doc in self._session.get_docs_sync(ids=list(plan.puts))}
-        now = records.timestamp()
-        placeholder = np.zeros(self._dimension or texts.shape[1], dtype=np.float32)
-        placeholder[0] = 1.0  # records are never ranked, but Lichen refuses a zero vector
+        now, now_epoch = records.timestamp(), records.epoch()
+        placeholder = self._placeholder(texts.shape[1])
         docs: list[DocumentInfo] = []
         stale: list[str] = []
         for record, put in plan.puts.items():
@@ -350,6 +381,7 @@ class LichenStore(BaseStore):
                 records.record_document(
                     put.namespace, put.key, put.value_json, put.fields,
                     created=old[records.CREATED] if old else now, updated=now, vector_count=count, placeholder=placeholder,
+                    ttl=records.expiry(put.ttl, now_epoch) if put.ttl is not None else None,
                 )
             )
             for i, label in enumerate(put.labels):
@@ -364,9 +396,93 @@ class LichenStore(BaseStore):
         for record, put in plan.puts.items():
             was, now_present = record in existing, put.value is not None
             if was != now_present:
-                self._namespaces[put.namespace] += 1 if now_present else -1
-                if self._namespaces[put.namespace] <= 0:
-                    del self._namespaces[put.namespace]
+                self._count(put.namespace, 1 if now_present else -1)
+
+    def _count(self, namespace: tuple[str, ...], change: int) -> None:
+        self._namespaces[namespace] += change
+        if self._namespaces[namespace] <= 0:
+            del self._namespaces[namespace]
+
+    # ------------------------------------------------------------------ TTL
+    def _init_ttl(self, ttl: TTLConfig | None) -> None:
+        self.ttl_config = _check_ttl_config(ttl)
+        self._sweeper: threading.Thread | None = None
+        self._sweeper_stop = threading.Event()
+
+    def _refresh_ttl(self, docs: dict[str, DocumentInfo]) -> None:
+        """Restart the TTL of records just read: their expiry moves to now + their TTL
+        (``created`` and ``updated`` stay: reading is not updating)."""
+        now = records.epoch()
+        placeholder = self._placeholder()
+        self._session.add_docs_sync([
+            DocumentInfo(id=doc.id, text=doc.text, metadata={**doc.metadata, **records.expiry(doc.metadata[records.TTL], now)}, embedding=placeholder)
+            for doc in docs.values()
+        ])
+
+    def _sweep_expired(self) -> int:
+        expired = self._session.get_docs_sync(
+            filter={"$and": [{records.KIND: {"$eq": records.RECORD}}, {records.EXPIRES: {"$lt": records.epoch()}}]}
+        )
+        if not expired:
+            return 0
+        doomed = [id_ for doc in expired for id_ in (doc.id, *records.vector_ids(doc.id, int(doc.metadata[records.VECTOR_COUNT])))]
+        self._session.delete_docs_sync(doomed)
+        for doc in expired:
+            self._count(records.parse_record_id(doc.id)[0], -1)
+        return len(expired)
+
+    def sweep_ttl(self) -> int:
+        """Delete the items whose TTL has run out (and their vectors); returns how many.
+        As in LangGraph's Postgres store, expired items stay readable until swept unless
+        the TTLConfig says ``omit_expired``."""
+        with self._lock:
+            return self._sweep_expired()
+
+    async def asweep_ttl(self) -> int:
+        return await asyncio.to_thread(self.sweep_ttl)
+
+    def start_ttl_sweeper(self, sweep_interval_minutes: float | None = None) -> concurrent.futures.Future[None]:
+        """Sweep expired items every ``sweep_interval_minutes`` (default: the TTLConfig's
+        ``sweep_interval_minutes``, else 5) on a daemon thread, until
+        :meth:`stop_ttl_sweeper` or the returned future is cancelled. Without a TTLConfig
+        there is nothing to sweep: the future is already done."""
+        future: concurrent.futures.Future[None] = concurrent.futures.Future()
+        if not self.ttl_config:
+            future.set_result(None)
+            return future
+        interval = _check_minutes(sweep_interval_minutes, "sweep_interval_minutes") or self.ttl_config.get("sweep_interval_minutes") or DEFAULT_SWEEP_INTERVAL_MINUTES
+        future.add_done_callback(lambda done: self._sweeper_stop.set() if done.cancelled() else None)
+        if self._sweeper is not None and self._sweeper.is_alive():
+            logger.info("the TTL sweeper is already running")
+            return future
+        self._sweeper_stop.clear()
+        stop = self._sweeper_stop
+
+        def sweep_until_stopped() -> None:
+            while not stop.wait(interval * 60.0):
+                try:
+                    swept = self.sweep_ttl()
+                    if swept:
+                        logger.info("swept %d expired items from %r", swept, self._session.name)
+                except Exception:  # a failed sweep is retried at the next interval
+                    logger.exception("TTL sweep of %r failed", self._session.name)
+            if not future.done():
+                future.set_result(None)
+
+        self._sweeper = threading.Thread(target=sweep_until_stopped, name="lichen-ttl-sweeper", daemon=True)
+        self._sweeper.start()
+        return future
+
+    def stop_ttl_sweeper(self, timeout: float | None = None) -> bool:
+        """Stop the sweeper thread; ``False`` if it was still running after ``timeout`` seconds."""
+        if self._sweeper is None or not self._sweeper.is_alive():
+            return True
+        self._sweeper_stop.set()
+        self._sweeper.join(timeout)
+        if self._sweeper.is_alive():
+            return False
+        self._sweeper = None
+        return True
 
 
 # ---------------------------------------------------------------------- checks and matching
@@ -381,6 +497,39 @@ def _check_namespace(namespace: Any, where: str, *, writing: bool = False) -> No
     for label in namespace:
         if not isinstance(label, str) or not label or "." in label:
             raise InvalidNamespaceError(f"{where}: namespace labels must be non-empty strings without '.', got {namespace!r}")
+
+
+def _note_refresh(docs: Iterable[DocumentInfo], refresh: dict[str, DocumentInfo]) -> None:
+    for doc in docs:
+        if records.TTL in (doc.metadata or {}):
+            refresh[doc.id] = doc
+
+
+def _check_minutes(value: Any, where: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
+        raise InvalidArgumentError(f"{where} must be a positive number of minutes or None, got {value!r}")
+    return float(value)
+
+
+_TTL_OPTIONS = ("refresh_on_read", "omit_expired", "default_ttl", "sweep_interval_minutes")
+
+
+def _check_ttl_config(ttl: Any) -> TTLConfig | None:
+    if ttl is None:
+        return None
+    if not isinstance(ttl, Mapping):
+        raise InvalidArgumentError(f"ttl must be a TTLConfig dict, got {type(ttl).__name__}")
+    unknown = sorted(set(ttl) - set(_TTL_OPTIONS))
+    if unknown:
+        raise InvalidArgumentError(f"unknown ttl option(s) {unknown}; expected {', '.join(_TTL_OPTIONS)}")
+    for flag in ("refresh_on_read", "omit_expired"):
+        if flag in ttl and not isinstance(ttl[flag], bool):
+            raise InvalidArgumentError(f"ttl {flag} must be True or False, got {ttl[flag]!r}")
+    _check_minutes(ttl.get("default_ttl"), "ttl default_ttl")
+    _check_minutes(ttl.get("sweep_interval_minutes"), "ttl sweep_interval_minutes")
+    return TTLConfig(**ttl)  # type: ignore[typeddict-item]
 
 
 def _check_key(key: Any, where: str) -> None:
