@@ -39,6 +39,13 @@ UPDATED = "lg:updated"
 VECTOR_COUNT = "lg:vectors"
 TTL = "lg:ttl"  # minutes, on records put with a TTL
 EXPIRES = "lg:expires"  # seconds since the epoch, when the record's TTL runs out
+# The one document that says what the store's vectors were built from: the index fields
+# of the last write that used them, and the vector size. Not a JSON array, so never a
+# record id (nor, without "#", a vector id).
+CONFIG_ID = "lg:index-config"
+CONFIG = "config"
+FIELDS = "lg:fields"
+DIMS = "lg:dims"
 PATH = "lg:path"
 NAMESPACE_FIELD = "lg:ns{}"
 VALUE_FIELD = "v:{}"
@@ -165,6 +172,11 @@ def vector_document(
 ) -> DocumentInfo:
     metadata = {KIND: VECTOR, PATH: label, **namespace_fields(namespace), **fields}
     return DocumentInfo(id=f"{record}#{position}", text=text, metadata=metadata, embedding=vector)
+
+
+def config_document(fields: Sequence[str], dims: int, placeholder: np.ndarray) -> DocumentInfo:
+    metadata = {KIND: CONFIG, FIELDS: list(fields), DIMS: dims}
+    return DocumentInfo(id=CONFIG_ID, text=orjson.dumps({"fields": list(fields), "dims": dims}).decode(), metadata=metadata, embedding=placeholder)
 
 
 def to_item(doc: DocumentInfo) -> Item:

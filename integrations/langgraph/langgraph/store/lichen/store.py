@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import logging
 import threading
+import warnings
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -73,6 +74,7 @@ class _Put:
     labels: list[str] = field(default_factory=list)
     first_text: int = 0
     ttl: float | None = None
+    store_fields: bool = False  # embedded with the store's index fields (no per-put index=)
 
 
 @dataclass
@@ -153,6 +155,7 @@ class LichenStore(BaseStore):
         self._namespaces: Counter[tuple[str, ...]] = Counter(
             records.parse_record_id(doc.id)[0] for doc in session.get_docs_sync(filter={records.KIND: records.RECORD})
         )
+        self._check_index_fields()
 
     @classmethod
     def open(
@@ -230,6 +233,7 @@ class LichenStore(BaseStore):
                         paths = self._paths if op.index is None else _index_paths(op.index, where)
                         selected = records.texts_to_embed(op.value, paths)
                         put.labels = [label for label, _ in selected]
+                        put.store_fields = op.index is None
                         put.first_text = len(plan.texts)
                         plan.texts.extend(text for _, text in selected)
                 plan.puts.pop(records.record_id(put.namespace, put.key), None)  # keep the last one, in order
@@ -388,6 +392,10 @@ class LichenStore(BaseStore):
                 vector = texts[put.first_text + i]
                 docs.append(records.vector_document(record, i, label, plan.texts[put.first_text + i], put.namespace, put.fields, vector))
             stale += records.vector_ids(record, old_count, start=count)
+        fields = [path for path, _ in self._paths]
+        if fields != self._recorded_fields and any(put.store_fields and put.labels for put in plan.puts.values()):
+            docs.append(records.config_document(fields, int(self._dimension or texts.shape[1]), placeholder))
+            self._recorded_fields = fields
         # One validated batch: if Lichen refuses it (an oversized value, say), nothing changed.
         if docs:
             self._session.add_docs_sync(docs)
@@ -402,6 +410,22 @@ class LichenStore(BaseStore):
         self._namespaces[namespace] += change
         if self._namespaces[namespace] <= 0:
             del self._namespaces[namespace]
+
+    # ------------------------------------------------------------------ index fields
+    def _check_index_fields(self) -> None:
+        """Warn when the index's vectors were built from other index fields than this
+        store embeds: new items would be found by other text than the stored ones."""
+        stored = self._session.get_docs_sync(ids=[records.CONFIG_ID])
+        self._recorded_fields: list[str] | None = list(stored[0].metadata[records.FIELDS]) if stored else None
+        fields = [path for path, _ in self._paths]
+        if self._recorded_fields is not None and self._recorded_fields != fields:
+            warnings.warn(
+                f"index {self._session.name!r} holds vectors built from index fields {self._recorded_fields}, "
+                f"but this store embeds {fields}: searches would compare items embedded from different text. "
+                f"Open it with index={{'fields': {self._recorded_fields}}}, or put the items again to re-embed them",
+                UserWarning,
+                stacklevel=4,
+            )
 
     # ------------------------------------------------------------------ TTL
     def _init_ttl(self, ttl: TTLConfig | None) -> None:
