@@ -96,9 +96,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from .server.app import ServerConfig, create_app
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise LichenError(f"the server needs the 'server' extra: pip install 'lichen[server]' ({exc})") from None
+    from .server.changes import ChangePolicy
+
     storage = _storage(args)
     limits = _limits(args)
-    app = create_app(ServerConfig(storage=storage, limits=limits, compaction=_compaction(args)))
+    app = create_app(ServerConfig(
+        storage=storage, limits=limits, compaction=_compaction(args),
+        changes=ChangePolicy(keep_versions=args.change_records),
+        watch_interval=args.watch_interval, max_long_polls=args.max_long_polls,
+    ))
     print(
         f"lichen: serving on http://{args.host}:{args.port} (storage: {storage.describe()}; "
         f"max body {limits.max_body_bytes} bytes, max {limits.max_docs} docs per index)",
@@ -418,6 +424,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="rebuild a graph once its pending edits exceed this share of the documents (default 0.01)",
     )
     serve.add_argument("--no-compaction", action="store_true", help="never rebuild graphs on the server")
+    serve.add_argument(
+        "--change-records", type=int, default=64,
+        help="versions of change records kept per index, for clients refreshing by delta (default %(default)s; 0: none)",
+    )
+    serve.add_argument(
+        "--watch-interval", type=float, default=0.5,
+        help="seconds between looks at the storage while a long-poll waits (default %(default)s)",
+    )
+    serve.add_argument(
+        "--max-long-polls", type=int, default=1024,
+        help="long-polls held open at once (default %(default)s); beyond, 503 with Retry-After",
+    )
     serve.add_argument(
         "--log-level", default="warning", choices=["critical", "error", "warning", "info", "debug"],
         help="server log verbosity (default: %(default)s)",

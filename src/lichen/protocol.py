@@ -25,6 +25,12 @@ __all__ = [
     "HEADER_UPDATED_AT",
     "HEADER_DOC_COUNT",
     "HEADER_JOB_ID",
+    "HEADER_CONTENT",
+    "HEADER_BASE_VERSION",
+    "FEATURE_WATCH",
+    "FEATURE_CHANGES",
+    "MAX_WAIT_S",
+    "CHANGES_EXTRA_KEY",
     "ErrorCode",
     "ErrorBody",
     "ErrorResponse",
@@ -40,6 +46,8 @@ __all__ = [
     "DocumentModel",
     "DocsModel",
     "JobModel",
+    "ChangesModel",
+    "HealthModel",
     "format_version_tag",
     "parse_version_tag",
     "validate_index_name",
@@ -86,6 +94,23 @@ HEADER_CREATED_AT = "Lichen-Created-At"
 HEADER_UPDATED_AT = "Lichen-Updated-At"
 HEADER_DOC_COUNT = "Lichen-Doc-Count"
 HEADER_JOB_ID = "Lichen-Job-Id"
+# The digest of an index's documents (ids, texts, metadata, vectors; not its graph): what
+# a client's copy must match for a delta to apply. A compaction changes the ETag, not this.
+HEADER_CONTENT = "Lichen-Content-Digest"
+# On GET .../changes: the version the delta starts from (the client's ``since``).
+HEADER_BASE_VERSION = "Lichen-Base-Version"
+
+# What a server offers beyond the routes every version-1 server has, listed in
+# ``GET /v1/project``'s ``features``: a client uses a feature only when it is listed, so
+# older servers keep working (ETag polling and whole downloads instead).
+FEATURE_WATCH = "watch"
+"""``GET /v1/indexes/{name}?wait=S`` with ``If-None-Match`` waits for the index to change."""
+FEATURE_CHANGES = "changes"
+"""``GET /v1/indexes/{name}/changes?since=V&content=C`` answers what changed since V."""
+MAX_WAIT_S = 60
+"""The longest a long-poll waits (``wait`` above it is clamped)."""
+CHANGES_EXTRA_KEY = "lichen_changes"
+"""Manifest ``extra`` key of a changes body: :class:`ChangesModel`."""
 
 _VERSION_TAG = re.compile(r'(?:W/)?"?([0-9]{1,18})"?')
 
@@ -100,6 +125,7 @@ class ErrorCode:
     INVALID_ARGUMENT = "invalid_argument"  # 400 / 422 -> InvalidArgumentError
     CORRUPT_DATA = "corrupt_data"  # 422 (upload) / 500 (stored) -> CorruptDataError
     INTERNAL = "internal"  # 500 / 503 -> NetworkError after retries
+    GONE = "gone"  # 410 on GET .../changes: no delta from that version, download the artifact
 
 
 class _Model(BaseModel):
@@ -130,6 +156,9 @@ class ProjectModel(_Model):
     project_id: str
     protocol: int = PROTOCOL_VERSION
     limits: LimitsModel
+    features: list[str] = Field(default_factory=list)
+    """Optional routes this server offers (:data:`FEATURE_WATCH`, :data:`FEATURE_CHANGES`);
+    absent from older servers' answers."""
 
 
 class IndexInfoModel(_Model):
@@ -142,6 +171,8 @@ class IndexInfoModel(_Model):
     updated_at: str
     etag: str = ""
     size: int = 0
+    content: str = ""
+    """Digest of the documents (see ``Lichen-Content-Digest``); empty from older servers."""
 
 
 class IndexListModel(_Model):
@@ -207,6 +238,27 @@ class JobModel(_Model):
     doc_count: int
     version: int
     created_at: str
+
+
+class ChangesModel(_Model):
+    """What a changes body (``GET .../changes``, an artifact of the documents added or
+    replaced) carries in its manifest's ``extra[CHANGES_EXTRA_KEY]``: apply ``deleted``
+    (ids), then upsert the body's documents in order (the first ``updated`` replace
+    documents in place, the rest are appended), and the copy is ``version``."""
+
+    since: int
+    version: int
+    deleted: list[str] = Field(default_factory=list)
+    updated: int = 0
+
+
+class HealthModel(_Model):
+    """``GET /healthz`` and ``GET /readyz`` (no credentials): ``status`` is ``"ok"``, or
+    for ``/readyz`` with 503 ``"unavailable"`` and why."""
+
+    status: str
+    storage: Optional[str] = None
+    detail: Optional[str] = None
 
 
 def format_version_tag(version: int) -> str:

@@ -5,9 +5,12 @@ bodies in and out (which FastAPI's body handling adds nothing to), and validates
 JSON bodies with the pydantic models of :mod:`lichen.protocol`, shared with the
 client. Starlette is what FastAPI is built on, so the choice costs nothing in speed.
 
-Every route needs ``Authorization: Bearer <project_id>:<project_key>`` and only ever
-touches that project's indexes. Errors are JSON: ``{"error": {"code", "message"}}``
-(see ``docs/protocol.md``).
+Every ``/v1/`` route but the protocol's description (``/v1/openapi.json``) needs
+``Authorization: Bearer <project_id>:<project_key>`` and only ever touches that project's
+indexes. Errors are JSON: ``{"error": {"code", "message"}}`` (see ``docs/protocol.md``).
+What a load balancer and a monitoring system need is outside ``/v1/`` and needs no key:
+``/healthz`` (the process answers), ``/readyz`` (its storage answers) and ``/metrics``
+(Prometheus, :mod:`lichen.server.metrics`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
@@ -37,17 +41,21 @@ from .._errors import (
 from ..format.artifact import MEDIA_TYPE
 from ..protocol import (
     API_PREFIX,
+    HEADER_BASE_VERSION,
+    HEADER_CONTENT,
     HEADER_CREATED_AT,
     HEADER_DOC_COUNT,
     HEADER_JOB_ID,
     HEADER_UPDATED_AT,
     HEADER_VERSION,
+    MAX_WAIT_S,
     PROTOCOL_VERSION,
     DeleteDocsRequest,
     DeleteIndexResultModel,
     ErrorBody,
     ErrorCode,
     ErrorResponse,
+    HealthModel,
     IndexInfoModel,
     IndexListModel,
     LimitsModel,
@@ -56,10 +64,14 @@ from ..protocol import (
     parse_version_tag,
 )
 from .auth import Authenticator
+from .changes import ChangePolicy, ChangesGone
 from .compaction import CompactionPolicy
 from .merge_queue import ServerBusyError
+from .metrics import CONTENT_TYPE_LATEST, MetricsMiddleware, ServerMetrics
+from .openapi import FEATURES, openapi_document
 from .service import IndexService, InvalidUploadError, Limits
 from .storage import IndexConflict, IndexHead, Storage, Upload
+from .watch import HeadWatch, TooManyWatchers
 
 __all__ = ["ServerConfig", "create_app"]
 
@@ -79,6 +91,13 @@ class ServerConfig:
     storage: Storage
     limits: Limits = field(default_factory=Limits)
     compaction: CompactionPolicy = field(default_factory=CompactionPolicy)
+    changes: ChangePolicy = field(default_factory=ChangePolicy)
+    watch_interval: float = 0.5
+    """Seconds between two looks at a watched index's head in storage, while a long-poll
+    waits on it (``lichen serve --watch-interval``): how late a replica learns of a write
+    another replica published."""
+    max_long_polls: int = 1024
+    """Long-polls one process holds open at once (``--max-long-polls``); 503 beyond."""
 
 
 class ApiError(Exception):
@@ -115,8 +134,10 @@ def _to_api_error(exc: Exception, request: Request) -> ApiError:
     conditional = "if-match" in request.headers or "if-none-match" in request.headers
     if isinstance(exc, ApiError):
         return exc
-    if isinstance(exc, ServerBusyError):
+    if isinstance(exc, (ServerBusyError, TooManyWatchers)):
         return ApiError(503, ErrorCode.INTERNAL, str(exc))
+    if isinstance(exc, ChangesGone):
+        return ApiError(410, ErrorCode.GONE, str(exc))
     if isinstance(exc, UnauthorizedError):
         return ApiError(401, ErrorCode.UNAUTHORIZED, str(exc))
     if isinstance(exc, NotFoundError):
@@ -151,7 +172,7 @@ def _redacted(message: str, private_paths: list[str]) -> str:
 
 
 def _head_headers(head: IndexHead) -> dict[str, str]:
-    return {
+    headers = {
         "ETag": f'"{head.etag}"',
         HEADER_VERSION: str(head.version),
         HEADER_CREATED_AT: head.created_at,
@@ -160,13 +181,31 @@ def _head_headers(head: IndexHead) -> dict[str, str]:
         HEADER_JOB_ID: head.job_id,
         "Cache-Control": "private, no-cache",
     }
+    if head.content:
+        headers[HEADER_CONTENT] = head.content
+    return headers
 
 
 def _info(head: IndexHead) -> IndexInfoModel:
     return IndexInfoModel(
         name=head.name, doc_count=head.doc_count, model_id=head.model_id, dimension=head.dimension,
         version=head.version, created_at=head.created_at, updated_at=head.updated_at, etag=head.etag, size=head.size,
+        content=head.content,
     )
+
+
+def _wait_seconds(request: Request) -> float | None:
+    """``?wait=S`` (seconds, clamped to :data:`MAX_WAIT_S`), or ``None`` without it."""
+    raw = request.query_params.get("wait")
+    if raw is None:
+        return None
+    try:
+        wait = float(raw)
+    except ValueError:
+        raise ApiError(400, ErrorCode.INVALID_ARGUMENT, f"wait must be a number of seconds, got {_shown(raw)}") from None
+    if not wait >= 0:  # NaN too
+        raise ApiError(400, ErrorCode.INVALID_ARGUMENT, f"wait must be a number of seconds, got {_shown(raw)}")
+    return min(wait, float(MAX_WAIT_S))
 
 
 def _expected_version(request: Request) -> int | None:
@@ -248,7 +287,10 @@ def create_app(config: ServerConfig) -> Starlette:
     """Build the ASGI app over ``config.storage``."""
     storage = config.storage
     limits = config.limits
-    service = IndexService(storage, limits, config.compaction)
+    service = IndexService(storage, limits, config.compaction, config.changes)
+    watch = HeadWatch(storage, interval=config.watch_interval, max_open=config.max_long_polls)
+    service.on_publish = watch.poke
+    metrics = ServerMetrics(lambda: service.merges.running, lambda: service.merges.waiting, lambda: watch.open)
     authenticator = Authenticator(storage)
     spool_budget = _SpoolBudget(limits.spool_budget)
     private_paths = _private_paths(storage)
@@ -346,6 +388,7 @@ def create_app(config: ServerConfig) -> Starlette:
                 project_id=project_id,
                 protocol=PROTOCOL_VERSION,
                 limits=LimitsModel(max_body_bytes=limits.max_body_bytes, max_docs=limits.max_docs),
+                features=list(FEATURES),
             )
         )
 
@@ -354,8 +397,37 @@ def create_app(config: ServerConfig) -> Starlette:
         return _json(IndexListModel(indexes=[_info(h) for h in heads]))
 
     async def get_index(request: Request, project_id: str) -> Response:
-        head = await run_in_threadpool(service.info, project_id, index_name(request))
+        name = index_name(request)
+        wait = _wait_seconds(request)
+        if_none_match = request.headers.get("if-none-match")
+        head = await run_in_threadpool(service.info, project_id, name)
+        if wait is not None and if_none_match and _etag_matches(if_none_match, head.etag):
+            # A long-poll: answer when the head moves away from the client's ETag.
+            etag = if_none_match.strip().removeprefix("W/").strip('"')
+            changed, current = await watch.wait(project_id, name, etag, wait)
+            if current is None:
+                raise NotFoundError(f"index {name!r} not found (deleted)")
+            if not changed:
+                return Response(status_code=304, headers=_head_headers(current))
+            head = current
         return _json(_info(head), headers=_head_headers(head))
+
+    async def get_changes(request: Request, project_id: str) -> Response:
+        name = index_name(request)
+        since_raw = request.query_params.get("since", "")
+        content = request.query_params.get("content", "")
+        if not (since_raw.isascii() and since_raw.isdigit() and len(since_raw) <= 18):
+            raise ApiError(400, ErrorCode.INVALID_ARGUMENT, f"since must be an index version, got {_shown(since_raw)}")
+        since = int(since_raw)
+        try:
+            head, body = await run_in_threadpool(service.changes_since, project_id, name, since, content)
+        except ChangesGone:
+            metrics.changes.labels("gone").inc()
+            raise
+        metrics.changes.labels("delta").inc()
+        headers = _head_headers(head)
+        headers[HEADER_BASE_VERSION] = str(since)
+        return Response(body, media_type=MEDIA_TYPE, headers=headers)
 
     async def delete_index(request: Request, project_id: str) -> Response:
         name = index_name(request)
@@ -437,6 +509,28 @@ def create_app(config: ServerConfig) -> Starlette:
         job = await run_in_threadpool(service.job, project_id, request.path_params["job_id"])
         return _json(job)
 
+    # ---- routes without credentials: probes, metrics, the protocol's description
+    async def healthz(request: Request) -> Response:
+        return _json(HealthModel(status="ok"))
+
+    async def readyz(request: Request) -> Response:
+        try:
+            await run_in_threadpool(storage.check_ready)
+        except Exception as exc:  # noqa: BLE001 - any failure means "not ready"
+            logger.warning("readiness check failed: %s", exc)
+            detail = _redacted(f"{type(exc).__name__}: {exc}", private_paths)
+            body = HealthModel(status="unavailable", storage=storage.describe_public(), detail=detail[:300])
+            return _json(body, 503, headers={"Retry-After": _RETRY_AFTER_S})
+        return _json(HealthModel(status="ok", storage=storage.describe_public()))
+
+    async def get_metrics(request: Request) -> Response:
+        return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
+    document = openapi_document()
+
+    async def get_openapi(request: Request) -> Response:
+        return _json_bytes(document)
+
     async def http_error(request: Request, exc: Exception) -> Response:
         status = getattr(exc, "status_code", 500)
         code = ErrorCode.NOT_FOUND if status == 404 else ErrorCode.INVALID_ARGUMENT
@@ -454,9 +548,25 @@ def create_app(config: ServerConfig) -> Starlette:
         Route(f"{p}/indexes/{{name}}/docs", endpoint(get_docs), methods=["GET"]),
         Route(f"{p}/indexes/{{name}}/docs", endpoint(add_docs), methods=["POST"]),
         Route(f"{p}/indexes/{{name}}/docs/delete", endpoint(delete_docs), methods=["POST"]),
+        Route(f"{p}/indexes/{{name}}/changes", endpoint(get_changes), methods=["GET"]),
         Route(f"{p}/jobs/{{job_id}}", endpoint(get_job), methods=["GET"]),
+        Route(f"{p}/openapi.json", get_openapi, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", get_metrics, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    app = Starlette(
+        routes=routes, exception_handlers={HTTPException: http_error},
+        middleware=[Middleware(MetricsMiddleware, metrics=metrics)],
+    )
     app.state.config = config
     app.state.service = service
+    app.state.watch = watch
+    app.state.metrics = metrics
     return app
+
+
+def _json_bytes(document: dict[str, Any]) -> Response:
+    import orjson
+
+    return Response(orjson.dumps(document), media_type="application/json")

@@ -62,6 +62,7 @@ __all__ = [
     "CHUNK_BYTES",
     "StoredIndex",
     "Rewrite",
+    "RowChanges",
     "open_stored",
     "plan_upsert",
     "plan_delete",
@@ -229,6 +230,22 @@ class Section:
 
 
 @dataclass
+class RowChanges:
+    """What a rewrite does to the documents, for the change record that lets clients
+    refresh by delta (:mod:`lichen.server.changes`): the ids it removed, then the rows it
+    replaced in place and the rows it appended, in order, each as ``(id, batch, row of
+    the batch)`` (the values the new artifact stores)."""
+
+    deleted: list[str] = field(default_factory=list)
+    updated: list[tuple[str, IndexSnapshot, int]] = field(default_factory=list)
+    appended: list[tuple[str, IndexSnapshot, int]] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return len(self.deleted) + len(self.updated) + len(self.appended)
+
+
+@dataclass
 class Rewrite:
     """A new artifact, described section by section (in body order) for
     :func:`write_rewrite`, with the manifest fields it carries."""
@@ -242,6 +259,8 @@ class Rewrite:
     graph_tombstones: int = 0
     graph_removals: np.ndarray = field(default_factory=lambda: _EMPTY_KEYS)
     graph_insertions: np.ndarray = field(default_factory=lambda: _EMPTY_KEYS)
+    changes: RowChanges | None = None
+    """The documents' change (``None``: the documents do not change, e.g. a new graph)."""
 
     @property
     def has_graph(self) -> bool:
@@ -415,6 +434,10 @@ def plan_upsert(
     sections.append(Section("matrix", count * dimension * _MATRIX_DTYPE.itemsize, write_matrix))
     sections.append(_offsets_section(new_starts))
     rewrite = Rewrite(m.name, m.model_id, dimension, count, dict(m.extra), sections)
+    rewrite.changes = RowChanges(
+        updated=[(doc_id, *latest[doc_id]) for _, doc_id in updated],
+        appended=[(doc_id, *latest[doc_id]) for doc_id in appended],
+    )
     if m.has_graph:
         old_keys = stored.keys()
         edits = stored.edits()
@@ -431,10 +454,13 @@ def plan_delete(stored: StoredIndex, doomed: set[str]) -> tuple[Rewrite, int] | 
     when no id matched."""
     m = stored.manifest
     n = m.doc_count
-    keep = np.fromiter((doc_id not in doomed for doc_id in stored.ids()), dtype=bool, count=n)
+    ids = stored.ids()
+    keep = np.fromiter((doc_id not in doomed for doc_id in ids), dtype=bool, count=n)
     deleted = int(n - keep.sum())
     if not deleted:
         return None
+    removed = [ids[row] for row in np.flatnonzero(~keep).tolist()]
+    del ids
     flags = np.diff(np.concatenate([[0], (~keep).astype(np.int8), [0]]))
     runs = list(zip(np.flatnonzero(flags == 1).tolist(), np.flatnonzero(flags == -1).tolist()))
     starts = stored.starts()
@@ -461,6 +487,7 @@ def plan_delete(stored: StoredIndex, doomed: set[str]) -> tuple[Rewrite, int] | 
     sections.append(Section("matrix", count * m.dimension * _MATRIX_DTYPE.itemsize, write_matrix))
     sections.append(_offsets_section(new_starts))
     rewrite = Rewrite(m.name, m.model_id, m.dimension, count, dict(m.extra), sections)
+    rewrite.changes = RowChanges(deleted=removed)
     if m.has_graph:
         keys = stored.keys()
         _keep_graph(rewrite, stored, keys[keep], stored.edits().after_delete(keys[~keep]))

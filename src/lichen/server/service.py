@@ -8,7 +8,8 @@ document batches arrive with their vectors already computed by the client. Merge
 deletes stream the new artifact from the stored one (:mod:`lichen.server.rewrite`),
 one at a time per index and a few at a time per server (:mod:`lichen.server.merge_queue`),
 and queue a compaction when the index needs a fresh graph
-(:mod:`lichen.server.compaction`).
+(:mod:`lichen.server.compaction`). Each merge or delete also stores a change record, so
+that clients holding an earlier version refresh by delta (:mod:`lichen.server.changes`).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ from ..protocol import (
     JobModel,
     validate_index_name,
 )
+from .changes import ChangeLog, ChangePolicy
 from .compaction import CompactionPolicy, Compactor
 from .merge_queue import MergeQueue, ServerBusyError
 from .rewrite import (
@@ -244,9 +246,17 @@ class _QueuedBatch:
 
 class IndexService:
     def __init__(
-        self, storage: Storage, limits: Limits | None = None, compaction: CompactionPolicy | None = None
+        self,
+        storage: Storage,
+        limits: Limits | None = None,
+        compaction: CompactionPolicy | None = None,
+        changes: ChangePolicy | None = None,
     ) -> None:
         self.storage = storage
+        self.changes = ChangeLog(storage, changes)
+        self.on_publish: Any = None
+        """Called with ``(project_id, name)`` after every publish of this process (the app
+        wakes its long-polls on it rather than waiting for their next look at storage)."""
         self.limits = limits = limits or Limits()
         self.merges = MergeQueue(limits.max_running_merges, limits.max_queued_merges, limits.max_merge_wait_s)
         self.compactor = Compactor(storage, self.merges, compaction)
@@ -294,6 +304,7 @@ class IndexService:
             head = self.storage.publish(
                 project_id, name, upload, manifest, expected_version=expected_version, job_id=uuid.uuid4().hex
             )
+        self._published(project_id, name)
         self._record_job(project_id, "push", head)
         self.compactor.consider(project_id, name, manifest)
         return head
@@ -390,7 +401,17 @@ class IndexService:
 
     def delete_index(self, project_id: str, name: str, *, expected_version: int | None) -> bool:
         validate_index_name(name)
-        return self.storage.delete(project_id, name, expected_version=expected_version)
+        deleted = self.storage.delete(project_id, name, expected_version=expected_version)
+        if deleted:
+            self._published(project_id, name)
+        return deleted
+
+    def _published(self, project_id: str, name: str) -> None:
+        if self.on_publish is not None:
+            try:
+                self.on_publish(project_id, name)
+            except Exception:  # noqa: BLE001 - waking long-polls early is a courtesy
+                logger.warning("could not wake the long-polls of index %r", name, exc_info=True)
 
     def _rewrite(
         self, project_id: str, name: str, kind: str, streamed: Any, decoded: Any, expected_version: int | None,
@@ -434,6 +455,7 @@ class IndexService:
             if expected_version is not None and head.version != expected_version:
                 raise IndexConflict(f"index {name!r} is at version {head.version}, expected {expected_version}", head)
             upload = self.storage.new_upload()
+            record = None
             try:
                 try:
                     source = open_stored(stored.seekable())
@@ -445,6 +467,8 @@ class IndexService:
                             rewrite, upload.file, version=head.version + 1, created_at=head.created_at,
                             updated_at=utc_now(),
                         )
+                        # Stored before the publish: there the moment the head moves.
+                        record = self.changes.record(project_id, name, rewrite.changes, head, manifest)
                     else:
                         current = read_artifact(stored.seekable())
                         current.version = head.version
@@ -459,16 +483,30 @@ class IndexService:
                         manifest = encoded.manifest
                 except CorruptDataError as exc:
                     raise CorruptDataError(f"stored index {name!r} is corrupt: {_plain(exc)}") from None
-                new_head = self.storage.publish(
-                    project_id, name, upload, manifest, expected_version=head.version, job_id=uuid.uuid4().hex
-                )
+                try:
+                    new_head = self.storage.publish(
+                        project_id, name, upload, manifest, expected_version=head.version, job_id=uuid.uuid4().hex
+                    )
+                except BaseException:
+                    self.changes.discard(project_id, name, record)
+                    raise
             finally:
                 upload.discard()
+        self._published(project_id, name)
+        self.changes.published(project_id, name, new_head.version)
         self._record_job(project_id, kind, new_head)
         self.compactor.consider(project_id, name, manifest)
         return new_head, outcome
 
     # ---- reads
+    def changes_since(self, project_id: str, name: str, since: int, content: str) -> tuple[IndexHead, bytes]:
+        """The head and the changes body from the client's copy (version ``since``,
+        content digest ``content``) to it; :class:`~lichen.server.changes.ChangesGone`
+        when the client must download the artifact instead."""
+        head = self.info(project_id, name)
+        delta = self.changes.since(project_id, name, head, since, content)
+        return head, self.changes.body(delta)
+
     def info(self, project_id: str, name: str) -> IndexHead:
         validate_index_name(name)
         head = self.storage.head(project_id, name)

@@ -5,10 +5,15 @@ projects, indexes and job records. Per project and index the storage holds:
 
 - immutable *artifact objects*, the uploaded bytes unchanged, one per version;
 - a small *head* record (:class:`IndexHead`) naming the current artifact object, its
-  version, ETag and summary. Publishing a version is writing a new head, atomically and
+  version, ETag, content digest and summary. Publishing a version is writing a new head, atomically and
   only if the head is still the one the writer read (file lock + rename on the file
   system, a conditional ``PutObject`` on S3), so a reader sees the old version or the
   new one, never a mix, and concurrent writers are serialised or refused.
+
+- *change records*, one per version a server-side write (documents added or deleted)
+  made, keyed by that version and its content digest: the rows it added or replaced and
+  the ids it removed, from which any replica answers "what changed since version V"
+  (:mod:`lichen.server.changes`); a few dozen are kept per index, older ones pruned.
 
 Uploads are spooled to a local temporary file first (:class:`Upload`), verified, and only
 then published; an upload interrupted at any point never touches the head. A server
@@ -32,6 +37,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import orjson
+import xxhash
 
 try:
     import fcntl
@@ -53,6 +59,7 @@ __all__ = [
     "next_head",
     "sweep_spool",
     "head_for",
+    "content_digest",
 ]
 
 DOWNLOAD_CHUNK = 1 << 20
@@ -79,6 +86,8 @@ class IndexHead:
     created_at: str
     updated_at: str
     job_id: str
+    content: str = ""
+    """:func:`content_digest` of the artifact (empty in heads older servers wrote)."""
 
     def to_json(self) -> bytes:
         return orjson.dumps(dataclasses.asdict(self))
@@ -86,7 +95,24 @@ class IndexHead:
     @classmethod
     def from_json(cls, data: bytes) -> IndexHead:
         raw = orjson.loads(data)
-        return cls(**{f.name: raw[f.name] for f in dataclasses.fields(cls)})
+        # Fields with a default were added later: heads written before them still read.
+        fields = dataclasses.fields(cls)
+        return cls(**{f.name: raw[f.name] for f in fields if f.name in raw or f.default is dataclasses.MISSING})
+
+
+_CONTENT_SECTIONS = ("ids", "texts", "metadata", "matrix")
+
+
+def content_digest(manifest: ArtifactManifest) -> str:
+    """A digest of the index's documents (model, dimension, and the checksums of the ids,
+    texts, metadata and matrix sections), not of its graph: two artifacts with the same
+    digest hold the same documents in the same order, whatever graph they carry, so a
+    compaction (a new graph, :mod:`lichen.server.compaction`) keeps it while the ETag
+    changes. A delta applies to a client's copy only if the copy's digest is the one the
+    delta starts from."""
+    parts = [manifest.model_id, str(manifest.dimension)]
+    parts += [manifest.sections[key].checksum if key in manifest.sections else "" for key in _CONTENT_SECTIONS]
+    return xxhash.xxh3_128_hexdigest("\x1f".join(parts).encode("utf-8"))
 
 
 class IndexConflict(ConflictError):
@@ -131,6 +157,7 @@ def next_head(
         created_at=current.created_at if current is not None else now,
         updated_at=now,
         job_id=job_id,
+        content=content_digest(manifest),
     )
 
 
@@ -154,7 +181,9 @@ def head_for(
     if current is None or current.version != replacing.version or current.etag != replacing.etag:
         now = "deleted" if current is None else f"at version {current.version}"
         raise IndexConflict(f"index {name!r} changed (now {now}) since version {replacing.version} was read", current)
-    return dataclasses.replace(current, object=object_name, etag=manifest.etag, size=manifest.size)
+    return dataclasses.replace(
+        current, object=object_name, etag=manifest.etag, size=manifest.size, content=content_digest(manifest)
+    )
 
 
 class Upload:
@@ -279,6 +308,11 @@ class Storage(ABC):
     @abstractmethod
     def describe(self) -> str: ...
 
+    def describe_public(self) -> str:
+        """What kind of storage this is, fit for an unauthenticated answer (``/readyz``):
+        no path, no bucket."""
+        return "storage"
+
     # ---- projects
     @abstractmethod
     def get_project(self, project_id: str) -> dict[str, Any] | None: ...
@@ -317,6 +351,36 @@ class Storage(ABC):
 
     @abstractmethod
     def delete(self, project_id: str, name: str, *, expected_version: int | None = None) -> bool: ...
+
+    # ---- change records (see lichen.server.changes)
+    @abstractmethod
+    def put_change(self, project_id: str, name: str, version: int, content: str, data: bytes) -> None:
+        """Store the change record that made ``version`` (with content digest ``content``)."""
+
+    @abstractmethod
+    def get_change(self, project_id: str, name: str, version: int, content: str) -> bytes | None:
+        """The change record stored for ``(version, content)``, or ``None``."""
+
+    @abstractmethod
+    def delete_change(self, project_id: str, name: str, version: int, content: str) -> None: ...
+
+    @abstractmethod
+    def prune_changes(self, project_id: str, name: str, below_version: int) -> int:
+        """Remove the index's change records for versions below ``below_version``;
+        returns how many went."""
+
+    # ---- watching
+    def head_token(self, project_id: str, name: str) -> str | None:
+        """Something that changes whenever the index's head is rewritten, as cheap to get
+        as the backend allows (a long-poll asks for it every fraction of a second);
+        ``None`` when there is no index. By default the head's ETag and version."""
+        head = self.head(project_id, name)
+        return None if head is None else f"{head.version}:{head.etag}"
+
+    def check_ready(self) -> None:
+        """Raise if the storage cannot be reached (``GET /readyz``); by default, list the
+        projects' directory or prefix once."""
+        self.get_project("readiness-probe")
 
     # ---- jobs
     @abstractmethod

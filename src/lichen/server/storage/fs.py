@@ -7,6 +7,8 @@ Layout under ``DIR``::
     indexes/<project_id>/<key>/<object>.lix     artifact objects (the current one, plus
                                                 at most a stray left by a crash)
     jobs/<project_id>/<job_id>.json             job records
+    changes/<project_id>/<key>/<version>-<content>.chg
+                                                change records (lichen.server.changes)
     locks/<project_id>/<key>.lock               flock'ed while publishing or deleting
     tmp/.upload-*.tmp                           request bodies being received
 
@@ -28,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -61,6 +64,8 @@ __all__ = ["FileStorage"]
 logger = logging.getLogger(__name__)
 
 _HEAD = "head.json"
+_CHANGES = "changes"
+_CHANGE_SUFFIX = ".chg"
 _OPEN_ATTEMPTS = 8
 
 
@@ -113,6 +118,9 @@ class FileStorage(Storage):
         for sub in ("projects", "indexes", "jobs", "locks", "tmp"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         sweep_spool(self.spool_dir)
+
+    def describe_public(self) -> str:
+        return "file system"
 
     def describe(self) -> str:
         return f"file system at {self.root}"
@@ -220,9 +228,62 @@ class FileStorage(Storage):
             os.unlink(directory / _HEAD)  # the commit point
             fsync_dir(directory)
             self._remove_unreferenced(directory, keep=None)
+            shutil.rmtree(self._changes_dir(project_id, name), ignore_errors=True)
             with contextlib.suppress(OSError):
                 directory.rmdir()
         return True
+
+    # ---- change records
+    def _changes_dir(self, project_id: str, name: str) -> Path:
+        return self.root / _CHANGES / _check_project(project_id) / storage_key(name)
+
+    def _change_path(self, project_id: str, name: str, version: int, content: str) -> Path:
+        return self._changes_dir(project_id, name) / f"{int(version):020d}-{content}{_CHANGE_SUFFIX}"
+
+    def put_change(self, project_id: str, name: str, version: int, content: str, data: bytes) -> None:
+        path = self._change_path(project_id, name, version, content)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Not fsynced: a record lost in a crash only costs its readers a whole download.
+        _write_atomic(path, data, durable=False)
+
+    def get_change(self, project_id: str, name: str, version: int, content: str) -> bytes | None:
+        try:
+            return self._change_path(project_id, name, version, content).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def delete_change(self, project_id: str, name: str, version: int, content: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._change_path(project_id, name, version, content))
+
+    def prune_changes(self, project_id: str, name: str, below_version: int) -> int:
+        removed = 0
+        try:
+            entries = list(os.scandir(self._changes_dir(project_id, name)))
+        except FileNotFoundError:
+            return 0
+        for entry in entries:
+            stem = entry.name.split("-", 1)[0]
+            if entry.name.endswith(_CHANGE_SUFFIX) and stem.isdigit() and int(stem) < below_version:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry.path)
+                    removed += 1
+        return removed
+
+    # ---- watching
+    def head_token(self, project_id: str, name: str) -> str | None:
+        """The head file's identity: every publish replaces it (a new inode), so one
+        ``stat`` tells a long-poll whether to read it."""
+        try:
+            st = os.stat(self._index_dir(project_id, name) / _HEAD)
+        except FileNotFoundError:
+            return None
+        return f"{st.st_ino}:{st.st_mtime_ns}:{st.st_size}"
+
+    def check_ready(self) -> None:
+        for sub in ("projects", "indexes"):
+            if not os.access(self.root / sub, os.R_OK | os.W_OK | os.X_OK):
+                raise OSError(f"{sub}/ is not readable and writable")
 
     # ---- jobs
     def put_job(self, project_id: str, record: dict[str, Any]) -> None:

@@ -6,6 +6,8 @@ Keys under ``prefix``::
     indexes/<project_id>/<key>/head.json        current version of one index
     indexes/<project_id>/<key>/<object>.lix     artifact objects, never overwritten
     jobs/<project_id>/<job_id>.json             job records
+    changes/<project_id>/<key>/<version>-<content>.chg
+                                                change records (lichen.server.changes)
 
 Publishing uploads the verified artifact under a fresh key (invisible until referenced),
 then swaps ``head.json`` with a *conditional* ``PutObject``: ``If-None-Match: *`` when the
@@ -135,6 +137,9 @@ class S3Storage(Storage):
         # threads the pointless upload-then-412 round trip among themselves.
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._locks_guard = threading.Lock()
+
+    def describe_public(self) -> str:
+        return "s3"
 
     def describe(self) -> str:
         return f"s3://{self.bucket}/{self.prefix}"
@@ -298,7 +303,54 @@ class S3Storage(Storage):
                 raise ConflictError(f"index {name!r} is being written by others; retry")
             # Young strays may be another replica's upload in flight: leave them to age.
             self._collect(prefix, keep=None, superseded=current.object)
+            self.prune_changes(project_id, name, below_version=1 << 62)
         return True
+
+    # ---- change records
+    def _changes_prefix(self, project_id: str, name: str) -> str:
+        return f"{self.prefix}changes/{_check_project(project_id)}/{storage_key(name)}/"
+
+    def _change_key(self, project_id: str, name: str, version: int, content: str) -> str:
+        return f"{self._changes_prefix(project_id, name)}{int(version):020d}-{content}.chg"
+
+    def put_change(self, project_id: str, name: str, version: int, content: str, data: bytes) -> None:
+        self.client.put_object(
+            Bucket=self.bucket, Key=self._change_key(project_id, name, version, content), Body=data,
+            ContentType="application/vnd.lichen.index",
+        )
+
+    def get_change(self, project_id: str, name: str, version: int, content: str) -> bytes | None:
+        found = self._get(self._change_key(project_id, name, version, content))
+        return None if found is None else found[0]
+
+    def delete_change(self, project_id: str, name: str, version: int, content: str) -> None:
+        self._delete_keys([self._change_key(project_id, name, version, content)])
+
+    def prune_changes(self, project_id: str, name: str, below_version: int) -> int:
+        prefix = self._changes_prefix(project_id, name)
+        doomed = []
+        for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            for obj in page.get("Contents", []):
+                stem = obj["Key"][len(prefix) :].split("-", 1)[0]
+                if stem.isdigit() and int(stem) < below_version:
+                    doomed.append(obj["Key"])
+        self._delete_keys(doomed)
+        return len(doomed)
+
+    # ---- watching
+    def head_token(self, project_id: str, name: str) -> str | None:
+        """The head object's ETag, from one ``HeadObject`` (no body): every publish
+        writes a new head, so a long-poll asks only this until it moves."""
+        try:
+            response = self.client.head_object(Bucket=self.bucket, Key=self._index_prefix(project_id, name) + "head.json")
+        except Exception as exc:
+            if _code(exc) in _MISSING_CODES:
+                return None
+            raise
+        return str(response["ETag"])
+
+    def check_ready(self) -> None:
+        self.client.head_bucket(Bucket=self.bucket)
 
     # ---- jobs
     def put_job(self, project_id: str, record: dict[str, Any]) -> None:
