@@ -1,14 +1,16 @@
 """Measure hybrid search quality on a BEIR-format dataset to pick the fusion defaults.
 
-Runs pure vector search (alpha = 1), pure BM25 (alpha = 0, keyword matches only) and both
-fusions of ``lichen.engine.fusion`` ("rrf" with k = 30, "normalized") over a grid of alphas, and
-reports nDCG@10 and recall@10 averaged over the queries that have judgements.
+Runs pure vector search (alpha = 1), pure BM25 (alpha = 0, keyword matches only) and every
+fusion of ``lichen.engine.fusion`` ("rrf" with k = 30, "normalized": min-max, "zscore") over a
+grid of alphas, and reports nDCG@10 and recall@10 averaged over the queries that have
+judgements.
 
 Metrics follow BEIR / pytrec_eval (``ndcg_cut_10``): gain = graded relevance (linear,
 not 2^rel - 1), discount log2(rank + 1), ideal ranking from every judged document of the
 query; recall@10 counts documents with relevance > 0. Each fused configuration is also
 compared with pure vector search by a paired sign-flip permutation test on the per-query
-nDCG@10 differences (two-sided p-value).
+nDCG@10 differences (two-sided p-value) and a 95% bootstrap interval of the mean difference
+(the evaluation itself is deterministic: the noise is which queries happen to be judged).
 
 Usage::
 
@@ -32,12 +34,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from lichen.engine.fusion import DEFAULT_RRF_K, fuse_rankings
+from lichen.engine.fusion import DEFAULT_RRF_K, FUSION_CHOICES, fuse_rankings
 from lichen.engine.keyword import KeywordIndex
 from lichen.models import get_embedder
 
-ALPHAS = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9)
+ALPHAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 K = 10
 
 
@@ -82,6 +83,13 @@ def permutation_p(diffs: np.ndarray, rounds: int = 20_000, seed: int = 0) -> flo
     signs = rng.choice([-1.0, 1.0], size=(rounds, diffs.shape[0]))
     null = np.abs((signs * diffs).mean(axis=1))
     return float((np.sum(null >= abs(diffs.mean()) - 1e-12) + 1) / (rounds + 1))
+
+
+def bootstrap_interval(diffs: np.ndarray, rounds: int = 20_000, seed: int = 0) -> tuple[float, float]:
+    """95% percentile interval of mean(diffs) over queries resampled with replacement."""
+    rng = np.random.default_rng(seed)
+    means = diffs[rng.integers(0, diffs.shape[0], size=(rounds, diffs.shape[0]))].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
 def embed_corpus(texts: list[str], model: str, cache: Path, corpus_path: Path, batch: int) -> np.ndarray:
@@ -131,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     bm25_build_s = time.perf_counter() - started
 
     configs: list[tuple[str, str, float]] = [("vector", "none", 1.0), ("bm25", "none", 0.0)]
-    configs += [(f"{m} a={a}", m, a) for m in ("rrf", "normalized") for a in ALPHAS]
+    configs += [(f"{m} a={a}", m, a) for m in FUSION_CHOICES for a in ALPHAS]
     per_query: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in configs}
     candidates = np.arange(n)
     for qi, qid in enumerate(qids):
@@ -164,16 +172,18 @@ def main(argv: list[str] | None = None) -> int:
                 "wins_vs_vector": int(np.sum(ndcg > base + 1e-12)),
                 "losses_vs_vector": int(np.sum(ndcg < base - 1e-12)),
                 "p_vs_vector": round(permutation_p(ndcg - base), 4) if name != "vector" else None,
+                "ci95_delta_ndcg": [round(x, 4) for x in bootstrap_interval(ndcg - base)] if name != "vector" else None,
             }
         )
 
     print(f"{args.data.name}: {n} docs, {len(qids)} judged queries, model {args.model}, rrf_k={DEFAULT_RRF_K}")
-    print(f"{'config':<18} {'nDCG@10':>8} {'R@10':>7} {'dNDCG':>7} {'W/L':>7} {'p':>7}")
+    print(f"{'config':<18} {'nDCG@10':>8} {'R@10':>7} {'dNDCG':>7} {'W/L':>7} {'p':>7} {'95% CI of dNDCG':>18}")
     for r in results:
         p = "" if r["p_vs_vector"] is None else f"{r['p_vs_vector']:.3f}"
+        ci = "" if r["ci95_delta_ndcg"] is None else "[{:+.4f}, {:+.4f}]".format(*r["ci95_delta_ndcg"])
         print(
             f"{r['name']:<18} {r['ndcg@10']:>8.4f} {r['recall@10']:>7.4f} {r['delta_ndcg_vs_vector']:>+7.4f} "
-            f"{r['wins_vs_vector']:>3}/{r['losses_vs_vector']:<3} {p:>7}"
+            f"{r['wins_vs_vector']:>3}/{r['losses_vs_vector']:<3} {p:>7} {ci:>18}"
         )
     best = max((r for r in results if r["fusion"] != "none"), key=lambda r: r["ndcg@10"])
     print(f"best fusion: {best['name']} nDCG@10 {best['ndcg@10']:.4f} (vector {results[0]['ndcg@10']:.4f})")

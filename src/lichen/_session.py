@@ -23,7 +23,7 @@ from ._types import DocumentInfo, IndexInfo, PushIndexResult, QueryOptions, Sear
 from ._validation import as_query_options, as_vectors, check_documents, check_query_text
 from .engine.core import IndexCore
 from .engine.filters import compile_filter
-from .engine.fusion import DEFAULT_ALPHA
+from .engine.fusion import DEFAULT_ALPHA, DEFAULT_FUSION, FUSION_CHOICES
 from .format.artifact import read_artifact_file, write_artifact_file
 from .format.snapshot import IndexSnapshot
 from .models import CUSTOM_MODEL_ID, DEFAULT_MODEL_ID, Embedder, get_embedder
@@ -226,6 +226,9 @@ class SessionIndex:
         alpha = DEFAULT_ALPHA if options.alpha is None else float(options.alpha)
         if not 0.0 <= alpha <= 1.0:
             raise InvalidArgumentError(f"alpha must be between 0 and 1, got {options.alpha!r}")
+        fusion = DEFAULT_FUSION if options.fusion is None else options.fusion
+        if fusion not in FUSION_CHOICES:
+            raise InvalidArgumentError(f"fusion must be one of {', '.join(FUSION_CHOICES)}, got {options.fusion!r}")
         if self._embedder is None and options.embedding is None and alpha > 0.0:
             raise InvalidArgumentError('model_id="custom": every query must pass QueryOptions(embedding=...)')
         check_result_options(options)
@@ -234,7 +237,8 @@ class SessionIndex:
         else:
             vector = self._query_vector(text, options, alpha)
             docs = self._core.search(
-                vector, text, top_k=options.top_k, filter=options.filter, alpha=alpha, exact=bool(options.exact)
+                vector, text, top_k=options.top_k, filter=options.filter, alpha=alpha, fusion=fusion,
+                exact=bool(options.exact),
             )
         docs = shape_hits(self._core, docs, options)
         for doc in docs:

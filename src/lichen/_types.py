@@ -53,6 +53,11 @@ class QueryOptions:
 
     ``exact=True`` scans every vector even when the index is big enough for approximate
     search (the reference, e.g. to measure recall); scores are exact either way.
+
+    ``fusion`` picks how a hybrid query (``alpha < 1``) blends the two rankings:
+    ``"rrf"`` (reciprocal rank, the default), ``"normalized"`` (min-max of each ranking's
+    scores, then ``alpha``-weighted; fused scores in [0, 1]) or ``"zscore"`` (each
+    ranking standardised, then weighted; unbounded). See :mod:`lichen.engine.fusion`.
     """
 
     top_k: int = 5
@@ -63,6 +68,7 @@ class QueryOptions:
     include_embeddings: bool = False
     include_text: bool = True
     exact: bool = False
+    fusion: str | None = None
 
 
 @dataclass

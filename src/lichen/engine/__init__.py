@@ -9,6 +9,7 @@ from .fusion import (
     DEFAULT_ALPHA,
     DEFAULT_FUSION,
     DEFAULT_RRF_K,
+    FUSION_CHOICES,
     FUSION_METHODS,
     fuse_rankings,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "DEFAULT_ALPHA",
     "DEFAULT_FUSION",
     "DEFAULT_RRF_K",
+    "FUSION_CHOICES",
     "FUSION_METHODS",
     "IndexCore",
     "KeywordIndex",
