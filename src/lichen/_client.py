@@ -4,14 +4,36 @@ With no URL the store is an embedded directory (zero set-up); with a URL (argume
 ``LICHEN_URL``) it is a Lichen server reached over HTTP. The client never branches on
 which: both stores speak the same protocol. Async methods follow the seed; every one has
 a ``*_sync`` twin built from the same private steps.
+
+**Live long-term indexes.** ``load_index(name, auto_refresh=True)`` keeps the loaded copy
+current from a background thread (one per index: :class:`_Refresher`). It waits for the
+stored index to change (a long-poll on a server that offers one, the file's identity for
+the embedded store, ``get_info`` every ``interval`` seconds otherwise), then takes the
+change by delta where the store gives one (:meth:`LiveStore.changes`: the rows added or
+replaced and the ids removed, applied with ``IndexCore.apply_changes`` under the core's
+lock, so a query sees the version before or after) or downloads the index whole, builds a
+new :class:`SessionIndex` from it and swaps it into the loaded map in one assignment
+(queries already running finish on the old one; the old one is never changed). A failed
+refresh keeps what is loaded, logs a warning, goes into the index's status
+(:meth:`Client.index_status`) and is retried with a jittered, growing pause. Queries
+never wait for a refresh (apart from the moment a delta is applied).
+
+**Availability.** With the server unreachable, ``load_index`` serves the download cache's
+copy if there is one, and says so: ``index_status(name).stale`` and
+``was_served_stale(name)``; with no copy it raises ``NetworkError`` naming the server.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
+import random
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +42,112 @@ from ._errors import (
     IndexNotLoadedError,
     InvalidArgumentError,
     LichenError,
+    NetworkError,
     NotFoundError,
 )
 from ._session import SessionIndex
 from ._types import DocumentInfo, IndexInfo, PushIndexResult, QueryOptions, SearchResult
-from ._validation import as_query_options
+from ._validation import as_query_options, check_documents
 from .engine.core import IndexCore
 from .format.snapshot import IndexSnapshot
 from .models import DEFAULT_MODEL_ID
-from .stores.base import IndexStore
+from .stores.base import IndexChanges, IndexState, IndexStore, LiveStore
 
-__all__ = ["Client"]
+__all__ = ["Client", "IndexStatus", "LoadReport"]
+
+logger = logging.getLogger("lichen.client")
 
 _WRITE_RETRIES = 5
+DEFAULT_REFRESH_INTERVAL = 5.0
+"""Seconds between two looks at the store where it cannot be waited on (the embedded
+store's file, a server without long-polls); also the first pause after a failure."""
+LONG_POLL_SECONDS = 20.0
+"""How long one long-poll waits on the server before it is made again."""
+MAX_BACKOFF_SECONDS = 60.0
+"""The longest pause between two attempts to refresh after failures."""
+DEFAULT_LOAD_CONCURRENCY = 4
+"""Indexes :meth:`Client.load_indexes` loads at once (each holds a download and a decode)."""
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    """Where a loaded long-term index stands (:meth:`Client.index_status`).
+
+    ``stale`` is true while the copy in use could not be confirmed current: it was loaded
+    from the download cache because the server did not answer, or the last refresh
+    failed. ``last_refresh`` is when the copy was last confirmed current or brought up to
+    date (UTC), ``last_error`` why the last attempt failed (``None`` once one succeeds)."""
+
+    name: str
+    version: int
+    etag: str
+    doc_count: int
+    stale: bool
+    last_refresh: datetime | None
+    last_error: str | None
+    auto_refresh: bool
+    source: str
+    """``"store"`` (read from the store), ``"cache"`` (the download cache, server down)."""
+    refreshes: int = 0
+    """New versions taken since loading, by delta or whole."""
+    delta_refreshes: int = 0
+    full_refreshes: int = 0
+
+
+@dataclass
+class LoadReport:
+    """What :meth:`Client.load_indexes` did: the indexes it loaded, and for each one it
+    could not, the error saying why (the others loaded all the same)."""
+
+    loaded: dict[str, SessionIndex] = field(default_factory=dict)
+    failed: dict[str, LichenError] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class _Live:
+    """The refresh state of one loaded index, shared by the client and its refresher."""
+
+    def __init__(self, name: str, state: IndexState, *, source: str, stale: bool, error: str | None) -> None:
+        self.name = name
+        self.state = state
+        self.source = source
+        self.stale = stale
+        self.served_stale = stale
+        self.last_error = error
+        self.last_refresh: datetime | None = None if stale else _now()
+        self.auto_refresh = False
+        self.refreshes = self.delta_refreshes = self.full_refreshes = 0
+        self.stop = threading.Event()
+        self.thread: threading.Thread | None = None
+        self.lock = threading.Lock()
+
+    def confirmed(self) -> None:
+        with self.lock:
+            self.stale = False
+            self.last_error = None
+            self.last_refresh = _now()
+
+    def failed(self, error: BaseException) -> None:
+        with self.lock:
+            self.stale = True
+            self.served_stale = True
+            self.last_error = f"{type(error).__name__}: {error}"
+
+    def status(self, doc_count: int) -> IndexStatus:
+        with self.lock:
+            return IndexStatus(
+                name=self.name, version=self.state.version, etag=self.state.etag, doc_count=doc_count,
+                stale=self.stale, last_refresh=self.last_refresh, last_error=self.last_error,
+                auto_refresh=self.auto_refresh and not self.stop.is_set(), source=self.source, refreshes=self.refreshes,
+                delta_refreshes=self.delta_refreshes, full_refreshes=self.full_refreshes,
+            )
 
 
 def _make_store(
@@ -88,6 +203,9 @@ class Client:
         )
         self._loaded: dict[str, SessionIndex] = {}
         self._loaded_lock = threading.Lock()
+        self._live: dict[str, _Live] = {}
+        self.long_poll_seconds = LONG_POLL_SECONDS
+        """How long one long-poll of an auto-refreshing index waits on the server."""
 
     def __repr__(self) -> str:
         where = self.url or "embedded"
@@ -95,12 +213,15 @@ class Client:
 
     # ------------------------------------------------------------------ lifecycle
     def close(self) -> None:
-        """Release the store's connections (a no-op for the embedded store)."""
+        """Stop every auto-refresh and release the store's connections (a no-op for the
+        embedded store). Loaded indexes stay loaded, as they are."""
+        self._stop_refreshing()
         close = getattr(self.store, "close", None)
         if close is not None:
             close()
 
     async def aclose(self) -> None:
+        self._stop_refreshing()
         aclose = getattr(self.store, "aclose", None)
         if aclose is not None:
             await aclose()
@@ -130,15 +251,146 @@ class Client:
             )
         return SessionIndex.from_snapshot(snapshot, store=self.store, progress=self.progress)
 
-    def _remember(self, name: str, snapshot: IndexSnapshot) -> SessionIndex:
+    @staticmethod
+    def _adopt(snapshot: IndexSnapshot) -> SessionIndex:
         index = SessionIndex.from_snapshot(snapshot, read_only=True)
         # A big index stored without its graph (format 1, or changed on a server beyond
         # what its graph edits cover) builds it here, at load, rather than in the middle
         # of its first live query; one a server changed less applies those edits here.
         index.core.prepare_graph()
-        with self._loaded_lock:
-            self._loaded[name] = index
         return index
+
+    def _remember(self, name: str, snapshot: IndexSnapshot) -> SessionIndex:
+        """Load without refresh (for stores that report no state)."""
+        return self._load(name, auto_refresh=False, interval=DEFAULT_REFRESH_INTERVAL, snapshot=snapshot)
+
+    # ---- live indexes: loading, refreshing, status
+    def _read_state(self, name: str) -> tuple[IndexSnapshot, IndexState]:
+        if isinstance(self.store, LiveStore):
+            return self.store.read_with_state(name)
+        snapshot = self.store.read(name)
+        return snapshot, IndexState(snapshot.version, "", "", snapshot.doc_count, snapshot.updated_at)
+
+    def _fetch(self, name: str) -> tuple[SessionIndex, IndexState, str, bool, str | None]:
+        """Read ``name`` for loading: ``(index, state, source, stale, error)``. A cached
+        copy brought up to date by delta where the store can (no whole download after a
+        restart when a few documents changed); the index whole otherwise; the cached copy
+        as it is, marked stale, when the store cannot be reached."""
+        store = self.store
+        cached = store.read_cached(name) if isinstance(store, LiveStore) else None
+        try:
+            if cached is not None and cached[1].content:
+                changes = store.changes(name, cached[1])  # type: ignore[union-attr]
+                if changes is not None:
+                    index = self._adopt(cached[0])
+                    _apply(index, changes)
+                    return index, changes.state, "store", False, None
+            snapshot, state = self._read_state(name)
+        except NetworkError as exc:
+            if cached is None:
+                raise
+            logger.warning("index %r: %s; serving the cached copy (version %d)", name, exc, cached[1].version)
+            return self._adopt(cached[0]), cached[1], "cache", True, f"{type(exc).__name__}: {exc}"
+        return self._adopt(snapshot), state, "store", False, None
+
+    def _load(
+        self, name: str, *, auto_refresh: bool, interval: float, snapshot: IndexSnapshot | None = None
+    ) -> SessionIndex:
+        if auto_refresh and not (isinstance(interval, (int, float)) and interval > 0):
+            raise InvalidArgumentError(f"interval must be a positive number of seconds, got {interval!r}")
+        if snapshot is not None:
+            index, state, source, stale, error = self._adopt(snapshot), IndexState(
+                snapshot.version, "", "", snapshot.doc_count, snapshot.updated_at), "store", False, None
+        else:
+            index, state, source, stale, error = self._fetch(name)
+        live = _Live(name, state, source=source, stale=stale, error=error)
+        with self._loaded_lock:
+            previous = self._live.pop(name, None)
+            self._loaded[name] = index
+            self._live[name] = live
+        if previous is not None:
+            previous.stop.set()
+        if auto_refresh:
+            live.auto_refresh = True
+            live.thread = threading.Thread(
+                target=_Refresher(self, live, float(interval)).run, name=f"lichen-refresh-{name}", daemon=True
+            )
+            live.thread.start()
+        return index
+
+    def _load_many(self, names: Sequence[str], auto_refresh: bool, interval: float, concurrency: int) -> LoadReport:
+        if isinstance(names, str):
+            raise InvalidArgumentError("names must be a list of index names, not one string")
+        if not (isinstance(concurrency, int) and concurrency >= 1):
+            raise InvalidArgumentError(f"concurrency must be a positive int, got {concurrency!r}")
+        names = list(dict.fromkeys(names))
+        report = LoadReport()
+
+        def one(name: str) -> None:
+            try:
+                report.loaded[name] = self._load(name, auto_refresh=auto_refresh, interval=interval)
+            except LichenError as exc:
+                report.failed[name] = exc
+
+        if names:
+            with ThreadPoolExecutor(max_workers=min(concurrency, len(names)), thread_name_prefix="lichen-load") as pool:
+                list(pool.map(one, names))
+        report.loaded = {name: report.loaded[name] for name in names if name in report.loaded}
+        return report
+
+    def _apply_changes(self, live: _Live, changes: IndexChanges) -> bool:
+        """Apply a delta to the loaded copy of ``live``; ``False`` if it was unloaded."""
+        index = self._loaded.get(live.name)
+        if index is None or self._live.get(live.name) is not live or live.stop.is_set():
+            return False
+        _apply(index, changes)
+        with live.lock:
+            live.state = changes.state
+            if not changes.empty:
+                live.refreshes += 1
+                live.delta_refreshes += 1
+        return True
+
+    def _swap(self, live: _Live, snapshot: IndexSnapshot, state: IndexState) -> bool:
+        """Build the new version's index and put it in place of the loaded one in one
+        assignment (the old one is left as it is, for the queries still running on it)."""
+        index = self._adopt(snapshot)
+        with self._loaded_lock:
+            if self._live.get(live.name) is not live or live.stop.is_set():
+                return False
+            self._loaded[live.name] = index
+        with live.lock:
+            live.state = state
+            live.refreshes += 1
+            live.full_refreshes += 1
+            live.source = "store"
+        return True
+
+    def _stop_refreshing(self) -> None:
+        with self._loaded_lock:
+            lives = list(self._live.values())
+        for live in lives:
+            live.stop.set()
+
+    def index_status(self, name: str) -> IndexStatus:
+        """Where the loaded index ``name`` stands: its version, whether it is
+        ``stale``, when it was last refreshed, the last error (``IndexNotLoadedError``
+        if it is not loaded)."""
+        live = self._live.get(name)
+        index = self._loaded.get(name)
+        if live is None or index is None:
+            raise self._not_loaded(name, None)
+        return live.status(index.doc_count)
+
+    def was_served_stale(self, name: str) -> bool:
+        """Whether the loaded index ``name`` has been in use while stale since it was
+        loaded: served from the cache with the server down, or left behind by a failed
+        refresh (it stays true once the index catches up: answers given meanwhile may
+        have come from an older version)."""
+        live = self._live.get(name)
+        if live is None:
+            raise self._not_loaded(name, None)
+        return live.served_stale
 
     def loaded_index(self, name: str) -> SessionIndex:
         """The in-memory copy of a long-term index loaded with :meth:`load_index`; else
@@ -190,7 +442,11 @@ class Client:
 
     def _unload(self, name: str) -> bool:
         with self._loaded_lock:
-            return self._loaded.pop(name, None) is not None
+            live = self._live.pop(name, None)
+            unloaded = self._loaded.pop(name, None) is not None
+        if live is not None:
+            live.stop.set()
+        return unloaded
 
     def _query_many(self, text: str, options: QueryOptions, per_index: list[SearchResult]) -> SearchResult:
         """Merge by score without de-duplicating: the same id in two indexes is two
@@ -243,12 +499,33 @@ class Client:
             snapshot = None
         return await asyncio.to_thread(self._session_from, index_name, model_id, snapshot)
 
-    async def load_index(self, name: str) -> SessionIndex:
-        """Fetch a long-term index into memory for in-process :meth:`query` calls."""
-        snapshot = await self.store.aread(name)
-        return await asyncio.to_thread(self._remember, name, snapshot)
+    async def load_index(
+        self, name: str, *, auto_refresh: bool = False, interval: float = DEFAULT_REFRESH_INTERVAL
+    ) -> SessionIndex:
+        """Fetch a long-term index into memory for in-process :meth:`query` calls.
+
+        ``auto_refresh=True`` keeps it current in the background (see the module
+        docstring): query it through :meth:`query` or :meth:`loaded_index` at the time of
+        the query, since a whole-index refresh puts a new ``SessionIndex`` in place of the
+        one returned here. ``interval``: seconds between looks where the store cannot be
+        waited on. With the server down, a cached copy is served and marked stale
+        (:meth:`index_status`); with none, ``NetworkError``."""
+        return await asyncio.to_thread(self._load, name, auto_refresh=auto_refresh, interval=interval)
+
+    async def load_indexes(
+        self,
+        names: Sequence[str],
+        *,
+        auto_refresh: bool = False,
+        interval: float = DEFAULT_REFRESH_INTERVAL,
+        concurrency: int = DEFAULT_LOAD_CONCURRENCY,
+    ) -> LoadReport:
+        """Load several indexes, ``concurrency`` at a time, best effort: a
+        :class:`LoadReport` of those that loaded and why each other one failed."""
+        return await asyncio.to_thread(self._load_many, names, auto_refresh, interval, concurrency)
 
     async def unload_index(self, name: str) -> bool:
+        """Drop the loaded index and stop its auto-refresh."""
         return self._unload(name)
 
     async def query(self, name: str, text: str, options: QueryOptions | None = None) -> SearchResult:
@@ -306,8 +583,20 @@ class Client:
             snapshot = None
         return self._session_from(index_name, model_id, snapshot)
 
-    def load_index_sync(self, name: str) -> SessionIndex:
-        return self._remember(name, self.store.read(name))
+    def load_index_sync(
+        self, name: str, *, auto_refresh: bool = False, interval: float = DEFAULT_REFRESH_INTERVAL
+    ) -> SessionIndex:
+        return self._load(name, auto_refresh=auto_refresh, interval=interval)
+
+    def load_indexes_sync(
+        self,
+        names: Sequence[str],
+        *,
+        auto_refresh: bool = False,
+        interval: float = DEFAULT_REFRESH_INTERVAL,
+        concurrency: int = DEFAULT_LOAD_CONCURRENCY,
+    ) -> LoadReport:
+        return self._load_many(names, auto_refresh, interval, concurrency)
 
     def unload_index_sync(self, name: str) -> bool:
         return self._unload(name)
@@ -363,3 +652,81 @@ class Client:
         deleted = self.store.delete(name)
         self._unload(name)
         return deleted
+
+
+def _apply(index: SessionIndex, changes: IndexChanges) -> None:
+    """Apply a delta to a loaded index in one step under its core's lock (a query sees the
+    version before or after), and take the delta's version."""
+    docs = changes.docs
+    ids, texts, metadata = docs.column_lists()
+    batch = [DocumentInfo(id=i, text=t, metadata=m) for i, t, m in zip(ids, texts, metadata)]
+    if batch:
+        check_documents(batch)
+    index.core.apply_changes(list(changes.deleted), batch, docs.matrix)
+    # SessionIndex has no setter for the version it was read at: a refreshed copy is that
+    # version now (what index.version and index.info() report).
+    index._version = changes.state.version
+    if changes.state.updated_at:
+        index._updated_at = changes.state.updated_at
+
+
+class _Refresher:
+    """The background loop that keeps one loaded index current (module docstring)."""
+
+    def __init__(self, client: Client, live: _Live, interval: float) -> None:
+        self.client = client
+        self.live = live
+        self.interval = interval
+        self.failures = 0
+
+    def run(self) -> None:
+        live, store = self.live, self.client.store
+        while not live.stop.is_set():
+            try:
+                changed = self._wait_for_change(store)
+                if live.stop.is_set():
+                    return
+                if changed is None:
+                    live.confirmed()
+                else:
+                    self._take(store, changed)
+                    live.confirmed()
+                self.failures = 0
+            except Exception as exc:  # noqa: BLE001 - a failed refresh keeps the loaded copy
+                if live.stop.is_set():
+                    return
+                self.failures += 1
+                live.failed(exc)
+                pause = min(MAX_BACKOFF_SECONDS, self.interval * 2 ** min(self.failures - 1, 8))
+                pause *= random.uniform(0.5, 1.5)
+                logger.warning(
+                    "refreshing index %r failed (%s: %s); still serving version %d, next try in %.1f s",
+                    live.name, type(exc).__name__, exc, live.state.version, pause,
+                )
+                live.stop.wait(pause)
+
+    def _wait_for_change(self, store: Any) -> IndexState | None:
+        """The stored index's new state once it differs from the loaded copy's, or
+        ``None`` when a wait ran out without a change."""
+        etag = self.live.state.etag
+        if isinstance(store, LiveStore):
+            if self.live.stale:
+                # Not confirmed current (served from the cache, or the last try failed): ask
+                # at once rather than wait on a long-poll.
+                state = store.state(self.live.name)
+                return state if state.etag != etag else None
+            return store.watch(self.live.name, etag, self.client.long_poll_seconds, poll=self.interval)
+        self.live.stop.wait(self.interval * random.uniform(0.8, 1.2))
+        info = store.get_info(self.live.name)
+        return None if info.version == self.live.state.version else IndexState(info.version)
+
+    def _take(self, store: Any, state: IndexState) -> None:
+        live = self.live
+        if isinstance(store, LiveStore) and live.state.content:
+            changes = store.changes(live.name, live.state)
+            if changes is not None:
+                self.client._apply_changes(live, changes)
+                return
+        snapshot, new_state = self.client._read_state(live.name) if isinstance(store, LiveStore) else (
+            store.read(live.name), state)
+        self.client._swap(live, snapshot, new_state)

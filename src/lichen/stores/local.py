@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import time
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -42,6 +43,7 @@ from .._util import storage_key, utc_now
 from ..format import artifact as _artifact
 from ..format.snapshot import IndexSnapshot
 from ..protocol import validate_index_name
+from .base import IndexChanges, IndexState
 
 try:
     import fcntl
@@ -250,6 +252,62 @@ class LocalStore:
                 return False
             _artifact.fsync_dir(self._indexes)
         return True
+
+    # ---- live indexes (lichen.stores.base.LiveStore) --------------------------------
+
+    def read_with_state(self, name: str) -> tuple[IndexSnapshot, IndexState]:
+        snapshot = self.read(name)
+        return snapshot, self._state_of(snapshot.name, self.index_path(name))
+
+    def state(self, name: str) -> IndexState:
+        path = self.index_path(name)
+        try:
+            with self._disk(path, "read"):
+                return self._state_of(name, path)
+        except FileNotFoundError:
+            raise NotFoundError(f"index {name!r} not found") from None
+
+    def _state_of(self, name: str, path: Path) -> IndexState:
+        manifest = _artifact.read_manifest(path)
+        self._check_name(manifest.name, name, path)
+        return IndexState(manifest.version, manifest.etag, "", manifest.doc_count, manifest.updated_at)
+
+    def _file_token(self, path: Path) -> tuple[int, int, int] | None:
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            return None
+        return st.st_ino, st.st_mtime_ns, st.st_size
+
+    def watch(self, name: str, etag: str, wait: float, poll: float = 0.5) -> IndexState | None:
+        """Another process pushing into this directory replaces the file (a new inode):
+        look at it every ``poll`` seconds, and read its manifest only when it moved."""
+        path = self.index_path(name)
+        deadline = time.monotonic() + wait
+        token: object = object()
+        while True:
+            current = self._file_token(path)
+            if current is None:
+                raise NotFoundError(f"index {name!r} not found (deleted)")
+            if current != token:
+                token = current
+                try:
+                    state = self._state_of(name, path)
+                except FileNotFoundError:
+                    continue  # replaced between the stat and the read: look again
+                if state.etag != etag:
+                    return state
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            time.sleep(min(poll, left))
+
+    def changes(self, name: str, since: IndexState) -> IndexChanges | None:
+        """None: a local file is mapped, not downloaded, so reading it whole is the delta."""
+        return None
+
+    def read_cached(self, name: str) -> tuple[IndexSnapshot, IndexState] | None:
+        return None  # the directory is the store itself: nothing to fall back on
 
     # ---- async face: the same code in a worker thread ------------------------------
 

@@ -9,11 +9,14 @@ import uuid
 import warnings
 from pathlib import Path
 
+import orjson
 import xxhash
 
 from ..._errors import CorruptDataError
 from ..._progress import ProgressBar
 from ...format import artifact as _artifact
+from ...format.snapshot import IndexSnapshot
+from ..base import IndexState
 
 __all__ = ["ArtifactCache", "Download", "transfer_progress", "PROGRESS_THRESHOLD"]
 
@@ -148,8 +151,43 @@ class ArtifactCache:
                         if entry.stat().st_mtime < cutoff:
                             os.unlink(entry.path)
 
-    def discard(self, name: str) -> None:
+    def _state_path(self, name: str) -> Path | None:
         path = self.path(name)
-        if path is not None:
-            with contextlib.suppress(OSError):  # an unremovable entry is overwritten or bypassed later
-                os.unlink(path)
+        return None if path is None else path.with_suffix(".json")
+
+    def remember(self, name: str, state: IndexState) -> None:
+        """Keep the server's record of the cached copy (version, ETag, content digest)
+        beside it, so that a load with the server down can say which version it serves
+        and a later refresh can ask for the changes since it. Best effort."""
+        path = self._state_path(name)
+        if path is None:
+            return
+        record = {"etag": state.etag, "version": state.version, "content": state.content,
+                  "doc_count": state.doc_count, "updated_at": state.updated_at}
+        temp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            temp.write_bytes(orjson.dumps(record))
+            os.replace(temp, path)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+
+    def remembered(self, name: str, snapshot: IndexSnapshot) -> IndexState:
+        """The state of the cached copy of ``name``: as remembered if the record is of
+        this very artifact, else what its manifest says (no content digest: no delta)."""
+        etag = self.etag(name) or ""
+        path = self._state_path(name)
+        try:
+            raw = orjson.loads(path.read_bytes()) if path is not None else None
+        except (OSError, orjson.JSONDecodeError):
+            raw = None
+        if isinstance(raw, dict) and raw.get("etag") == etag and isinstance(raw.get("version"), int):
+            return IndexState(raw["version"], etag, str(raw.get("content") or ""), int(raw.get("doc_count") or 0),
+                              str(raw.get("updated_at") or ""))
+        return IndexState(snapshot.version, etag, "", snapshot.doc_count, snapshot.updated_at)
+
+    def discard(self, name: str) -> None:
+        for path in (self.path(name), self._state_path(name)):
+            if path is not None:
+                with contextlib.suppress(OSError):  # an unremovable entry is overwritten or bypassed later
+                    os.unlink(path)

@@ -38,6 +38,8 @@ class Call:
     """Stream a 200 body into this file instead of memory."""
     idempotent: bool | None = None
     label: str = ""
+    read_timeout: float | None = None
+    """Seconds to wait for the answer, when longer than the store's (a long-poll)."""
 
     @property
     def retryable(self) -> bool:

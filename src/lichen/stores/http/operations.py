@@ -37,12 +37,16 @@ from ...format import artifact as _artifact
 from ...format.snapshot import IndexSnapshot
 from ...protocol import (
     API_PREFIX,
+    CHANGES_EXTRA_KEY,
+    HEADER_CONTENT,
     HEADER_CREATED_AT,
+    HEADER_DOC_COUNT,
     HEADER_JOB_ID,
     HEADER_UPDATED_AT,
     HEADER_VERSION,
     PROTOCOL_VERSION,
     AddDocsResultModel,
+    ChangesModel,
     DeleteDocsResultModel,
     DocsModel,
     ErrorCode,
@@ -55,6 +59,7 @@ from ...protocol import (
     format_version_tag,
     validate_index_name,
 )
+from ..base import IndexChanges, IndexState
 from .cache import ArtifactCache
 from .config import Retries, Timeout
 from .exchange import Call, Operation, Reply
@@ -101,6 +106,7 @@ class HttpOperations:
         self._async_transport = async_transport
         self._event_hooks = event_hooks
         self._limits: LimitsModel | None = None
+        self._features: frozenset[str] | None = None
         cache_root: Path | None = None
         if cache:
             base = Path(cache_dir).expanduser() if cache_dir else None
@@ -202,6 +208,13 @@ class HttpOperations:
                 f"the server at {self.url} speaks protocol {project.protocol}; this client speaks {PROTOCOL_VERSION}"
             )
         self._limits = project.limits
+        self._features = frozenset(project.features)
+
+    def _op_features(self) -> Operation[frozenset[str]]:
+        if self._features is None:
+            yield from self._op_check_credentials()
+        assert self._features is not None
+        return self._features
 
     def _op_get_info(self, name: str) -> Operation[IndexInfo]:
         call = Call("GET", self._index_path(name))
@@ -223,6 +236,10 @@ class HttpOperations:
         return True
 
     def _op_read(self, name: str) -> Operation[IndexSnapshot]:
+        snapshot, _ = yield from self._op_read_with_state(name)
+        return snapshot
+
+    def _op_read_with_state(self, name: str) -> Operation[tuple[IndexSnapshot, IndexState]]:
         validate_index_name(name)
         for _ in range(2):
             etag = self._cache.etag(name)
@@ -239,7 +256,9 @@ class HttpOperations:
                 except (OSError, CorruptDataError):
                     self._cache.discard(name)  # damaged, removed or unreadable locally: fetch it whole
                     continue
-                return self._apply_headers(snapshot, reply)
+                state = _state_from(reply, snapshot)
+                self._cache.remember(name, state)
+                return self._apply_headers(snapshot, reply), state
             self._expect(reply, call, 200)
             assert reply.file is not None
             try:
@@ -257,7 +276,9 @@ class HttpOperations:
             if snapshot.name != name:
                 raise CorruptDataError(f"the server answered for index {name!r} with index {snapshot.name!r}")
             self._cache.commit(reply.file, name)
-            return self._apply_headers(snapshot, reply)
+            state = _state_from(reply, snapshot)
+            self._cache.remember(name, state)
+            return self._apply_headers(snapshot, reply), state
         raise CorruptDataError(f"the local cache of index {name!r} keeps failing to read; remove {self._cache.root}")
 
     @staticmethod
@@ -366,10 +387,86 @@ class HttpOperations:
             )
         return docs
 
+    def _op_state(self, name: str) -> Operation[IndexState]:
+        call = Call("GET", self._index_path(name))
+        reply = self._expect((yield call), call, 200)
+        return _state_of(reply.model(IndexInfoModel))
+
+    def _op_watch(self, name: str, etag: str, wait: float) -> Operation[IndexState | None]:
+        """A long-poll (feature ``watch``): the index's new state once it differs from
+        ``etag``, or ``None`` when ``wait`` seconds passed without a change."""
+        call = Call(
+            "GET", self._index_path(name), params=[("wait", f"{wait:g}")],
+            headers={"If-None-Match": f'"{etag}"'} if etag else {}, read_timeout=wait + 15.0,
+        )
+        reply = yield call
+        if reply.status == 304:
+            return None
+        self._expect(reply, call, 200)
+        state = _state_of(reply.model(IndexInfoModel))
+        return state if state.etag != etag else None
+
+    def _op_changes(self, name: str, since: IndexState) -> Operation[IndexChanges | None]:
+        """The delta from the copy ``since`` (feature ``changes``), or ``None`` when the
+        server has none to give (410: the caller downloads the artifact)."""
+        call = Call(
+            "GET", self._index_path(name, "/changes"),
+            params=[("since", str(since.version)), ("content", since.content)],
+        )
+        reply = yield call
+        if reply.status == 410:
+            return None
+        self._expect(reply, call, 200)
+        try:
+            delta = _artifact.read_artifact(reply.content, verify=True)
+            described = ChangesModel.model_validate(delta.extra.get(CHANGES_EXTRA_KEY))
+        except (CorruptDataError, ValueError) as exc:
+            raise CorruptDataError(f"the changes of index {name!r} served by {self.url} are damaged: {exc}") from None
+        if delta.name != name or described.since != since.version:
+            raise CorruptDataError(f"the server answered the changes of index {name!r} with another delta")
+        state = _state_from(reply, delta)
+        return IndexChanges(
+            since=since.version, state=state, deleted=described.deleted, docs=delta, updated=described.updated,
+            transferred=len(reply.content),
+        )
+
+    def _cached_copy(self, name: str) -> tuple[IndexSnapshot, IndexState] | None:
+        """The cached copy of ``name`` and its state, read without the server."""
+        path = self._cache.path(name)
+        if path is None or self._cache.etag(name) is None:
+            return None
+        try:
+            snapshot = _read_mapped(path)
+        except (OSError, CorruptDataError):
+            return None
+        state = self._cache.remembered(name, snapshot)
+        snapshot.version = state.version
+        snapshot.updated_at = state.updated_at or snapshot.updated_at
+        return snapshot, state
+
     def _op_job(self, job_id: str) -> Operation[JobModel]:
         call = Call("GET", f"{API_PREFIX}/jobs/{quote(job_id, safe='')}")
         reply = self._expect((yield call), call, 200)
         return reply.model(JobModel)
+
+
+def _state_of(model: IndexInfoModel) -> IndexState:
+    return IndexState(model.version, model.etag, model.content, model.doc_count, model.updated_at)
+
+
+def _state_from(reply: Reply, snapshot: IndexSnapshot) -> IndexState:
+    """The state the response headers give (the server's record), the snapshot's where
+    an older server sent none."""
+    headers = reply.headers
+    version = headers.get(HEADER_VERSION, "")
+    count = headers.get(HEADER_DOC_COUNT, "")
+    return IndexState(
+        version=int(version) if version.isdigit() else snapshot.version,
+        etag=headers.get("etag", "").removeprefix("W/").strip('"'),
+        content=headers.get(HEADER_CONTENT, ""),
+        doc_count=int(count) if count.isdigit() else snapshot.doc_count,
+        updated_at=headers.get(HEADER_UPDATED_AT, snapshot.updated_at),
+    )
 
 
 def _read_mapped(path: Path) -> IndexSnapshot:

@@ -18,7 +18,8 @@ from ..._progress import progress_wanted
 from ..._types import DocumentInfo, IndexInfo, PushIndexResult
 from ...format import artifact as _artifact
 from ...format.snapshot import IndexSnapshot
-from ...protocol import ErrorCode, JobModel, LimitsModel
+from ...protocol import FEATURE_CHANGES, FEATURE_WATCH, ErrorCode, JobModel, LimitsModel
+from ..base import IndexChanges, IndexState
 from .cache import Download, transfer_progress
 from .exchange import RETRY_STATUSES, Call, Operation, Reply
 from .operations import HttpOperations
@@ -84,9 +85,15 @@ class HttpStore(HttpOperations):
         if stream is not None:
             headers["Content-Length"] = str(call.body_size)
             headers.setdefault("Content-Type", _artifact.MEDIA_TYPE)
+        extra: dict[str, Any] = {}
+        if call.read_timeout is not None:
+            timeout = self.timeout
+            extra["timeout"] = httpx.Timeout(
+                connect=timeout.connect, read=max(timeout.read, call.read_timeout), write=timeout.write, pool=timeout.pool
+            )
         return client.build_request(
             call.method, call.path, params=call.params, headers=headers,
-            content=stream if stream is not None else call.content,
+            content=stream if stream is not None else call.content, **extra,
         )
 
     def _upload_chunks(self, call: Call) -> Iterator[bytes]:
@@ -305,6 +312,41 @@ class HttpStore(HttpOperations):
 
     def job(self, job_id: str) -> JobModel:
         return self._run(self._op_job(job_id))
+
+    # ---- live indexes (lichen.stores.base.LiveStore)
+    def features(self) -> frozenset[str]:
+        """What the server offers beyond every version-1 server (``watch``, ``changes``):
+        an older server offers neither, and is polled and downloaded from instead."""
+        return self._run(self._op_features())
+
+    def read_with_state(self, name: str) -> tuple[IndexSnapshot, IndexState]:
+        return self._run(self._op_read_with_state(name))
+
+    def state(self, name: str) -> IndexState:
+        return self._run(self._op_state(name))
+
+    def watch(self, name: str, etag: str, wait: float, poll: float = 5.0) -> IndexState | None:
+        """A long-poll where the server offers one; else ``get_info`` every ``poll``
+        seconds (ETag polling), until ``wait`` has passed."""
+        if FEATURE_WATCH in self.features():
+            return self._run(self._op_watch(name, etag, wait))
+        deadline = time.monotonic() + wait
+        while True:
+            state = self.state(name)
+            if state.etag != etag:
+                return state
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            time.sleep(min(poll, left))
+
+    def changes(self, name: str, since: IndexState) -> IndexChanges | None:
+        if not since.content or FEATURE_CHANGES not in self.features():
+            return None
+        return self._run(self._op_changes(name, since))
+
+    def read_cached(self, name: str) -> tuple[IndexSnapshot, IndexState] | None:
+        return self._cached_copy(name)
 
     # ---- async face
     async def acheck_credentials(self) -> None:
