@@ -4,6 +4,10 @@ The seed's pattern, end to end on the embedded store (no server, no credentials)
 load the FAQ index once, open a session per call, index each turn as it arrives, query
 both per turn, push the session at call end, and resume it by name in a later call.
 
+Running it again gives the same output: a run starts its call afresh (the call an
+earlier run pushed is deleted first, rather than resumed and appended to) and creates the
+FAQ index only if it is missing.
+
 Each turn's context is one list: earlier turns and FAQs merged by score, best first.
 Both are cosine similarities from the same model, so they compare directly
 (``ContextSearch(method="score")``); with hybrid queries or different models, the default
@@ -26,6 +30,9 @@ FAQS = [
     ("faq-password", "Reset a forgotten password with the 'Forgot password' link on the sign-in page."),
 ]
 
+FAQ_INDEX = "support-faqs"
+CALL_ID = "call-42"
+
 CALL_TURNS = [
     "Hi, I was billed twice for my annual renewal this morning.",
     "Both charges are 99 dollars on the same card.",
@@ -38,7 +45,7 @@ async def live_call(client: Client, call_id: str, turns: list[str]) -> None:
     print(f"[{call_id}] session opened with {session.doc_count} earlier turns")
     # Up to 2 earlier turns and 1 FAQ per turn, merged by cosine similarity.
     context = ContextSearch(
-        session, client, ["support-faqs"], k=3, per_source_k={"session": 2, "support-faqs": 1}, method="score"
+        session, client, [FAQ_INDEX], k=3, per_source_k={"session": 2, FAQ_INDEX: 1}, method="score"
     )
     for number, text in enumerate(turns, start=session.doc_count + 1):
         hits = await context.asearch(text)
@@ -55,14 +62,15 @@ async def main(home: str | None = None) -> None:
     # Client() stores indexes under LICHEN_HOME (default: your user data directory);
     # Client(project_id, project_key, url="http://host:8080") uses a Lichen server instead.
     client = Client(home=home)
-    if not any(info.name == "support-faqs" for info in await client.list_indexes()):
-        await client.create_index("support-faqs", [DocumentInfo(id=i, text=t) for i, t in FAQS])
-    await client.load_index("support-faqs")
+    if not any(info.name == FAQ_INDEX for info in await client.list_indexes()):
+        await client.create_index(FAQ_INDEX, [DocumentInfo(id=i, text=t) for i, t in FAQS])
+    await client.load_index(FAQ_INDEX)
+    await client.delete_index(CALL_ID)  # a call an earlier run of this demo pushed
 
-    await live_call(client, "call-42", CALL_TURNS)
+    await live_call(client, CALL_ID, CALL_TURNS)
     # The customer calls back: the same name resumes the earlier turns, no re-embedding.
-    await live_call(client, "call-42", ["Just checking: has the refund for the double charge gone through?"])
-    await client.unload_index("support-faqs")
+    await live_call(client, CALL_ID, ["Just checking: has the refund for the double charge gone through?"])
+    await client.unload_index(FAQ_INDEX)
 
 
 if __name__ == "__main__":

@@ -19,9 +19,8 @@ def test_live_call_context_resumes_the_call_and_finds_the_right_faqs(run_recipe)
     assert {line.split()[0] for line in turn} == {"knowledge", "session"} and scores == sorted(scores, reverse=True)
     first = lines.index("  user: Hi, I was billed twice for my annual renewal this morning.")
     assert lines[first + 1].split()[:2] == ["knowledge", "faq-double-charge"]
-    # Running again resumes the pushed call from the store.
-    again = run_recipe("live_call_context.py")
-    assert "[call-42] session opened with 4 earlier turns" in again
+    # Running it again (the same store) is the same demo: a fresh call, resumed once.
+    assert run_recipe("live_call_context.py") == out
 
 
 def test_per_user_working_sets_are_isolated_and_filtered(run_recipe):

@@ -263,3 +263,79 @@ def test_the_jsonl_shape_shown_next_to_push_pushes(tmp_path, capsys):
     assert main(["push", str(tmp_path / "faqs.jsonl")]) == 0, capsys.readouterr().err
     docs = Client().get_docs_sync("faqs")
     assert [(d.id, d.metadata) for d in docs] == [("faq-1", {"topic": "billing"}), ("faq-2", {})]
+
+
+# ---- names: every snippet and recipe keeps to its own indexes
+#
+# The README snippets and the cookbook's recipes run in the user's one embedded store
+# (LICHEN_HOME), usually one after another. Two of them opening the same index name see
+# each other's documents: the turns of one snippet's call came back in the next
+# snippet's answers. The voice adapters (Pipecat, LiveKit) and their recipe are left out:
+# they run the live-call demo in a voice pipeline, on its FAQ index, on purpose.
+COOKBOOK = ROOT / "cookbook"
+VOICE = ("pipecat", "livekit", "voice")
+RECIPES = [
+    path for path in sorted(COOKBOOK.glob("*.py"))
+    if not path.name.startswith(("test_", "conftest")) and not any(word in path.name for word in VOICE)
+]
+# Calls whose string arguments name an index; for those that take the client first
+# (``LichenStore.open(client, name)``), the name is the second argument.
+_NAMING_CALLS = {
+    "session": 0, "session_sync": 0, "create_index": 0, "create_index_sync": 0, "load_index": 0, "load_index_sync": 0,
+    "get_index_sync": 0, "delete_index": 0, "delete_index_sync": 0, "open": 1, "aopen": 1, "from_index_name": 1,
+    "afrom_index_name": 1,
+}
+
+
+def index_names(code: str) -> set[str]:
+    """The index names ``code`` opens, creates, loads or deletes (string literals, and
+    module-level constants bound to one)."""
+    import ast
+
+    tree = ast.parse(code)
+    constants = {
+        target.id: node.value.value
+        for node in tree.body if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)
+        and isinstance(node.value.value, str)
+        for target in node.targets if isinstance(target, ast.Name)
+    }
+    names = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        call = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+        if call not in _NAMING_CALLS:
+            continue
+        arguments = node.args[_NAMING_CALLS[call] : _NAMING_CALLS[call] + 1]
+        arguments += [kw.value for kw in node.keywords if kw.arg in ("index_name", "name")]
+        for argument in arguments:
+            if isinstance(argument, ast.Constant) and isinstance(argument.value, str):
+                names.add(argument.value)
+            elif isinstance(argument, ast.Name) and argument.id in constants:
+                names.add(constants[argument.id])
+    return names
+
+
+def test_no_two_snippets_or_recipes_share_an_index_name():
+    users: dict[str, set[str]] = {}
+    snippets = [(where, code) for where, code in SNIPPETS if not any(f"integrations/{word}/" in where for word in VOICE)]
+    programs = snippets + [(str(p.relative_to(ROOT)), p.read_text()) for p in RECIPES]
+    for where, code in programs:
+        for name in index_names(code):
+            users.setdefault(name, set()).add(where.split(":")[0] if where.startswith("cookbook") else where)
+    shared = {name: sorted(where) for name, where in users.items() if len(where) > 1}
+    assert not shared, f"index names used by more than one snippet or recipe: {shared}"
+    assert {"call-1001", "call-42", "support-faqs"} <= set(users)  # the extraction sees them
+
+
+def test_index_names_are_read_from_every_way_of_naming_an_index():
+    code = "\n".join([
+        'NAME = "from-constant"',
+        's = client.session_sync("a")',
+        's = await client.session(index_name="b")',
+        'store = LichenStore.open(Client(), "c", index={})',
+        'store = LichenVectorStore.from_index_name(client, NAME)',
+        'store = LichenVectorStore.open("file.lichen")',
+        'client.load_index_sync("d"); client.create_index("e", [])',
+    ])
+    assert index_names(code) == {"a", "b", "c", "d", "e", "from-constant"}
