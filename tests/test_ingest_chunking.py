@@ -14,13 +14,15 @@ from lichen.ingest.readers import FileContent
 MEASURE = token_measure()
 
 # Texts with the boundaries chunkers cut at (blank lines, line breaks, sentence ends,
-# spaces), markdown headings and fences, words far longer than a chunk, accents and CJK.
+# spaces), markdown headings and fences, words far longer than a chunk, accents, CJK and
+# control characters.
 _PIECES = st.sampled_from(
     [
         "Refunds arrive in five days.", "Call us!", "Why?", "\n", "\n\n", "\n\n\n", "  ", " ", "\t",
         "# Returns\n", "## Refunds\n", "### Deep heading ###\n", "Title\n=====\n", "Sub\n---\n", "```\n# code\n```\n",
         "---\ntitle: x\n---\n", "café naïve façade", "東京は大きい。", "supercalifragilisticexpialidocious" * 3,
         "x" * 300, "word", "word word word word", "e.g. this", "3.14159", "…", "\u00a0", "- item\n", "1. step\n",
+        "\x1b", "\x0c", "\r\n",  # control characters the tokenizer drops: pieces of no size
     ]
 )
 TEXTS = st.lists(st.one_of(_PIECES, st.text(max_size=30)), max_size=40).map("".join)

@@ -152,9 +152,12 @@ class _Splitter:
             if current and size(current[0][0], piece[1]) > self.limit:
                 chunks.append((current[0][0], current[-1][1]))
                 # Keep the last pieces as the overlap, while they fit the overlap and
-                # leave room for the piece that starts the next chunk.
+                # leave room for the piece that starts the next chunk (none without an
+                # overlap, not even pieces of no size, such as a control character).
                 while current and (
-                    size(current[0][0], current[-1][1]) > self.overlap or size(current[0][0], piece[1]) > self.limit
+                    not self.overlap
+                    or size(current[0][0], current[-1][1]) > self.overlap
+                    or size(current[0][0], piece[1]) > self.limit
                 ):
                     current.pop(0)
             current.append(piece)
