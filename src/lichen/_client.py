@@ -311,12 +311,29 @@ class Client:
         if previous is not None:
             previous.stop.set()
         if auto_refresh:
-            live.auto_refresh = True
-            live.thread = threading.Thread(
-                target=_Refresher(self, live, float(interval)).run, name=f"lichen-refresh-{name}", daemon=True
-            )
-            live.thread.start()
+            self._start_refresher(live, float(interval))
         return index
+
+    def _start_refresher(self, live: _Live, interval: float) -> None:
+        live.auto_refresh = True
+        live.thread = threading.Thread(
+            target=_Refresher(self, live, interval).run, name=f"lichen-refresh-{live.name}", daemon=True
+        )
+        live.thread.start()
+
+    def start_auto_refresh(self, name: str, *, interval: float = DEFAULT_REFRESH_INTERVAL) -> None:
+        """Keep an index already loaded (without ``auto_refresh``) current from now on, as
+        ``load_index(name, auto_refresh=True)`` would, without loading it again; a no-op if
+        it is refreshed already. ``IndexNotLoadedError`` if it is not loaded."""
+        if not (isinstance(interval, (int, float)) and interval > 0):
+            raise InvalidArgumentError(f"interval must be a positive number of seconds, got {interval!r}")
+        with self._loaded_lock:
+            live = self._live.get(name)
+            if live is None:
+                raise self._not_loaded(name, None)
+            if live.auto_refresh and not live.stop.is_set():
+                return
+            self._start_refresher(live, float(interval))
 
     def _load_many(self, names: Sequence[str], auto_refresh: bool, interval: float, concurrency: int) -> LoadReport:
         if isinstance(names, str):

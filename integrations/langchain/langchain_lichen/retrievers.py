@@ -21,6 +21,16 @@ __all__ = ["LichenRetriever", "LichenContextRetriever", "SOURCE_METADATA_KEY"]
 SOURCE_METADATA_KEY = "lichen_source"
 
 
+def _keep_current(client: Client, names: list[str], interval: Optional[float]) -> None:
+    """Load each index with auto-refresh, or start refreshing the ones loaded already."""
+    options = {} if interval is None else {"interval": interval}
+    for name in names:
+        if name in client.loaded_names:
+            client.start_auto_refresh(name, **options)
+        else:
+            client.load_index_sync(name, auto_refresh=True, **options)
+
+
 class LichenRetriever(BaseRetriever):
     """Retrieve from one Lichen index: a live session or a loaded long-term index.
 
@@ -156,6 +166,12 @@ class LichenContextRetriever(BaseRetriever):
             that uses Lichen's model raises `lichen.InvalidArgumentError`.
         source_metadata_key: metadata key for the source tag (default `"lichen_source"`;
             it overwrites a key of that name already in a document's metadata).
+        auto_refresh: keep the long-term indexes current while the retriever serves
+            (default `False`): each is loaded now with `client.load_index(name,
+            auto_refresh=True)`, or, if loaded already, refreshed from now on; pushes and
+            writes by other processes reach the next query without a reload.
+        refresh_interval: seconds between looks where the store cannot be waited on
+            (default: the client's, 5 s).
 
     Instantiate:
         ```python
@@ -239,9 +255,15 @@ class LichenContextRetriever(BaseRetriever):
     """Query embeddings for sources created with ``model_id="custom"``."""
     source_metadata_key: str = SOURCE_METADATA_KEY
     """Metadata key that receives each document's source."""
+    auto_refresh: bool = False
+    """Keep the long-term indexes current in the background (``Client.load_index(name, auto_refresh=True)``)."""
+    refresh_interval: Optional[float] = None
+    """Seconds between looks where the store cannot be waited on (``None``: the client's default)."""
 
     def model_post_init(self, __context: Any) -> None:
         self._context_search()  # fail now on a missing client or no source at all
+        if self.auto_refresh and self.client is not None:
+            _keep_current(self.client, self.indexes, self.refresh_interval)
 
     def _context_search(self) -> ContextSearch:
         return ContextSearch(

@@ -130,7 +130,15 @@ class LichenStore(BaseStore):
 
     supports_ttl: bool = True
 
-    def __init__(self, session: SessionIndex, *, index: LichenIndexConfig | None = None, ttl: TTLConfig | None = None) -> None:
+    def __init__(
+        self,
+        session: SessionIndex,
+        *,
+        index: LichenIndexConfig | None = None,
+        ttl: TTLConfig | None = None,
+        _live: tuple[Client, str] | None = None,
+    ) -> None:
+        self.__dict__["_live"] = _live
         self._init_ttl(ttl)
         config = dict(index or {})
         unknown = sorted(set(config) - {"fields", "embed", "dims"})
@@ -166,9 +174,24 @@ class LichenStore(BaseStore):
         index: LichenIndexConfig | None = None,
         model_id: str | None = None,
         ttl: TTLConfig | None = None,
+        auto_refresh: bool = False,
+        refresh_interval: float | None = None,
     ) -> LichenStore:
         """A store on ``client.session(index_name)``: resumes what was pushed under that
-        name (no re-embedding), or starts empty."""
+        name (no re-embedding), or starts empty.
+
+        ``auto_refresh=True`` opens instead a live, read-only view of the long-term index
+        of that name, which other processes write (``client.load_index(index_name,
+        auto_refresh=True)``): gets, searches and namespaces follow each version pushed or
+        written to the store as it arrives; puts and deletes are refused (write through a
+        store opened without ``auto_refresh``, and push). ``refresh_interval``: seconds
+        between looks where the store cannot be waited on."""
+        if auto_refresh:
+            if ttl is not None:
+                raise InvalidArgumentError("a store opened with auto_refresh is read-only: it cannot expire items (ttl)")
+            timing = {} if refresh_interval is None else {"interval": refresh_interval}
+            client.load_index_sync(index_name, auto_refresh=True, **timing)
+            return cls(client.loaded_index(index_name), index=index, _live=(client, index_name))
         return cls(client.session_sync(index_name, model_id=model_id), index=index, ttl=ttl)
 
     @classmethod
@@ -180,9 +203,45 @@ class LichenStore(BaseStore):
         index: LichenIndexConfig | None = None,
         model_id: str | None = None,
         ttl: TTLConfig | None = None,
+        auto_refresh: bool = False,
+        refresh_interval: float | None = None,
     ) -> LichenStore:
+        if auto_refresh:
+            return await asyncio.to_thread(
+                cls.open, client, index_name, index=index, ttl=ttl, auto_refresh=True, refresh_interval=refresh_interval
+            )
         session = await client.session(index_name, model_id=model_id)
         return await asyncio.to_thread(cls, session, index=index, ttl=ttl)
+
+    # A live store (``open(..., auto_refresh=True)``) reads the client's loaded index at
+    # each call, since a whole-version refresh puts a new one in its place, and counts its
+    # namespaces again for each version it sees.
+    @property
+    def _session(self) -> SessionIndex:
+        live = self.__dict__.get("_live")
+        return live[0].loaded_index(live[1]) if live else self.__dict__["_session_index"]
+
+    @_session.setter
+    def _session(self, session: SessionIndex) -> None:
+        self.__dict__["_session_index"] = session
+
+    @property
+    def _namespaces(self) -> Counter[tuple[str, ...]]:
+        counts = self.__dict__["_namespace_counts"]
+        if self.__dict__.get("_live"):
+            session = self._session
+            seen = self.__dict__.get("_counted_at")
+            if seen is None or seen[0] is not session or seen[1] != session.version:
+                counts = self.__dict__["_namespace_counts"] = Counter(
+                    records.parse_record_id(doc.id)[0]
+                    for doc in session.get_docs_sync(filter={records.KIND: records.RECORD})
+                )
+                self.__dict__["_counted_at"] = (session, session.version)
+        return counts
+
+    @_namespaces.setter
+    def _namespaces(self, counts: Counter[tuple[str, ...]]) -> None:
+        self.__dict__["_namespace_counts"] = counts
 
     @property
     def session(self) -> SessionIndex:

@@ -61,6 +61,13 @@ class LichenContextRetriever(BaseRetriever):
     ``source_k``, ``per_source_k``, ``method`` (``"rrf"`` or ``"score"``), ``weights``
     and ``options`` (a ``QueryOptions`` template, e.g. a filter or ``alpha``) are passed
     to :class:`lichen.ContextSearch`; see its documentation.
+
+    Long-term indexes that other processes update (``auto_refresh=True``, and
+    ``refresh_interval`` in seconds where the store cannot be waited on): each is loaded
+    now with ``client.load_index(name, auto_refresh=True)``, or refreshed from now on if
+    it is loaded already, so every retrieval sees the newest version that has arrived::
+
+        retriever = LichenContextRetriever(session=session, client=client, indexes=["product-docs"], auto_refresh=True)
     """
 
     def __init__(
@@ -78,6 +85,8 @@ class LichenContextRetriever(BaseRetriever):
         callback_manager: Optional[CallbackManager] = None,
         object_map: Optional[Dict] = None,
         verbose: bool = False,
+        auto_refresh: bool = False,
+        refresh_interval: Optional[float] = None,
     ) -> None:
         self._search = ContextSearch(
             session,
@@ -90,6 +99,13 @@ class LichenContextRetriever(BaseRetriever):
             weights=weights,
             options=options,
         )
+        if auto_refresh and client is not None:
+            timing = {} if refresh_interval is None else {"interval": refresh_interval}
+            for name in indexes:
+                if name in client.loaded_names:
+                    client.start_auto_refresh(name, **timing)
+                else:
+                    client.load_index_sync(name, auto_refresh=True, **timing)
         super().__init__(callback_manager=callback_manager, object_map=object_map, verbose=verbose)
 
     @property
