@@ -34,6 +34,7 @@ from .columns import MetadataColumns
 from .filters import CompiledFilter, compile_filter
 from .fusion import DEFAULT_FUSION, fuse_rankings, rank_window_size
 from .graph import VectorGraph
+from .graph_build import GraphBuild, GraphIndexer
 from .keyword import KeywordIndex
 
 __all__ = ["IndexCore", "top_k_indices", "APPROXIMATE_THRESHOLD"]
@@ -61,6 +62,9 @@ RERANK_FLOOR = 64
 EXACT_FILTER_ROWS = 20_000
 #: Most graph candidates fetched for a filtered query before giving up and scanning.
 MAX_FILTERED_FETCH = 4_096
+#: A graph over at most this many documents is built inline (well under a second); a
+#: bigger one on another thread while queries scan exactly (see graph_build).
+SYNC_BUILD_ROWS = 2_048
 #: Deleted or replaced keys still in the graph beyond this fraction trigger a rebuild.
 REBUILD_TOMBSTONE_FRACTION = 0.25
 #: A graph that came from outside is trusted only if this many randomly drawn stored rows
@@ -136,12 +140,18 @@ class IndexCore:
         self._keys = np.zeros(_INITIAL_CAPACITY, dtype=np.uint64)
         self._next_key = 0
         self._graph: VectorGraph | None = None
-        # A loaded graph that a server's merges or deletes left behind, and what to do to
-        # it before use (see _graph_edits): applied on first need, by a query or a write.
-        self._pending_graph: tuple[VectorGraph, GraphEdits] | None = None
+        # Keys of rows the graph does not hold (yet): added or replaced since it was built,
+        # or a server's insertions into a loaded graph. Graph queries score them exactly
+        # beside the graph's candidates; a background indexer inserts them a few at a time.
+        self._unindexed: set[int] = set()
+        self._unindexed_keys: np.ndarray | None = np.zeros(0, dtype=np.uint64)  # sorted, cached
+        self._indexer: GraphIndexer | None = None
+        # The graph being built on another thread (see graph_build), if any.
+        self._build: GraphBuild | None = None
         self.graph_fallback: str | None = None
-        """Why a stored graph was set aside (it failed its self-check after loading) and
-        queries scan exactly; ``None`` while no graph has been refused."""
+        """Why a stored graph was set aside (it failed its self-check after loading, so
+        queries scanned exactly until a new one was built), or why building one failed;
+        ``None`` while no graph has been refused."""
 
     # ------------------------------------------------------------------ properties
     @property
@@ -176,16 +186,40 @@ class IndexCore:
         """Whether a query would go through the graph: the planner's first decision."""
         if exact or self.approximate is False or len(self._ids) == 0:
             return False
-        if self.graph_fallback is not None and self.approximate is None:
-            return False
         return self.approximate is True or len(self._ids) >= APPROXIMATE_THRESHOLD
 
     def prepare_graph(self) -> None:
-        """Build the graph now if queries will use one and it is missing (a one-off cost:
-        ~35 s per 100k documents, ~14 minutes per 1M on 2 cores), instead of on the first query."""
+        """Have the graph now if queries will use one (waiting for a build under way, or
+        building it here: ~35 s per 100k documents, ~14 minutes per 1M on 2 cores)
+        rather than let queries scan exactly until a background build is done."""
+        self._await_build()
         with self._lock:
             if self.uses_graph():
                 self._ensure_graph()
+
+    def wait_for_graph(self, timeout: float | None = None) -> bool:
+        """Start the graph's build if queries will use one and it is missing, and wait up
+        to ``timeout`` seconds for it, without blocking queries; whether it is ready."""
+        with self._lock:
+            if not self.uses_graph():
+                return False
+            if self._graph is None:
+                self._start_build()
+            build = self._build
+        if build is not None:
+            build.wait(timeout)
+        with self._lock:
+            return self._graph is not None
+
+    def _await_build(self) -> None:
+        """Wait, outside the lock, until no build is under way (the build needs the lock
+        to finish)."""
+        while True:
+            with self._lock:
+                build = self._build
+                if build is None or not build.running:
+                    return
+            build.wait()
 
     @property
     def matrix(self) -> np.ndarray:
@@ -207,7 +241,6 @@ class IndexCore:
             vectors = as_vectors(vectors, self._dimension, "embedding")
             if vectors.shape[0] != len(docs):
                 raise InvalidArgumentError(f"got {vectors.shape[0]} vectors for {len(docs)} documents")
-            self._apply_pending_graph()
             if self._dimension is None:
                 self._dimension = vectors.shape[1]
                 self._matrix = np.zeros((max(_INITIAL_CAPACITY, len(docs)), self._dimension), dtype=np.float32)
@@ -220,11 +253,14 @@ class IndexCore:
                 self._reserve(len(self._ids))
                 positions = [existing[i] for i in update_rows]
                 self._matrix[positions] = vectors[update_rows]
+                keys = self._keys[positions]
                 if self._graph is not None:
-                    # Same key, new vector: the old node becomes a tombstone.
-                    keys = self._keys[positions]
+                    # Same key, new vector: the old node becomes a tombstone, the row is
+                    # scored exactly until the indexer re-inserts it.
                     self._graph.remove(keys)
-                    self._graph.add(keys, vectors[update_rows])
+                    self._mark_unindexed(keys)
+                if self._build is not None:
+                    self._build.record_upsert(keys, vectors[update_rows])
                 for i, position in zip(update_rows, positions):
                     self._texts[position] = docs[i].text
                     self._metadata[position] = copy_metadata(docs[i].metadata or {})
@@ -241,7 +277,9 @@ class IndexCore:
                 self._keys[start : start + len(new_rows)] = keys
                 self._next_key += len(new_rows)
                 if self._graph is not None:
-                    self._graph.add(keys, vectors[new_rows])
+                    self._mark_unindexed(keys)
+                if self._build is not None:
+                    self._build.record_upsert(keys, vectors[new_rows])
                 for offset, i in enumerate(new_rows):
                     doc = docs[i]
                     self._positions[doc.id] = start + offset
@@ -253,6 +291,7 @@ class IndexCore:
                 if self._keywords is not None:
                     self._keywords.append(self._texts[start:])
             self._drop_graph_if_worn()
+            self._keep_graph_current()
             return len(new_rows), len(update_rows)
 
     def delete(self, ids: Sequence[str]) -> int:
@@ -260,14 +299,19 @@ class IndexCore:
             doomed = {self._positions[i] for i in ids if i in self._positions}
             if not doomed:
                 return 0
-            self._apply_pending_graph()
             self._decode_documents()
             self._reserve(len(self._ids))
             keep = np.ones(len(self._ids), dtype=bool)
             keep[list(doomed)] = False
             n_keep = int(keep.sum())
+            removed = self._keys[: len(self._ids)][~keep]
             if self._graph is not None:
-                self._graph.remove(self._keys[: len(self._ids)][~keep])
+                self._graph.remove(removed)
+            if self._unindexed:
+                self._unindexed.difference_update(removed.tolist())
+                self._unindexed_keys = None
+            if self._build is not None:
+                self._build.record_removal(removed)
             self._matrix[:n_keep] = self._matrix[: len(self._ids)][keep]
             self._keys[:n_keep] = self._keys[: len(self._ids)][keep]
             self._ids = [doc_id for doc_id, kept in zip(self._ids, keep) if kept]
@@ -339,33 +383,121 @@ class IndexCore:
         keys[:n] = self._keys[:n]
         self._keys = keys
 
-    def _drop_graph_if_worn(self) -> None:
-        """Forget a graph mostly made of tombstones (or left behind by an index that
-        shrank below the threshold); the next approximate query rebuilds it."""
-        graph = self._graph
-        if graph is not None and (
-            graph.tombstone_fraction > REBUILD_TOMBSTONE_FRACTION or not self.uses_graph()
-        ):
-            self._graph = None
+    # ------------------------------------------------------------------ keeping the graph current
+    # No query waits for the graph: while it is missing or being rebuilt, queries scan
+    # exactly; rows it does not hold yet are scored exactly beside its candidates. Builds
+    # and insertions run on other threads (graph_build) and take the lock only briefly.
 
-    def _apply_pending_graph(self) -> None:
-        """Bring a loaded graph up to date with its deferred edits (a copy of the graph
-        and a few inserts: seconds at 1M documents, where a rebuild takes minutes)."""
-        if self._pending_graph is None:
+    def _mark_unindexed(self, keys: np.ndarray) -> None:
+        self._unindexed.update(keys.tolist())
+        self._unindexed_keys = None
+
+    def unindexed_keys(self) -> np.ndarray:
+        """Ascending keys of the rows the graph does not hold yet (the caller holds the
+        lock)."""
+        if self._unindexed_keys is None:
+            self._unindexed_keys = np.fromiter(sorted(self._unindexed), dtype=np.uint64, count=len(self._unindexed))
+        return self._unindexed_keys
+
+    def take_unindexed(self, keys: np.ndarray) -> None:
+        """The indexer inserted these (the caller holds the lock)."""
+        self._unindexed.difference_update(keys.tolist())
+        self._unindexed_keys = None
+
+    def _keep_graph_current(self) -> None:
+        """After a write: rows the graph lacks go in on another thread, a few at a time,
+        or, once they are as many as half the graph, a fresh graph is built."""
+        graph = self._graph
+        if graph is None or not self._unindexed or (self._build is not None and self._build.running):
             return
-        graph, edits = self._pending_graph
-        self._pending_graph = None
+        if len(self._unindexed) > max(SYNC_BUILD_ROWS, len(graph) // 2):
+            self._start_build(rebuild=True)
+        elif self._indexer is None or not self._indexer.running:
+            self._indexer = GraphIndexer(self, graph)
+
+    def _drop_graph_if_worn(self) -> None:
+        """Forget the graph of an index that shrank below the threshold; rebuild, in the
+        background, one mostly made of tombstones (queries keep it until the new one is
+        in: its answers are exact, only its recall wears)."""
+        graph = self._graph
+        if graph is None:
+            return
         if not self.uses_graph():
-            return
-        graph.apply_edits(edits, lambda keys: self._pool_rows(self._rows_for_keys(keys)))
+            self._set_graph(None)
+            if self._build is not None:
+                self._build.cancel()
+                self._build = None
+        elif graph.tombstone_fraction > REBUILD_TOMBSTONE_FRACTION:
+            self._start_build(rebuild=True)
+
+    def _set_graph(self, graph: VectorGraph | None) -> None:
+        """Switch graphs (the caller holds the lock): a new graph holds every row."""
+        if self._indexer is not None:
+            self._indexer.cancel()
+            self._indexer = None
         self._graph = graph
-        self._drop_graph_if_worn()
+        self._unindexed = set()
+        self._unindexed_keys = np.zeros(0, dtype=np.uint64)
+
+    def _start_build(self, *, rebuild: bool = False) -> None:
+        """Begin building the graph queries will use (the caller holds the lock): inline
+        for a small index, else on another thread (:mod:`.graph_build`), while queries
+        scan exactly, or keep the current graph when ``rebuild``."""
+        if self._build is not None and (self._build.running or self._build.error is not None):
+            return  # under way, or failed: queries scan; graph_fallback says why
+        n = len(self._ids)
+        if n <= SYNC_BUILD_ROWS:
+            self._set_graph(VectorGraph.build(self._matrix[:n], self._keys[:n]))
+            return
+        self._build = GraphBuild(
+            self._keys[:n].copy(), self._rows_of_keys, self._adopt_built, self._lock, dimension=self._dimension or 0
+        )
+
+    def rows_of_keys(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The keys among ``keys`` the index holds, and their rows' vectors (copies); the
+        caller holds the lock."""
+        rows = self._rows_for_keys(keys)
+        return self._keys[rows].copy(), np.array(self._pool_rows(rows), dtype=np.float32)
+
+    _rows_of_keys = rows_of_keys
+
+    def _adopt_built(self, graph: VectorGraph) -> None:
+        """Called by the build, under the lock, with the journal replayed."""
+        self._build = None
+        if self.uses_graph():
+            self._set_graph(graph)
+
+    def _graph_for_query(self) -> VectorGraph | None:
+        """The graph to search now, or ``None``: scan exactly while one is being built.
+        A build that failed is reported once in :attr:`graph_fallback`."""
+        if self._graph is not None:
+            if self._unindexed and (self._indexer is None or not self._indexer.running):
+                self._keep_graph_current()  # e.g. a loaded graph's server insertions
+        else:
+            self._start_build()
+            build = self._build
+            if build is not None and build.error is not None and self.graph_fallback is None:
+                self.graph_fallback = f"building the graph failed ({build.error}); queries scan every vector"
+                warnings.warn(self.graph_fallback, RuntimeWarning, stacklevel=4)
+        return self._graph
 
     def _ensure_graph(self) -> VectorGraph:
-        self._apply_pending_graph()
+        """The graph, holding every row, built or completed here if need be (a push
+        needs it whole). The caller holds the lock and has waited for any build."""
+        if self._build is not None:
+            self._build.cancel()  # started since the caller waited, or failed
+            self._build = None
         if self._graph is None:
             n = len(self._ids)
-            self._graph = VectorGraph.build(self._matrix[:n], self._keys[:n])
+            self._set_graph(VectorGraph.build(self._matrix[:n], self._keys[:n]))
+        elif self._unindexed:
+            if self._indexer is not None:
+                self._indexer.cancel()
+                self._indexer = None
+            keys, vectors = self.rows_of_keys(self.unindexed_keys())
+            self._graph.add(keys, vectors, threads=0)
+            self.take_unindexed(keys)
+        assert self._graph is not None
         return self._graph
 
     def _rows_for_keys(self, keys: np.ndarray) -> np.ndarray:
@@ -463,18 +595,21 @@ class IndexCore:
                 mask is None or passing > EXACT_FILTER_ROWS
             )
             pool = None
-            if approximate and alpha > 0.0:
+            graph = self._graph_for_query() if approximate and alpha > 0.0 else None
+            if graph is not None:
                 count = self._candidate_count(top_k)
                 if alpha < 1.0:  # fusion ranks the best rank_window_size(top_k) rows by vector
                     count = max(count, rank_window_size(top_k))
-                pool = self._graph_candidates(query_vector, mask, passing, count, top_k)
+                pool = self._graph_candidates(graph, query_vector, mask, passing, count, top_k)
             allowed = None if mask is None else np.flatnonzero(mask)
             if alpha >= 1.0:
                 if pool is not None:
-                    pool = pool[: max(RERANK_FLOOR, CANDIDATE_FACTOR * top_k)]
+                    pool = self._with_unindexed(pool[: max(RERANK_FLOOR, CANDIDATE_FACTOR * top_k)], query_vector, mask)
                 if pool is not None and self._file_matrix is not None:
                     return self._rank(pool, self._pool_rows(pool) @ query_vector, top_k)
                 return self._vector_search(query_vector, allowed if pool is None else pool, top_k)
+            if pool is not None:
+                pool = self._with_unindexed(pool, query_vector, mask)
             return self._hybrid_search(query_vector, query_text, allowed, top_k, alpha, fusion, pool)
 
     @staticmethod
@@ -482,7 +617,7 @@ class IndexCore:
         return max(CANDIDATE_FLOOR, CANDIDATE_FACTOR * top_k)
 
     def _graph_candidates(
-        self, query: np.ndarray, mask: np.ndarray | None, passing: int, count: int, needed: int
+        self, graph: VectorGraph, query: np.ndarray, mask: np.ndarray | None, passing: int, count: int, needed: int
     ) -> np.ndarray | None:
         """Rows the graph proposes, restricted to the filter's ``mask`` (``passing`` rows
         pass it); ``None`` when a filtered fetch comes back with fewer than ``needed``
@@ -491,7 +626,6 @@ class IndexCore:
         For a filter letting through a fraction ``s`` of the rows, ``count / s`` graph
         neighbours hold ~``count`` matching ones, so the fetch is over-sized by that much
         (capped at :data:`MAX_FILTERED_FETCH`)."""
-        graph = self._ensure_graph()
         if mask is not None:
             count = min(MAX_FILTERED_FETCH, math.ceil(count * len(self._ids) / passing))
         rows = self._rows_for_keys(graph.search(query, count))
@@ -501,6 +635,19 @@ class IndexCore:
         if rows.size < min(needed, passing):
             return None
         return rows
+
+    def _with_unindexed(self, pool: np.ndarray, query: np.ndarray, mask: np.ndarray | None) -> np.ndarray:
+        """``pool`` plus the rows the graph does not hold yet (those the filter passes),
+        the best ``len(pool)`` of them by exact score when they are more: the graph never
+        hides a row it has not been given."""
+        if not self._unindexed:
+            return pool
+        rows = self._rows_for_keys(self.unindexed_keys())
+        if mask is not None:
+            rows = rows[mask[rows]]
+        if rows.size > pool.size:
+            rows = rows[top_k_indices(self._pool_rows(rows) @ query, max(pool.size, 1))]
+        return np.union1d(pool, rows)
 
     def _pool_rows(self, pool: np.ndarray) -> np.ndarray:
         """The float32 rows of graph candidates. From a loaded artifact they are read from
@@ -594,7 +741,9 @@ class IndexCore:
     # ------------------------------------------------------------------ snapshots
     def snapshot(self, name: str, model_id: str) -> IndexSnapshot:
         """A copy to store. An index big enough for approximate search takes its graph
-        along (built now if needed), so whoever loads it never rebuilds it."""
+        along (built now if needed, or waited for if a build is under way), so whoever
+        loads it never rebuilds it."""
+        self._await_build()
         with self._lock:
             n = len(self._ids)
             graph = self._ensure_graph() if self.uses_graph() else None
@@ -656,11 +805,17 @@ class IndexCore:
             problem = self._self_check(graph, edits)
             if problem is not None:
                 self.graph_fallback = f"index {snapshot.name!r}: {problem}"
-                warnings.warn(f"{self.graph_fallback}; its queries scan every vector instead", RuntimeWarning, stacklevel=4)
-            elif len(edits):
-                self._pending_graph = (graph, edits)
-            else:
-                self._graph = graph
+                warnings.warn(
+                    f"{self.graph_fallback}; its queries scan every vector until a new graph is built",
+                    RuntimeWarning, stacklevel=4,
+                )
+                return
+            # A server's deferred edits cost a load nothing: the removals are written down
+            # on the (mapped) graph, the inserted rows scored exactly until indexed.
+            graph.remove(edits.removals)
+            self._graph = graph
+            if len(edits.insertions):
+                self._mark_unindexed(edits.insertions)
 
     def _self_check(self, graph: VectorGraph, edits: GraphEdits) -> str | None:
         """Why a graph that came from outside cannot be trusted, or ``None``. A graph can be

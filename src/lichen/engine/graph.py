@@ -18,7 +18,7 @@ deleting a document (which compacts rows) only tombstones its key here.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -84,6 +84,10 @@ class VectorGraph:
         self._viewed = viewed
         self._buffer = buffer  # keeps a viewed buffer alive as long as the index reads it
         self._release = release  # unmaps a viewed buffer's pages once the index is copied
+        # Keys removed while the graph is a view (usearch cannot write a mapping): applied
+        # when it is copied. Until then a search may return them; the engine drops keys
+        # it no longer holds and scores replaced ones by their current vectors.
+        self._deferred = np.zeros(0, dtype=np.uint64)
         self.removed = removed
         """Tombstoned keys still inside the graph (deleted or replaced documents)."""
 
@@ -130,27 +134,55 @@ class VectorGraph:
         return cls(index, viewed=True, removed=layout.deleted, buffer=buffer, release=release, label=label)
 
     def to_bytes(self) -> bytes:
-        return bytes(self._index.save())
+        """The serialised graph, removals included (a view with deferred removals is
+        copied first: its buffer still holds the removed nodes)."""
+        index = self._writable() if len(self._deferred) else self._index
+        return bytes(index.save())
 
     # ------------------------------------------------------------------ state
     def __len__(self) -> int:
         """Live keys in the graph (tombstones excluded)."""
-        return len(self._index)
+        return len(self._index) - len(self._deferred)
 
     @property
     def tombstone_fraction(self) -> float:
-        total = len(self._index) + self.removed
+        total = len(self) + self.removed
         return self.removed / total if total else 0.0
+
+    @property
+    def viewed(self) -> bool:
+        """Whether the graph is still a read-only view of a (mapped) buffer."""
+        return self._viewed
+
+    def copy_of_view(self) -> Index | None:
+        """An owned copy of a viewed graph's index, made without changing this object, so
+        that it can be made outside the engine's lock while the view keeps answering
+        (``None`` for a graph that is already owned). Hand it to :meth:`adopt_copy`."""
+        if not self._viewed:
+            return None
+        owned = _new_index(self._index.ndim, self._index.expansion_search)
+        with _native(self._label, "be copied"):
+            owned.load(self._buffer)
+        return owned
+
+    def adopt_copy(self, owned: Index) -> None:
+        """Switch a viewed graph to ``owned`` (from :meth:`copy_of_view`), applying the
+        removals deferred meanwhile, and hand the mapped pages back to the kernel (640 MB
+        at 1M documents would otherwise stay resident next to the copy)."""
+        if not self._viewed:
+            return
+        if len(self._deferred):
+            with _native(self._label, "remove documents"):
+                owned.remove(self._deferred)
+        self._index, self._viewed, self._buffer = owned, False, None
+        self._deferred = np.zeros(0, dtype=np.uint64)
+        if self._release is not None:
+            self._release()
+            self._release = None
 
     def _writable(self) -> Index:
         if self._viewed:
-            owned = _new_index(self._index.ndim, self._index.expansion_search)
-            with _native(self._label, "be copied"):
-                owned.load(self._buffer)
-            self._index, self._viewed, self._buffer = owned, False, None
-            if self._release is not None:
-                self._release()
-                self._release = None
+            self.adopt_copy(self.copy_of_view())  # type: ignore[arg-type]
         return self._index
 
     # ------------------------------------------------------------------ writes
@@ -158,7 +190,11 @@ class VectorGraph:
         """Whether each key has a live node (reads a viewed graph without copying it)."""
         if not len(keys):
             return np.zeros(0, dtype=bool)
-        return np.asarray(self._index.contains(np.asarray(keys, dtype=np.uint64)), dtype=bool)
+        keys = np.asarray(keys, dtype=np.uint64)
+        found = np.asarray(self._index.contains(keys), dtype=bool)
+        if len(self._deferred):
+            found &= ~np.isin(keys, self._deferred)
+        return found
 
     def add(self, keys: np.ndarray, vectors: np.ndarray, *, threads: int = 1) -> None:
         """``threads=1`` for a session's few documents at a time; ``0`` (every core)
@@ -168,18 +204,20 @@ class VectorGraph:
             with _native(self._label, "take new documents"):
                 index.add(np.asarray(keys, dtype=np.uint64), vectors, threads=threads)
 
-    def apply_edits(self, edits: GraphEdits, vectors_for: Callable[[np.ndarray], np.ndarray]) -> None:
-        """A server's deferred edits: remove, then insert the rows ``vectors_for(insertions)``
-        returns (on every core: a loaded index may have thousands to insert)."""
-        self.remove(edits.removals)
-        self.add(edits.insertions, vectors_for(edits.insertions), threads=0)
-
     def remove(self, keys: np.ndarray) -> None:
-        if len(keys):
-            index = self._writable()
-            with _native(self._label, "remove documents"):
-                removed = index.remove(np.asarray(keys, dtype=np.uint64))
-            self.removed += int(np.sum(removed))
+        """Tombstone ``keys`` (those the graph holds). A viewed graph only writes them
+        down (see ``_deferred``), so that deleting from a loaded index copies nothing."""
+        if not len(keys):
+            return
+        keys = np.asarray(keys, dtype=np.uint64)
+        if self._viewed:
+            live = np.unique(keys[self.contains(keys)])
+            self._deferred = np.union1d(self._deferred, live)
+            self.removed += len(live)
+            return
+        with _native(self._label, "remove documents"):
+            removed = self._index.remove(keys)
+        self.removed += int(np.sum(removed))
 
     # ------------------------------------------------------------------ reads
     def search(self, query: np.ndarray, count: int, *, beam: int = GRAPH_EXPANSION_SEARCH) -> np.ndarray:
