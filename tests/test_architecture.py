@@ -26,8 +26,8 @@ PUBLIC_API = [
     "Client", "ConflictError", "ContextHit", "ContextSearch", "CorruptDataError", "DocumentInfo", "IndexInfo",
     "IndexNotLoadedError", "InvalidArgumentError", "LichenError", "LimitExceededError", "ModelUnavailableError",
     "NetworkError", "NotFoundError", "PushIndexResult", "QueryOptions", "QueryResultDocument", "SearchResult",
-    "SessionIndex", "StorageError", "Unauthorized", "UnauthorizedError", "__version__", "get_embedder",
-    "merge_ranked",
+    "SessionIndex", "SourceError", "StorageError", "TruncationWarning", "Unauthorized", "UnauthorizedError",
+    "__version__", "get_embedder", "merge_ranked",
 ]
 
 

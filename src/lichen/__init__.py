@@ -18,7 +18,9 @@ from ._errors import (
     ModelUnavailableError,
     NetworkError,
     NotFoundError,
+    SourceError,
     StorageError,
+    TruncationWarning,
     Unauthorized,
     UnauthorizedError,
 )
@@ -64,5 +66,7 @@ __all__ = [
     "ModelUnavailableError",
     "LimitExceededError",
     "StorageError",
+    "SourceError",
+    "TruncationWarning",
     "__version__",
 ]

@@ -6,6 +6,9 @@ numpy, onnxruntime or httpx without being translated into one of these first.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 __all__ = [
     "LichenError",
     "InvalidArgumentError",
@@ -18,6 +21,8 @@ __all__ = [
     "LimitExceededError",
     "IndexNotLoadedError",
     "StorageError",
+    "SourceError",
+    "TruncationWarning",
 ]
 
 
@@ -69,6 +74,33 @@ class ModelUnavailableError(LichenError):
 
 class LimitExceededError(InvalidArgumentError):
     """A document, request or index is larger than the configured limits allow."""
+
+
+class SourceError(InvalidArgumentError):
+    """Inputs given to ``add_docs``, ``create_index`` or a sync (files, folders) could not
+    be read or chunked. ``failures`` lists each, by path, with the reason (records with
+    ``source`` and ``reason``: :class:`lichen.ingest.SkippedSource`); nothing was added.
+    Pass ``skip_errors=True`` to add the rest and get these back as skipped instead."""
+
+    def __init__(self, failures: Sequence[Any], *, total: int | None = None) -> None:
+        self.failures = list(failures)
+        count = len(self.failures)
+        of = f" of {total}" if total is not None else ""
+        shown = "; ".join(str(failure) for failure in self.failures[:10])
+        more = f"; and {count - 10} more" if count > 10 else ""
+        noun = "input" if (total or count) == 1 else "inputs"
+        super().__init__(
+            f"{count}{of} {noun} could not be read, so nothing was added: {shown}{more} "
+            "(pass skip_errors=True to add the rest and get these back as skipped)"
+        )
+
+
+class TruncationWarning(UserWarning):
+    """Documents given to ``add_docs`` are longer than the embedding model reads (256 word
+    pieces for the built-in model): only their beginning was embedded. Warned once per
+    call with the count; each such document's metadata says so under
+    ``lichen_truncated_tokens``. Chunk long texts (``add_docs`` of files does) to embed
+    all of them."""
 
 
 # Friendly alias matching the seed's wording ("Unauthorized").
