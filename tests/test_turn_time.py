@@ -183,3 +183,69 @@ def test_a_small_graph_is_built_inline(count):
     core.upsert(docs(0, count), vectors)
     core.search(vectors[0], "", top_k=1)
     assert core.has_graph and core._build is None
+
+
+# --------------------------------------------------------------------------- calibration
+def hard(count: int, dim: int, seed: int) -> np.ndarray:
+    """Isotropic noise: no structure for the graph to exploit, so its default search
+    misses a demanding recall target."""
+    return np.random.default_rng(seed).standard_normal((count, dim)).astype(np.float32)
+
+
+def recall_at_10(core: IndexCore, queries: np.ndarray, **options) -> float:
+    found = 0
+    for query in queries:
+        got = {hit.id for hit in core.search(query, "", top_k=10, **options)}
+        truth = {hit.id for hit in core.search(query, "", top_k=10, exact=True)}
+        found += len(got & truth)
+    return found / (10 * len(queries))
+
+
+def test_a_graph_is_calibrated_when_built_and_a_query_gets_the_recall_it_asks_or_an_exact_scan(monkeypatch):
+    monkeypatch.setattr(engine_module, "APPROXIMATE_THRESHOLD", 5_000)
+    vectors = hard(8_000, 256, seed=11)
+    core = IndexCore()
+    core.upsert(docs(0, 8_000), vectors)
+    assert core.wait_for_graph(timeout=600)
+    calibration = core._calibration
+    assert calibration is not None and calibration.samples == 200
+    default_recall = calibration.settings[0][2]  # the historical 128 / 64 setting
+    assert default_recall < 1.0
+    target = round(default_recall + (1.0 - default_recall) / 2, 4)  # more than the default gives
+    rng = np.random.default_rng(12)
+    queries = vectors[rng.choice(8_000, 40, replace=False)] + 0.5 * rng.standard_normal((40, 256)).astype(np.float32)
+    choice = calibration.choose(target)
+    if choice is None:
+        # No setting meets it within the latency budget: the query scans exactly.
+        assert core.recall_estimate(target) == 1.0
+        for query in queries[:10]:
+            assert core.search(query, "", top_k=10, recall_target=target) == core.search(query, "", top_k=10, exact=True)
+    else:
+        candidates, _, estimate = choice
+        assert candidates > 128 and estimate >= target and core.recall_estimate(target) == estimate
+        assert recall_at_10(core, queries, recall_target=target) >= target - 0.03
+    # The estimate travels with the index and is used by whoever loads it.
+    again = IndexCore.from_snapshot(read_artifact(encode_artifact(core.snapshot("g", "custom")).to_bytes()))
+    assert again._calibration == calibration
+    assert again.recall_estimate(target) == core.recall_estimate(target)
+
+
+def test_a_stored_calibration_that_is_not_one_is_ignored():
+    from lichen.engine.calibration import GraphCalibration
+
+    assert GraphCalibration.from_json({"settings": [[128, 64, 1.7, 0.2]], "exact_ms": 1, "samples": 5}) is None
+    assert GraphCalibration.from_json({"settings": [[10**9, 64, 0.9, 0.2]], "exact_ms": 1, "samples": 5}) is None
+    assert GraphCalibration.from_json({"settings": "x", "exact_ms": 1, "samples": 5}) is None
+    assert GraphCalibration.from_json(None) is None
+    good = GraphCalibration.from_json({"settings": [[128, 64, 0.9, 0.2], [256, 128, 0.99, 0.3]], "exact_ms": 1, "samples": 5})
+    assert good is not None and good.choose(0.95) == (256, 128, 0.99) and good.choose(0.999) is None
+
+
+def test_recall_target_is_checked(monkeypatch):
+    from lichen import InvalidArgumentError
+
+    core = IndexCore()
+    core.upsert(docs(0, 10), unit(10, seed=13))
+    for bad in (0.0, 1.5, "high", True):
+        with pytest.raises(InvalidArgumentError, match="recall_target"):
+            core.search(unit(1, seed=14)[0], "", top_k=3, recall_target=bad)

@@ -30,6 +30,7 @@ from ..format.columns import EncodedColumn, decoded
 from ..format.file import FileMatrix
 from ..format.graph_edits import GraphEdits
 from ..format.snapshot import IndexSnapshot
+from .calibration import DEFAULT_RECALL_TARGET, EXTRA_KEY, GraphCalibration
 from .columns import MetadataColumns
 from .filters import CompiledFilter, compile_filter
 from .fusion import DEFAULT_FUSION, fuse_rankings, rank_window_size
@@ -148,6 +149,9 @@ class IndexCore:
         self._indexer: GraphIndexer | None = None
         # The graph being built on another thread (see graph_build), if any.
         self._build: GraphBuild | None = None
+        # How wide the graph's searches must be for the recall it promises (measured when
+        # it was built, see calibration); None: the historical defaults.
+        self._calibration: GraphCalibration | None = None
         self.graph_fallback: str | None = None
         """Why a stored graph was set aside (it failed its self-check after loading, so
         queries scanned exactly until a new one was built), or why building one failed;
@@ -448,6 +452,7 @@ class IndexCore:
         n = len(self._ids)
         if n <= SYNC_BUILD_ROWS:
             self._set_graph(VectorGraph.build(self._matrix[:n], self._keys[:n]))
+            self._calibration = None  # a graph this small finds (nearly) everything
             return
         self._build = GraphBuild(
             self._keys[:n].copy(), self._rows_of_keys, self._adopt_built, self._lock, dimension=self._dimension or 0
@@ -461,11 +466,12 @@ class IndexCore:
 
     _rows_of_keys = rows_of_keys
 
-    def _adopt_built(self, graph: VectorGraph) -> None:
+    def _adopt_built(self, graph: VectorGraph, calibration: GraphCalibration | None) -> None:
         """Called by the build, under the lock, with the journal replayed."""
         self._build = None
         if self.uses_graph():
             self._set_graph(graph)
+            self._calibration = calibration
 
     def _graph_for_query(self) -> VectorGraph | None:
         """The graph to search now, or ``None``: scan exactly while one is being built.
@@ -490,6 +496,7 @@ class IndexCore:
         if self._graph is None:
             n = len(self._ids)
             self._set_graph(VectorGraph.build(self._matrix[:n], self._keys[:n]))
+            self._calibration = None
         elif self._unindexed:
             if self._indexer is not None:
                 self._indexer.cancel()
@@ -573,11 +580,18 @@ class IndexCore:
         alpha: float = 1.0,
         fusion: str = DEFAULT_FUSION,
         exact: bool = False,
+        recall_target: float | None = None,
     ) -> list[QueryResultDocument]:
         """Top-k by cosine similarity, optionally fused with BM25 (``alpha < 1``).
 
         Exact below the threshold or when ``exact``; otherwise graph candidates re-ranked
-        exactly (see the module docstring and :meth:`uses_graph`)."""
+        exactly (see the module docstring and :meth:`uses_graph`), as many as the graph's
+        calibration says ``recall_target`` (default: the index's) needs, or an exact scan
+        where the graph cannot promise it."""
+        if recall_target is not None and not (
+            isinstance(recall_target, (int, float)) and not isinstance(recall_target, bool) and 0.0 < recall_target <= 1.0
+        ):
+            raise InvalidArgumentError(f"recall_target must be a number in (0, 1], got {recall_target!r}")
         compiled = None if filter is None else compile_filter(filter)
         if compiled is not None and compiled.matches_all:
             compiled = None
@@ -596,15 +610,16 @@ class IndexCore:
             )
             pool = None
             graph = self._graph_for_query() if approximate and alpha > 0.0 else None
-            if graph is not None:
-                count = self._candidate_count(top_k)
+            setting = None if graph is None else self._search_setting(top_k, recall_target)
+            if graph is not None and setting is not None:
+                count, rerank = setting
                 if alpha < 1.0:  # fusion ranks the best rank_window_size(top_k) rows by vector
                     count = max(count, rank_window_size(top_k))
                 pool = self._graph_candidates(graph, query_vector, mask, passing, count, top_k)
             allowed = None if mask is None else np.flatnonzero(mask)
             if alpha >= 1.0:
                 if pool is not None:
-                    pool = self._with_unindexed(pool[: max(RERANK_FLOOR, CANDIDATE_FACTOR * top_k)], query_vector, mask)
+                    pool = self._with_unindexed(pool[:rerank], query_vector, mask)
                 if pool is not None and self._file_matrix is not None:
                     return self._rank(pool, self._pool_rows(pool) @ query_vector, top_k)
                 return self._vector_search(query_vector, allowed if pool is None else pool, top_k)
@@ -612,9 +627,30 @@ class IndexCore:
                 pool = self._with_unindexed(pool, query_vector, mask)
             return self._hybrid_search(query_vector, query_text, allowed, top_k, alpha, fusion, pool)
 
-    @staticmethod
-    def _candidate_count(top_k: int) -> int:
-        return max(CANDIDATE_FLOOR, CANDIDATE_FACTOR * top_k)
+    def _search_setting(self, top_k: int, recall_target: float | None) -> tuple[int, int] | None:
+        """``(candidates, rerank)`` for a graph query, or ``None``: the graph cannot
+        promise ``recall_target`` within the latency budget, scan exactly (see
+        :mod:`.calibration`). An uncalibrated graph gets the historical defaults."""
+        floor = CANDIDATE_FACTOR * top_k
+        if self._calibration is None:
+            return max(CANDIDATE_FLOOR, floor), max(RERANK_FLOOR, floor)
+        choice = self._calibration.choose(DEFAULT_RECALL_TARGET if recall_target is None else recall_target)
+        if choice is None:
+            return None
+        candidates, rerank, _ = choice
+        return max(candidates, floor), max(rerank, floor)
+
+    def recall_estimate(self, recall_target: float | None = None) -> float | None:
+        """The recall@10 queries can count on (1.0 when they scan exactly), from the
+        graph's calibration; ``None`` for a graph never calibrated (built inline, or
+        loaded from an index stored without one)."""
+        with self._lock:
+            if not self.uses_graph() or self._graph is None and self._build is None:
+                return 1.0 if not self.uses_graph() else None
+            if self._calibration is None:
+                return None
+            choice = self._calibration.choose(DEFAULT_RECALL_TARGET if recall_target is None else recall_target)
+            return 1.0 if choice is None else choice[2]
 
     def _graph_candidates(
         self, graph: VectorGraph, query: np.ndarray, mask: np.ndarray | None, passing: int, count: int, needed: int
@@ -758,6 +794,7 @@ class IndexCore:
                 keys=None if graph is None else self._keys[:n].copy(),
                 graph=None if graph is None else graph.to_bytes(),
                 graph_tombstones=0 if graph is None else graph.removed,
+                extra={} if graph is None or self._calibration is None else {EXTRA_KEY: self._calibration.to_json()},
             )
 
     @classmethod
@@ -814,6 +851,7 @@ class IndexCore:
             # on the (mapped) graph, the inserted rows scored exactly until indexed.
             graph.remove(edits.removals)
             self._graph = graph
+            self._calibration = GraphCalibration.from_json(snapshot.extra.get(EXTRA_KEY))
             if len(edits.insertions):
                 self._mark_unindexed(edits.insertions)
 

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .calibration import Calibrator, GraphCalibration, sample_for_calibration
 from .graph import VectorGraph
 
 __all__ = ["GraphBuild", "GraphIndexer", "BUILD_CHUNK_ROWS", "INDEXER_CHUNK_ROWS"]
@@ -72,15 +73,17 @@ class GraphBuild:
     """One background build; see the module docstring.
 
     ``rows_of(keys)`` returns ``(keys_found, vectors)`` of the documents among ``keys``
-    the index still holds (called under ``lock``); ``adopt(graph)`` installs the finished
-    graph (called under ``lock``, after the last replay).
+    the index still holds (called under ``lock``); ``adopt(graph, calibration)`` installs
+    the finished graph (called under ``lock``, after the last replay) with its
+    :class:`~lichen.engine.calibration.GraphCalibration`, measured on the way (the exact
+    answers of its sampled queries are folded in as the chunks are read).
     """
 
     def __init__(
         self,
         keys: np.ndarray,
         rows_of: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]],
-        adopt: Callable[[VectorGraph], None],
+        adopt: Callable[[VectorGraph, GraphCalibration | None], None],
         lock: Any,
         *,
         dimension: int,
@@ -92,6 +95,7 @@ class GraphBuild:
         self._lock = lock
         self._dimension = dimension
         self._threads = threads or build_threads()
+        self.calibration: GraphCalibration | None = None
         self._journal: list[tuple[np.ndarray, np.ndarray | None]] = []
         self._cancelled = threading.Event()
         self._finished = threading.Event()
@@ -132,18 +136,23 @@ class GraphBuild:
 
     def _start(self) -> VectorGraph | None:
         graph = None
+        with self._lock:
+            calibrator = Calibrator(*sample_for_calibration(self._keys, self._rows_of))
         for start in range(0, max(1, len(self._keys)), BUILD_CHUNK_ROWS):
             if self._cancelled.is_set():
                 return None
             chunk = self._keys[start : start + BUILD_CHUNK_ROWS]
             with self._lock:
                 keys, vectors = self._rows_of(chunk)
+            calibrator.observe(keys, vectors)
             if graph is None:
                 seed = min(len(keys), _SERIAL_SEED)
                 graph = VectorGraph.build(vectors[:seed], keys[:seed], threads=1)
                 graph.add(keys[seed:], vectors[seed:], threads=self._threads)
             else:
                 graph.add(keys, vectors, threads=self._threads)
+        if graph is not None and len(graph) and not self._cancelled.is_set():
+            self.calibration = calibrator.measure(graph)
         return graph
 
     def _finish(self, graph: VectorGraph) -> None:
@@ -154,7 +163,7 @@ class GraphBuild:
                 batch, self._journal = self._journal, []
                 if sum(len(keys) for keys, _ in batch) <= _FINAL_REPLAY_ROWS:
                     _replay(graph, batch)
-                    self._adopt(graph)
+                    self._adopt(graph, self.calibration)
                     return
             _replay(graph, batch, self._cancelled)
 
