@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ._errors import InvalidArgumentError, NotFoundError, StorageError
+from ._errors import InvalidArgumentError, ModelUnavailableError, NotFoundError, StorageError
 from ._prepared import prepared_queries
 from ._results import check_result_options, shape_hits
 from ._types import DocumentInfo, IndexInfo, PushIndexResult, QueryOptions, SearchResult
@@ -26,7 +26,19 @@ from .engine.filters import compile_filter
 from .engine.fusion import DEFAULT_ALPHA, DEFAULT_FUSION, FUSION_CHOICES
 from .format.artifact import read_artifact_file, write_artifact_file
 from .format.snapshot import IndexSnapshot
-from .models import CUSTOM_MODEL_ID, DEFAULT_MODEL_ID, Embedder, get_embedder
+from .models import (
+    CUSTOM_MODEL_ID,
+    DEFAULT_MODEL_ID,
+    Embedder,
+    embed_documents,
+    embed_queries,
+    get_embedder,
+    get_reranker,
+    missing_model_message,
+    model_info,
+    model_provenance,
+)
+from .models.rerank import check_rerank_options, rerank_hits
 from .stores.base import IndexStore
 
 __all__ = ["SessionIndex"]
@@ -119,12 +131,12 @@ class SessionIndex:
 
     # ------------------------------------------------------------------ embedding
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """Embed with the session's model (not available for ``model_id="custom"``)."""
+        """Embed documents' texts with the session's model, its passage prompt first (what
+        ``add_docs`` stores; not available for ``model_id="custom"``). Queries go through
+        :meth:`embed_query`, which puts the query prompt first."""
         if self._embedder is None:
             raise InvalidArgumentError('model_id="custom": pass vectors in DocumentInfo.embedding / QueryOptions.embedding')
-        if self.progress is None:  # the embedder decides (a terminal, a long batch); older embedders take no switch
-            return self._embedder.embed(list(texts))
-        return self._embedder.embed(list(texts), progress=self.progress)
+        return embed_documents(self._embedder, texts, progress=self.progress)
 
     def _document_vectors(self, docs: Sequence[DocumentInfo]) -> np.ndarray:
         given = [i for i, doc in enumerate(docs) if doc.embedding is not None]
@@ -159,12 +171,13 @@ class SessionIndex:
         return self.embed_query(text)
 
     def embed_query(self, text: str) -> np.ndarray:
-        """The query vector of ``text``: the one :meth:`prepare` left for it if its text
-        normalises the same (see :mod:`lichen._prepared`), else embedded now."""
+        """The query vector of ``text`` (the model's query prompt first): the one
+        :meth:`prepare` left for it if its text normalises the same (see
+        :mod:`lichen._prepared`), else embedded now."""
         if self._embedder is None:
             raise InvalidArgumentError('model_id="custom": every query must pass QueryOptions(embedding=...)')
         prepared = prepared_queries(self.model_id).get(text)
-        return prepared if prepared is not None else self._embedder.embed([text])[0]
+        return prepared if prepared is not None else embed_queries(self._embedder, [text])[0]
 
     def _prepare(self, text: str) -> None:
         if not isinstance(text, str):
@@ -172,7 +185,7 @@ class SessionIndex:
         check_query_text(text)
         if self._embedder is None:
             raise InvalidArgumentError('model_id="custom": there is no model to prepare a query with')
-        prepared_queries(self.model_id).put(text, self._embedder.embed([text])[0])
+        prepared_queries(self.model_id).put(text, embed_queries(self._embedder, [text])[0])
 
     # ------------------------------------------------------------------ operations (sync core)
     def _check_writable(self) -> None:
@@ -232,14 +245,20 @@ class SessionIndex:
         if self._embedder is None and options.embedding is None and alpha > 0.0:
             raise InvalidArgumentError('model_id="custom": every query must pass QueryOptions(embedding=...)')
         check_result_options(options)
+        reranker, fetched = None, options.top_k
+        if options.rerank is not None:  # resolved before any work: a missing model fails fast
+            fetched = max(options.top_k, check_rerank_options(options.rerank, options.rerank_candidates))
+            reranker = get_reranker(options.rerank)
         if len(self._core) == 0 and options.filter is None:
             docs = []
         else:
             vector = self._query_vector(text, options, alpha)
             docs = self._core.search(
-                vector, text, top_k=options.top_k, filter=options.filter, alpha=alpha, fusion=fusion,
+                vector, text, top_k=fetched, filter=options.filter, alpha=alpha, fusion=fusion,
                 exact=bool(options.exact),
             )
+        if reranker is not None and options.top_k > 0:
+            docs = rerank_hits(reranker, text, docs, options.top_k)
         docs = shape_hits(self._core, docs, options)
         for doc in docs:
             doc.index_name = self.name
@@ -249,6 +268,7 @@ class SessionIndex:
     def _snapshot(self) -> IndexSnapshot:
         snapshot = self._core.snapshot(self.name, self.model_id)
         snapshot.version = self._version
+        snapshot.extra.update(model_provenance(self.model_id))  # which revision made the vectors
         return snapshot
 
     def _require_store(self) -> IndexStore:
@@ -393,6 +413,12 @@ class SessionIndex:
         read_only: bool = False,
         progress: bool | None = None,
     ) -> SessionIndex:
+        if snapshot.model_id != CUSTOM_MODEL_ID and model_info(snapshot.model_id) is None:
+            recorded = snapshot.extra.get("model") if isinstance(snapshot.extra, dict) else None
+            recorded = recorded if isinstance(recorded, dict) else {}
+            raise ModelUnavailableError(missing_model_message(
+                snapshot.model_id, revision=recorded.get("revision"), source=recorded.get("source"),
+            ))
         session = cls(
             name or snapshot.name,
             snapshot.model_id,

@@ -58,6 +58,11 @@ class QueryOptions:
     ``"rrf"`` (reciprocal rank, the default), ``"normalized"`` (min-max of each ranking's
     scores, then ``alpha``-weighted; fused scores in [0, 1]) or ``"zscore"`` (each
     ranking standardised, then weighted; unbounded). See :mod:`lichen.engine.fusion`.
+
+    ``rerank`` names a cross-encoder (``lichen models pull ms-marco-MiniLM-L-6-v2``) that
+    re-scores the best ``rerank_candidates`` hits (default 20) with the query and returns
+    the best ``top_k`` of them by its relevance (in [0, 1]), which becomes their ``score``
+    (``min_score`` compares with it). Off by default: it costs a forward pass per candidate.
     """
 
     top_k: int = 5
@@ -69,13 +74,17 @@ class QueryOptions:
     include_text: bool = True
     exact: bool = False
     fusion: str | None = None
+    rerank: str | None = None
+    rerank_candidates: int | None = None
 
 
 @dataclass
 class QueryResultDocument:
     """One hit. ``score`` is what results are sorted by: the cosine similarity for pure
     vector search, the fused score for hybrid search; the two components are kept in
-    ``vector_score`` and ``keyword_score`` (``None`` when that ranking did not run).
+    ``vector_score`` and ``keyword_score`` (``None`` when that ranking did not run). A
+    re-ranked hit (``QueryOptions.rerank``) has its cross-encoder relevance in
+    ``rerank_score``, which is then its ``score``.
     ``embedding`` is the stored vector when the query asked ``include_embeddings``."""
 
     id: str
@@ -86,6 +95,7 @@ class QueryResultDocument:
     keyword_score: float | None = None
     index_name: str | None = None
     embedding: list[float] | None = None
+    rerank_score: float | None = None
 
 
 @dataclass

@@ -12,9 +12,11 @@ the project's credentials in ``--project-id`` / ``--project-key`` or
     lichen ls | info NAME | push PATH-or-JSONL [--name N] | pull NAME [-o PATH]
     lichen query NAME "text" [--top-k K] [--filter JSON] [--alpha A] | rm NAME
 
-Embedding models (built into ``$LICHEN_HOME/models``; needs ``lichen[build-model]``)::
+Embedding models and re-rankers (built into ``$LICHEN_HOME/models``; building needs
+``lichen[build-model]``, pulling ``lichen[hub]``)::
 
-    lichen models build SRC_DIR --id NAME [--fp32] [--force] | models ls
+    lichen models build SRC_DIR --id NAME [--fp32] [--force] [--query-prompt P] [--passage-prompt P]
+    lichen models pull NAME-or-ORG/REPO [--revision SHA] [--id NAME] [--force] | models catalogue | models ls
 
 Human output by default, ``--json`` for scripts. Errors go to stderr with exit status 1
 (2 for usage errors).
@@ -315,25 +317,78 @@ def cmd_rm(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------ model commands
 def _model_dict(info: Any) -> dict[str, Any]:
-    return {
+    found = {
         "model_id": info.model_id, "dimension": info.dimension, "max_tokens": info.max_tokens,
         "pooling": info.pooling, "builtin": info.builtin, "source": info.source, "path": str(info.path),
     }
+    if info.kind != "embedder":
+        found["kind"] = info.kind
+    if info.revision:
+        found["revision"] = info.revision
+    if info.prompts:
+        found["prompts"] = info.prompts
+    return found
+
+
+def _prompt_options(args: argparse.Namespace) -> dict[str, str] | None:
+    prompts = {key: value for key, value in (("query", args.query_prompt), ("passage", args.passage_prompt)) if value is not None}
+    return prompts or None
+
+
+def _report_model(path: Path, manifest: dict[str, Any], verb: str, as_json: bool) -> None:
+    if as_json:
+        _emit_json({**manifest, "path": str(path)})
+        return
+    size_mb = (path / "model.onnx").stat().st_size / 1e6
+    what = "cross-encoder" if manifest.get("kind") == "cross-encoder" else f"{manifest['dimension']}-d, {manifest['pooling']} pooling"
+    revision = f" at {manifest['revision'][:12]}" if manifest.get("revision") else ""
+    print(
+        f"{verb} {manifest['model_id']!r}{revision}: {what}, max {manifest['max_tokens']} tokens, "
+        f"{manifest['weights_dtype']} weights ({size_mb:.1f} MB) -> {path}"
+    )
+    for name, prompt in (manifest.get("prompts") or {}).items():
+        print(f"{name} prompt: {prompt!r}", file=sys.stderr)
+    if manifest.get("kind") == "cross-encoder":
+        print(f"use it with QueryOptions(rerank={manifest['model_id']!r})", file=sys.stderr)
+    else:
+        print(f"use it with SessionIndex(name, model_id={manifest['model_id']!r})", file=sys.stderr)
 
 
 def cmd_models_build(args: argparse.Namespace) -> int:
     from .models.build import build_user_model
 
-    path, manifest = build_user_model(args.source, args.id, fp32=args.fp32, overwrite=args.force)
+    path, manifest = build_user_model(
+        args.source, args.id, fp32=args.fp32, overwrite=args.force, prompts=_prompt_options(args),
+        pooling=args.pooling,
+    )
+    _report_model(path, manifest, "built", args.json)
+    return 0
+
+
+def cmd_models_pull(args: argparse.Namespace) -> int:
+    from .models.hub import pull
+
+    path, manifest = pull(
+        args.name, args.revision, model_id=args.id, force=args.force, fp32=args.fp32, prompts=_prompt_options(args),
+        pooling=args.pooling,
+    )
+    _report_model(path, manifest, "pulled", args.json)
+    return 0
+
+
+def cmd_models_catalogue(args: argparse.Namespace) -> int:
+    from .models.catalogue import CATALOGUE
+
+    entries = list(CATALOGUE.values())
     if args.json:
-        _emit_json({**manifest, "path": str(path)})
+        _emit_json([
+            {"name": e.name, "repo": e.repo, "revision": e.revision, "kind": e.kind, "pooling": e.pooling,
+             "prompts": e.prompts, "license": e.license, "dimension": e.dimension, "published": e.published}
+            for e in entries
+        ])
     else:
-        size_mb = (path / "model.onnx").stat().st_size / 1e6
-        print(
-            f"built {manifest['model_id']!r}: {manifest['dimension']}-d, {manifest['pooling']} pooling, "
-            f"max {manifest['max_tokens']} tokens, {manifest['weights_dtype']} weights ({size_mb:.1f} MB) -> {path}"
-        )
-        print(f"use it with SessionIndex(name, model_id={manifest['model_id']!r})", file=sys.stderr)
+        rows = [[e.name, e.kind, str(e.dimension or "-"), e.license, e.published] for e in entries]
+        print(_table(rows, ["NAME", "KIND", "DIM", "LICENSE", "PUBLISHED QUALITY"]))
     return 0
 
 
@@ -345,10 +400,11 @@ def cmd_models_ls(args: argparse.Namespace) -> int:
         _emit_json([_model_dict(i) for i in infos])
     else:
         rows = [
-            [i.model_id, str(i.dimension), i.pooling, str(i.max_tokens), "built-in" if i.builtin else str(i.path)]
+            [i.model_id, i.kind, str(i.dimension), i.pooling, str(i.max_tokens), (i.revision or "-")[:12],
+             "built-in" if i.builtin else str(i.path)]
             for i in infos
         ]
-        print(_table(rows, ["MODEL", "DIM", "POOLING", "MAX_TOKENS", "LOCATION"]))
+        print(_table(rows, ["MODEL", "KIND", "DIM", "POOLING", "MAX_TOKENS", "REVISION", "LOCATION"]))
     return 0
 
 
@@ -496,7 +552,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_client_options(rm)
     rm.set_defaults(func=cmd_rm)
 
-    models = _sub(sub, "models", "list embedding models, or build one from a sentence-transformers directory")
+    models = _sub(sub, "models", "list embedding models and re-rankers, build one from a directory or pull one from the Hub")
     models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     models_build = models_sub.add_parser(
         "build", help="turn a BERT sentence-transformers directory (bge, e5, gte, ...) into a Lichen model",
@@ -505,14 +561,37 @@ def build_parser() -> argparse.ArgumentParser:
     )
     models_build.add_argument("source", metavar="SRC_DIR", help="a sentence-transformers model directory on disk")
     models_build.add_argument("--id", required=True, metavar="NAME", help="model id to use as SessionIndex(model_id=NAME)")
-    models_build.add_argument("--fp32", action="store_true", help="store float32 weights (default float16: half the size)")
     models_build.add_argument("--force", action="store_true", help="replace an existing model of that id")
-    models_build.add_argument("--json", action="store_true", help="machine-readable output")
+    _add_model_options(models_build)
     models_build.set_defaults(func=cmd_models_build)
-    models_ls = models_sub.add_parser("ls", help="list built-in and built models")
+    models_pull = models_sub.add_parser(
+        "pull", help="download a model from the Hugging Face Hub, verify it and build it",
+        description="Download NAME (a `lichen models catalogue` name, pinned to a tested commit, or any BERT "
+        "sentence-transformers or cross-encoder repository ORG/REPO) with huggingface_hub (its cache, resumed "
+        "downloads, HF_ENDPOINT, HF_HUB_OFFLINE, HF_TOKEN), check every file against the Hub's hashes, and build it "
+        "into $LICHEN_HOME/models. The only command that downloads a model. Needs: pip install 'lichen[hub]'.",
+    )
+    models_pull.add_argument("name", metavar="NAME", help="catalogue name (bge-small-en-v1.5, ...) or ORG/REPO")
+    models_pull.add_argument("--revision", metavar="SHA", help="commit (or tag, branch) to pull; default: the catalogue's pin, or main")
+    models_pull.add_argument("--id", metavar="NAME", help="model id to register (default: the catalogue name, or ORG--REPO)")
+    models_pull.add_argument("--force", action="store_true", help="replace an existing model of that id")
+    _add_model_options(models_pull)
+    models_pull.set_defaults(func=cmd_models_pull)
+    models_catalogue = models_sub.add_parser("catalogue", help="list the models `models pull` knows by name")
+    models_catalogue.add_argument("--json", action="store_true", help="machine-readable output")
+    models_catalogue.set_defaults(func=cmd_models_catalogue)
+    models_ls = models_sub.add_parser("ls", help="list built-in, built and pulled models")
     models_ls.add_argument("--json", action="store_true", help="machine-readable output")
     models_ls.set_defaults(func=cmd_models_ls)
     return parser
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fp32", action="store_true", help="store float32 weights (default float16: half the size)")
+    parser.add_argument("--pooling", choices=["mean", "cls"], help="pooling when the model does not declare it")
+    parser.add_argument("--query-prompt", metavar="TEXT", help="put before every query (default: the model's own; '' for none)")
+    parser.add_argument("--passage-prompt", metavar="TEXT", help="put before every document (default: the model's own; '' for none)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

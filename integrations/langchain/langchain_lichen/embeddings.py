@@ -7,7 +7,7 @@ from typing import Any
 
 from langchain_core.embeddings import Embeddings
 from lichen import get_embedder
-from lichen.models import DEFAULT_MODEL_ID, Embedder
+from lichen.models import DEFAULT_MODEL_ID, Embedder, embed_documents, embed_queries
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 __all__ = ["LichenEmbeddings"]
@@ -30,7 +30,10 @@ class LichenEmbeddings(BaseModel, Embeddings):
         ```
 
     Key init args:
-        model_id: a built-in Lichen model id (default `"lichen-minilm"`).
+        model_id: a Lichen model id (default `"lichen-minilm"`; or one pulled with
+            `lichen models pull`, e.g. `"bge-small-en-v1.5"`).
+        query_prompt / passage_prompt: override the model's prompts (`None`: the
+            model's own, e.g. e5's `"query: "` / `"passage: "`; `""`: none).
 
     Instantiate:
         ```python
@@ -65,14 +68,21 @@ class LichenEmbeddings(BaseModel, Embeddings):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
     model_id: str = DEFAULT_MODEL_ID
-    """A built-in Lichen model id."""
+    """A Lichen model id: built in, built or pulled."""
+    query_prompt: str | None = None
+    """Put before every query instead of the model's query prompt (`None`: the model's)."""
+    passage_prompt: str | None = None
+    """Put before every document instead of the model's passage prompt (`None`: the model's)."""
 
     _embedder: Embedder = PrivateAttr()
 
     def model_post_init(self, __context: Any) -> None:
         # Resolve the model now, so an unknown id fails at construction
         # (lichen.ModelUnavailableError), not at the first embed.
-        self._embedder = get_embedder(self.model_id)
+        embedder = get_embedder(self.model_id)
+        if self.query_prompt is not None or self.passage_prompt is not None:
+            embedder = embedder.with_prompts(query=self.query_prompt, passage=self.passage_prompt)  # type: ignore[attr-defined]
+        self._embedder = embedder
 
     @property
     def dimension(self) -> int:
@@ -80,14 +90,15 @@ class LichenEmbeddings(BaseModel, Embeddings):
         return self._embedder.dimension
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        """Embed texts for storage: one list of floats per text."""
+        """Embed texts for storage (the model's passage prompt first): one list of floats
+        per text."""
         if not texts:
             return []
-        return self._embedder.embed(list(texts)).tolist()
+        return embed_documents(self._embedder, texts).tolist()
 
     def embed_query(self, text: str) -> list[float]:
-        """Embed one query text."""
-        return self._embedder.embed([text])[0].tolist()
+        """Embed one query text (the model's query prompt first)."""
+        return embed_queries(self._embedder, [text])[0].tolist()
 
     async def aembed_documents(self, texts: list[str]) -> list[list[float]]:
         # On a worker thread: even a few texts can take tens of milliseconds on a busy

@@ -1,13 +1,21 @@
-"""Run a shipped sentence-embedding model with onnxruntime and Hugging Face tokenizers.
+"""Run a sentence-embedding model with onnxruntime and Hugging Face tokenizers.
 
-The graph (see ``scripts/build_model.py``) already does mean pooling and L2
-normalisation, so this module only tokenises, batches and feeds it.
+The graph (see :mod:`lichen.models.build`) already does pooling and L2 normalisation, so
+this module only tokenises, batches and feeds it. Two faces say what a text is for:
+:meth:`OnnxEmbedder.embed_documents` puts the model's passage prompt before each text and
+:meth:`OnnxEmbedder.embed_queries` its query prompt (``model.json``'s ``prompts``: e5's
+``"query: "`` / ``"passage: "``, bge's search instruction; none for lichen-minilm);
+:meth:`~OnnxEmbedder.embed` embeds texts exactly as given. A model directory may also hold
+a query encoder (``model.json``'s ``query_model``, e.g. an int8 copy of the graph): queries
+then run through it, documents always through ``model.onnx``.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -66,26 +74,59 @@ class OnnxEmbedder:
     """Thread-safe: onnxruntime sessions and tokenizers both allow concurrent calls, and
     nothing here mutates shared state after construction."""
 
-    def __init__(self, directory: Path, *, model_id: str) -> None:
+    def __init__(self, directory: Path, *, model_id: str, onnx_file: str = "model.onnx", query_model: bool = True) -> None:
         try:
             manifest = json.loads((directory / "model.json").read_text())
             self._tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
             self._session = ort.InferenceSession(
-                str(directory / "model.onnx"), _session_options(), providers=["CPUExecutionProvider"]
+                str(directory / onnx_file), _session_options(), providers=["CPUExecutionProvider"]
             )
         except (OSError, ValueError, Exception) as exc:  # onnxruntime raises its own types
             raise ModelUnavailableError(f"cannot load model {model_id!r} from {directory}: {exc}") from exc
+        query_file = manifest.get("query_model") if query_model else None
+        self._query_embedder = None if not query_file else OnnxEmbedder(
+            directory, model_id=model_id, onnx_file=str(query_file), query_model=False
+        )
         self.model_id = model_id
         self.dimension = int(manifest["dimension"])
         self.max_tokens = int(manifest["max_tokens"])
+        prompts = manifest.get("prompts") or {}
+        self.query_prompt: str = str(prompts.get("query") or "")
+        """Put before every query text (``embed_queries``)."""
+        self.passage_prompt: str = str(prompts.get("passage") or "")
+        """Put before every document text (``embed_documents``)."""
+        self.query_model: str | None = str(query_file) if query_file else None
+        """The file queries run through when it is not ``model.onnx`` (``None``: the same)."""
         # The shipped tokenizer.json pads and truncates to 128; batches are padded here
         # instead (to their own longest member) and truncation follows the reference.
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(self.max_tokens)
 
+    def with_prompts(self, *, query: str | None = None, passage: str | None = None) -> OnnxEmbedder:
+        """A copy with other prompts (``None`` keeps the model's), sharing the loaded
+        graphs and tokenizer: costs nothing. Vectors embedded with different prompts are
+        not comparable, so an index keeps the prompts of its model."""
+        twin = copy.copy(self)
+        if query is not None:
+            twin.query_prompt = query
+        if passage is not None:
+            twin.passage_prompt = passage
+        return twin
+
+    def embed_documents(self, texts: Sequence[str], *, progress: bool | None = None) -> np.ndarray:
+        """Embed texts to be stored and searched: the passage prompt, then each text."""
+        prompted = _prompted(self.passage_prompt, texts)
+        return self.embed(prompted) if progress is None else self.embed(prompted, progress=progress)
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Embed texts to search with: the query prompt, then each text, through the
+        query encoder."""
+        return (self._query_embedder or self).embed(_prompted(self.query_prompt, texts))
+
     def embed(self, texts: list[str], *, progress: bool | None = None) -> np.ndarray:
-        """Embed ``texts``; a tqdm bar counts them when there are at least
-        ``PROGRESS_MIN_TEXTS`` and :func:`lichen._progress.progress_wanted` says so."""
+        """Embed ``texts`` exactly as given (no prompt); a tqdm bar counts them when there
+        are at least ``PROGRESS_MIN_TEXTS`` and :func:`lichen._progress.progress_wanted`
+        says so."""
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         encodings = self._tokenizer.encode_batch(list(texts)) if len(texts) > 1 else [self._tokenizer.encode(texts[0])]
@@ -115,3 +156,7 @@ class OnnxEmbedder:
             {"input_ids": input_ids, "attention_mask": attention, "token_type_ids": np.zeros_like(input_ids)},
         )
         out[batch] = vectors
+
+
+def _prompted(prompt: str, texts: Sequence[str]) -> list[str]:
+    return [prompt + text for text in texts] if prompt else list(texts)

@@ -26,10 +26,17 @@ is half the size and onnxruntime constant-folds the casts at session start, so i
 runs in float32 at full speed; ``fp32=True`` stores float32 weights instead.
 
 What is supported: ``model_type == "bert"`` with absolute position embeddings and erf GELU
-(``hidden_act == "gelu"``): bge, e5 (English), gte, all-MiniLM-L6-v2, ...
-Prompts some models expect (e5's ``"query: "`` / ``"passage: "``) are not added: put them in
-your texts. ``onnx``, ``safetensors`` and ``sympy`` (for the optimiser) are needed only
-here: ``pip install "lichen[build-model]"``.
+(``hidden_act == "gelu"``): bge, e5 (English), gte, all-MiniLM-L6-v2, ... A
+``BertForSequenceClassification`` checkpoint with one label (a cross-encoder such as
+ms-marco-MiniLM-L-6-v2) is built as a re-ranker instead: ``[CLS]`` through the pooler
+(dense + tanh) and the classifier, output ``logits`` (batch x 1), ``model.json`` ``kind``
+``"cross-encoder"``.
+
+Prompts some models expect (e5's ``"query: "`` / ``"passage: "``, bge's search instruction)
+go into ``model.json`` (``prompts``: ``query`` and ``passage``), from the source's
+``config_sentence_transformers.json`` or given to the build; the runner puts them before
+query and document texts. ``onnx``, ``safetensors`` and ``sympy`` (for the optimiser) are
+needed only here: ``pip install "lichen[build-model]"``.
 """
 
 from __future__ import annotations
@@ -48,7 +55,7 @@ import numpy as np
 from .._errors import InvalidArgumentError, ModelUnavailableError
 from ._fuse import fuse_attention
 
-__all__ = ["build_model", "build_user_model", "read_source_config", "SourceConfig"]
+__all__ = ["build_model", "build_user_model", "read_source_config", "SourceConfig", "EMBEDDER", "CROSS_ENCODER"]
 
 OPSET = 17
 DEFAULT_MAX_SEQ_LENGTH = 512
@@ -56,6 +63,9 @@ DEFAULT_MAX_SEQ_LENGTH = 512
 MAX_WEIGHT_BYTES = 1_900_000_000
 COPIED_FILES = ("LICENSE", "NOTICE", "README.md")
 _EMBEDDING_KEY = "embeddings.word_embeddings.weight"
+EMBEDDER, CROSS_ENCODER = "embedder", "cross-encoder"
+#: ``config_sentence_transformers.json`` prompt names read as the passage prompt.
+_PASSAGE_PROMPT_NAMES = ("passage", "document", "corpus")
 
 
 # ------------------------------------------------------------------ source directory
@@ -65,7 +75,7 @@ class SourceConfig:
 
     def __init__(
         self, *, directory: Path, transformer_dir: Path, config: dict[str, Any], pooling: str,
-        source_normalize: bool, max_tokens: int,
+        source_normalize: bool, max_tokens: int, kind: str = EMBEDDER, prompts: dict[str, str] | None = None,
     ) -> None:
         self.directory = directory
         self.transformer_dir = transformer_dir
@@ -73,6 +83,8 @@ class SourceConfig:
         self.pooling = pooling
         self.source_normalize = source_normalize
         self.max_tokens = max_tokens
+        self.kind = kind
+        self.prompts = dict(prompts or {})
 
     @property
     def weights_path(self) -> Path:
@@ -122,9 +134,33 @@ def _pooling_mode(path: Path) -> str:
     raise InvalidArgumentError(f"{path}: pooling {shown} is not supported (only mean or CLS pooling)")
 
 
-def read_source_config(source: str | os.PathLike[str]) -> SourceConfig:
-    """Read and check a sentence-transformers directory; raise ``InvalidArgumentError``
-    naming what is missing or unsupported."""
+def _source_prompts(directory: Path) -> dict[str, str]:
+    """Query and passage prompts from ``config_sentence_transformers.json``, if any."""
+    path = directory / "config_sentence_transformers.json"
+    raw = _read_json(path).get("prompts") if path.is_file() else None
+    if not isinstance(raw, dict):
+        return {}
+    prompts = {}
+    if isinstance(raw.get("query"), str) and raw["query"]:
+        prompts["query"] = raw["query"]
+    for name in _PASSAGE_PROMPT_NAMES:
+        if isinstance(raw.get(name), str) and raw[name]:
+            prompts["passage"] = raw[name]
+            break
+    return prompts
+
+
+def _is_cross_encoder(config: dict[str, Any]) -> bool:
+    return any(str(a).endswith("ForSequenceClassification") for a in config.get("architectures") or [])
+
+
+def read_source_config(source: str | os.PathLike[str], *, pooling: str | None = None) -> SourceConfig:
+    """Read and check a sentence-transformers (or cross-encoder) directory; raise
+    ``InvalidArgumentError`` naming what is missing or unsupported. ``pooling`` (``"mean"``
+    or ``"cls"``) is used when the directory does not say (no ``1_Pooling``), and must
+    agree with it when it does."""
+    if pooling not in (None, "mean", "cls"):
+        raise InvalidArgumentError(f"pooling must be 'mean' or 'cls', not {pooling!r}")
     directory = Path(source).expanduser()
     if not directory.is_dir():
         raise InvalidArgumentError(f"{directory} is not a directory")
@@ -151,7 +187,18 @@ def read_source_config(source: str | os.PathLike[str]) -> SourceConfig:
         raise InvalidArgumentError(f"{config_path}: hidden_act {config['hidden_act']!r} is not supported (only erf 'gelu')")
     if config["hidden_size"] % config["num_attention_heads"]:
         raise InvalidArgumentError(f"{config_path}: hidden_size is not a multiple of num_attention_heads")
-    pooling = _pooling_mode(_module_path(directory, modules, "models.Pooling", "1_Pooling") / "config.json")
+    kind = CROSS_ENCODER if _is_cross_encoder(config) else EMBEDDER
+    if kind == CROSS_ENCODER:
+        if int(config.get("num_labels", len(config.get("id2label") or {0: ""}))) != 1:
+            raise InvalidArgumentError(f"{config_path}: only cross-encoders with one output (a relevance score) are supported")
+        pooling = "cls"
+    else:
+        pooling_path = _module_path(directory, modules, "models.Pooling", "1_Pooling") / "config.json"
+        if pooling is None or pooling_path.is_file():
+            declared = _pooling_mode(pooling_path)
+            if pooling is not None and pooling != declared:
+                raise InvalidArgumentError(f"{pooling_path}: the model pools by {declared}, not {pooling}")
+            pooling = declared
     source_normalize = any(str(m.get("type", "")).endswith("models.Normalize") for m in modules)
 
     max_tokens = DEFAULT_MAX_SEQ_LENGTH
@@ -169,7 +216,7 @@ def read_source_config(source: str | os.PathLike[str]) -> SourceConfig:
             raise InvalidArgumentError(f"{transformer_dir / name} not found{hint}")
     return SourceConfig(
         directory=directory, transformer_dir=transformer_dir, config=config, pooling=pooling,
-        source_normalize=source_normalize, max_tokens=max_tokens,
+        source_normalize=source_normalize, max_tokens=max_tokens, kind=kind, prompts=_source_prompts(directory),
     )
 
 
@@ -184,6 +231,20 @@ def _strip_prefix(weights: dict[str, np.ndarray], path: Path) -> dict[str, np.nd
     if prefix and not prefix.endswith("."):
         raise InvalidArgumentError(f"{path}: unexpected weight name {prefix + _EMBEDDING_KEY!r}")
     return {key[len(prefix):]: value for key, value in weights.items() if key.startswith(prefix)}
+
+
+def _classifier_weights(raw: dict[str, np.ndarray], hidden: int, path: Path) -> dict[str, np.ndarray]:
+    """A sequence classifier's pooler and one-output classifier, whatever the prefix of
+    the encoder's weights (``bert.pooler...`` but ``classifier...`` at the top level)."""
+    found: dict[str, np.ndarray] = {}
+    for name in ("pooler.dense.weight", "pooler.dense.bias", "classifier.weight", "classifier.bias"):
+        keys = [key for key in raw if key == name or key.endswith("." + name)]
+        if len(keys) != 1:
+            raise InvalidArgumentError(f"{path}: expected one '{name}' tensor, found {len(keys)}: not a BERT cross-encoder")
+        found[name] = raw[keys[0]]
+    if found["pooler.dense.weight"].shape != (hidden, hidden) or found["classifier.weight"].shape != (1, hidden):
+        raise InvalidArgumentError(f"{path}: pooler or classifier shapes do not fit hidden_size {hidden} and one output")
+    return found
 
 
 def _required_weights(config: dict[str, Any]) -> list[str]:
@@ -279,10 +340,13 @@ def _layer_norm(g: _GraphWriter, x: str, w: dict, prefix: str, eps: float) -> st
     return g.op("LayerNormalization", [x, scale, bias], "layernorm", axis=-1, epsilon=eps)
 
 
-def build_graph(w: dict, config: dict, *, pooling: str, weight_dtype: type, graph_name: str) -> Any:
+def build_graph(
+    w: dict, config: dict, *, pooling: str, weight_dtype: type, graph_name: str, kind: str = EMBEDDER,
+) -> Any:
     """The ONNX ``ModelProto`` of a BERT encoder + pooling + L2 normalisation, with inputs
     ``input_ids``, ``attention_mask``, ``token_type_ids`` (int64, batch x sequence) and
-    output ``sentence_embedding`` (float32, batch x hidden)."""
+    output ``sentence_embedding`` (float32, batch x hidden); for ``kind="cross-encoder"``,
+    the encoder + pooler + classifier with output ``logits`` (float32, batch x 1)."""
     onnx, TensorProto, helper, numpy_helper, _ = _onnx_modules()
     hidden = config["hidden_size"]
     heads = config["num_attention_heads"]
@@ -339,6 +403,16 @@ def build_graph(w: dict, config: dict, *, pooling: str, weight_dtype: type, grap
         ffn_out = _linear(g, gelu, w, f"{p}.output.dense")
         h = _layer_norm(g, g.op("Add", [ffn_out, h], "resid"), w, f"{p}.output.LayerNorm", eps)
 
+    if kind == CROSS_ENCODER:
+        # BertForSequenceClassification: the [CLS] state through the pooler and classifier.
+        cls = g.op("Gather", [h, g.const(np.array(0, np.int64), "cls_index")], "cls", axis=1)
+        pooled = g.op("Tanh", [_linear(g, cls, w, "pooler.dense")], "pooler")
+        g.nodes.append(helper.make_node(
+            "Add", [g.op("MatMul", [pooled, g.weight(w["classifier.weight"].T, "classifier_wT")], "matmul"),
+                    g.weight(w["classifier.bias"], "classifier_b")], ["logits"], name="classifier",
+        ))
+        output = helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 1])
+        return _finish(onnx, helper, g, graph_name, output)
     if pooling == "mean":
         # Mean over real tokens (padding excluded by the mask).
         mask3 = g.op("Cast", [g.op("Unsqueeze", ["attention_mask", g.const(np.array([-1], np.int64), "axm1")], "mask3")], "mask3f", to=TensorProto.FLOAT)
@@ -356,11 +430,15 @@ def build_graph(w: dict, config: dict, *, pooling: str, weight_dtype: type, grap
     norm = g.op("Max", [norm, g.const(np.array(1e-12, np.float32), "min_norm")], "norm_c")
     g.nodes.append(helper.make_node("Div", [pooled, norm], ["sentence_embedding"], name="normalize"))
 
+    output = helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", hidden])
+    return _finish(onnx, helper, g, graph_name, output)
+
+
+def _finish(onnx: Any, helper: Any, g: _GraphWriter, graph_name: str, output: Any) -> Any:
     inputs = [
-        helper.make_tensor_value_info(name, TensorProto.INT64, ["batch", "sequence"])
+        helper.make_tensor_value_info(name, onnx.TensorProto.INT64, ["batch", "sequence"])
         for name in ("input_ids", "attention_mask", "token_type_ids")
     ]
-    output = helper.make_tensor_value_info("sentence_embedding", TensorProto.FLOAT, ["batch", hidden])
     graph = helper.make_graph(g.nodes, graph_name, inputs, [output], g.initializers)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="lichen-build-model")
     model.ir_version = 8
@@ -400,17 +478,31 @@ def build_model(
     source_name: str | None = None,
     expected_sha256: str | None = None,
     license: str | None = None,
+    pooling: str | None = None,
+    prompts: dict[str, str] | None = None,
+    provenance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Build the Lichen model of a sentence-transformers directory into ``out`` (created if
     needed; files of the same names are replaced) and return its ``model.json`` manifest.
 
     ``source_name`` is recorded as ``source`` (default: the directory's path);
-    ``expected_sha256`` makes the build refuse other weights than the ones expected.
+    ``expected_sha256`` makes the build refuse other weights than the ones expected;
+    ``pooling`` is used when the directory does not declare one; ``prompts``
+    (``{"query": ..., "passage": ...}``) replace the source's own, key by key (an empty
+    string removes one); ``provenance`` (e.g. the Hub ``revision`` and verified ``files``)
+    is recorded in the manifest as given.
     Raises ``InvalidArgumentError`` for an unsupported or incomplete model, and
     ``ModelUnavailableError`` if ``onnx`` / ``safetensors`` are not installed.
     """
     onnx, _, _, _, load_file = _onnx_modules()
-    src = read_source_config(source)
+    src = read_source_config(source, pooling=pooling)
+    merged_prompts = {**src.prompts, **(prompts or {})}
+    merged_prompts = {key: value for key, value in merged_prompts.items() if value}
+    unknown = sorted(set(merged_prompts) - {"query", "passage"})
+    if unknown or not all(isinstance(value, str) for value in merged_prompts.values()):
+        raise InvalidArgumentError(f"prompts are strings named 'query' and 'passage', got {prompts!r}")
+    if merged_prompts and src.kind == CROSS_ENCODER:
+        raise InvalidArgumentError("a cross-encoder takes no prompts")
     digest = _sha256(src.weights_path)
     if expected_sha256 is not None and digest != expected_sha256:
         raise InvalidArgumentError(f"{src.weights_path}: sha256 {digest} is not the expected {expected_sha256}")
@@ -420,6 +512,8 @@ def build_model(
         raise InvalidArgumentError(f"cannot read {src.weights_path}: {exc}") from None
     weights = _strip_prefix(raw_weights, src.weights_path)
     _check_weights(weights, src.config, src.weights_path)
+    if src.kind == CROSS_ENCODER:
+        weights.update(_classifier_weights(raw_weights, int(src.config["hidden_size"]), src.weights_path))
 
     from tokenizers import Tokenizer
 
@@ -434,6 +528,7 @@ def build_model(
 
     model = build_graph(
         weights, src.config, pooling=src.pooling, weight_dtype=np.float32 if fp32 else np.float16, graph_name=model_id,
+        kind=src.kind,
     )
     fused = fuse_attention(
         model, heads=int(src.config["num_attention_heads"]), hidden=int(src.config["hidden_size"]),
@@ -457,25 +552,32 @@ def build_model(
         "dimension": int(src.config["hidden_size"]),
         "max_tokens": int(src.max_tokens),
         "pooling": src.pooling,
-        "normalize": True,
+        "normalize": src.kind == EMBEDDER,
         "weights_dtype": "float32" if fp32 else "float16",
         "fused_attention": fused is not None,
     }
+    if src.kind != EMBEDDER:
+        manifest["kind"] = src.kind
+    if merged_prompts:
+        manifest["prompts"] = merged_prompts
     if license:
         manifest["license"] = license
-    if not src.source_normalize:
+    if not src.source_normalize and src.kind == EMBEDDER:
         manifest["source_normalize"] = False
+    manifest.update(provenance or {})
     (out_dir / "model.json").write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
 
 
 def build_user_model(
     source: str | os.PathLike[str], model_id: str, *, fp32: bool = False, overwrite: bool = False,
-    home: str | os.PathLike[str] | None = None,
+    home: str | os.PathLike[str] | None = None, **options: Any,
 ) -> tuple[Path, dict[str, Any]]:
     """Build into the user models directory (``<LICHEN_HOME>/models/<model_id>``), where
     :func:`lichen.get_embedder` finds it. The model appears whole or not at all: it is built
-    in a temporary directory beside its destination and renamed into place."""
+    in a temporary directory beside its destination and renamed into place. ``options``
+    go to :func:`build_model` (``pooling``, ``prompts``, ``source_name``, ``license``,
+    ``expected_sha256``, ``provenance``)."""
     from . import user_models_dir, validate_model_id
 
     model_id = validate_model_id(model_id)
@@ -488,7 +590,7 @@ def build_user_model(
     staging = root / f".{model_id}.{uuid.uuid4().hex}.tmp"
     staging.mkdir()
     try:
-        manifest = build_model(source, staging, model_id=model_id, fp32=fp32)
+        manifest = build_model(source, staging, model_id=model_id, fp32=fp32, **options)
         if target.exists():
             retired = root / f".{model_id}.{uuid.uuid4().hex}.old"
             os.replace(target, retired)
