@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -40,6 +40,11 @@ from .models import (
 )
 from .models.rerank import check_rerank_options, rerank_hits
 from .stores.base import IndexStore
+
+if TYPE_CHECKING:
+    from .ingest.pipeline import AddResult
+    from .ingest.sync import RefreshResult, SyncReport
+    from .ingest.truncation import Truncated
 
 __all__ = ["SessionIndex"]
 
@@ -197,7 +202,10 @@ class SessionIndex:
     def _add(self, docs: Sequence[DocumentInfo]) -> tuple[int, int]:
         self._check_writable()
         check_documents(docs)
-        return self._core.upsert(docs, self._document_vectors(docs))
+        truncated = self._find_truncated(docs)
+        counts = self._core.upsert(truncated.documents, self._document_vectors(truncated.documents))
+        truncated.warn(len(docs))
+        return counts
 
     def _delete(self, ids: Sequence[str] | None, filter: dict[str, Any] | None = None) -> int:
         self._check_writable()
@@ -285,12 +293,43 @@ class SessionIndex:
         return None if overwrite else self._version
 
     # ------------------------------------------------------------------ async faces
-    async def add_docs(self, docs: Sequence[DocumentInfo]) -> tuple[int, int]:
-        """Upsert by id; returns ``(added, updated)``. Documents without an embedding are
-        embedded locally, on a worker thread so the event loop keeps serving. A bad batch
-        (duplicate ids, wrong dimension, NaN, oversized text) raises and leaves the index
-        unchanged."""
-        return await asyncio.to_thread(self._add, docs)
+    async def add_docs(
+        self,
+        docs: Any,
+        *,
+        chunker: Any = None,
+        metadata: dict[str, Any] | None = None,
+        include: str | Sequence[str] | None = None,
+        exclude: str | Sequence[str] | None = None,
+        prefix: str | None = None,
+        skip_errors: bool = False,
+    ) -> AddResult:
+        """Upsert by id; returns an :class:`~lichen.ingest.AddResult`, which unpacks as
+        ``(added, updated)`` and also says how many stale chunks were ``deleted`` and which
+        inputs were ``skipped``. Documents without an embedding are embedded locally, on a
+        worker thread so the event loop keeps serving. A bad batch (duplicate ids, wrong
+        dimension, NaN, oversized text) raises and leaves the index unchanged.
+
+        ``docs`` may be ``DocumentInfo`` objects (added as they are), dicts and JSON-array
+        or JSON-Lines text (records: ``text``, optional ``id``, ``metadata``, ``embedding``),
+        paths of ``.txt .md .json .jsonl .ndjson`` files (``.pdf .docx .html`` with
+        ``lichen[files]``) and folders (walked recursively; ``include`` / ``exclude``
+        globs), or a list mixing them (see :mod:`lichen.ingest`). Files are chunked by
+        ``chunker`` (default: the strategy each type calls for, sized to the model's window)
+        under a stable contract: ids ``{source}#chunk-0000``, metadata ``source``,
+        ``chunk_index``, locators; re-adding a file replaces its chunks. ``metadata`` goes
+        on every chunk of every file; ``prefix`` starts the source ids of a folder's files
+        (default: the folder's name). A file that cannot be read raises
+        :class:`~lichen.SourceError` naming each one, and nothing is added, unless
+        ``skip_errors=True`` (the rest is added; ``result.skipped`` lists them).
+
+        A text longer than the model reads (256 tokens for the built-in model) is embedded
+        from its beginning only: the call warns once (:class:`~lichen.TruncationWarning`)
+        with the count, and each such document's metadata records its token count under
+        ``lichen_truncated_tokens`` (:mod:`lichen.ingest.truncation`)."""
+        return await asyncio.to_thread(
+            self._add_docs, docs, chunker, metadata, include, exclude, prefix, skip_errors
+        )
 
     async def delete_docs(self, ids: Sequence[str] | None = None, *, filter: dict[str, Any] | None = None) -> int:
         """Delete by id (unknown ids are ignored), by ``filter``, or the ids that match
@@ -345,8 +384,18 @@ class SessionIndex:
         return self._after_push(result)
 
     # ------------------------------------------------------------------ sync twins
-    def add_docs_sync(self, docs: Sequence[DocumentInfo]) -> tuple[int, int]:
-        return self._add(docs)
+    def add_docs_sync(
+        self,
+        docs: Any,
+        *,
+        chunker: Any = None,
+        metadata: dict[str, Any] | None = None,
+        include: str | Sequence[str] | None = None,
+        exclude: str | Sequence[str] | None = None,
+        prefix: str | None = None,
+        skip_errors: bool = False,
+    ) -> AddResult:
+        return self._add_docs(docs, chunker, metadata, include, exclude, prefix, skip_errors)
 
     def delete_docs_sync(self, ids: Sequence[str] | None = None, *, filter: dict[str, Any] | None = None) -> int:
         return self._delete(ids, filter)
@@ -375,6 +424,113 @@ class SessionIndex:
         store = self._require_store()
         result = store.write(self._snapshot(), expected_version=self._expected_version(overwrite))
         return self._after_push(result)
+
+    # ------------------------------------------------------------------ documents in: files, sources, folders
+    # The ingestion wing (lichen.ingest) is imported when first used: a session that only
+    # takes DocumentInfos (a voice agent's turns) never loads it.
+    def _add_docs(
+        self,
+        docs: Any,
+        chunker: Any,
+        metadata: dict[str, Any] | None,
+        include: str | Sequence[str] | None,
+        exclude: str | Sequence[str] | None,
+        prefix: str | None,
+        skip_errors: bool,
+    ) -> AddResult:
+        from .ingest.pipeline import AddResult, add_inputs, is_documents_only
+
+        if is_documents_only(docs):  # the route add_docs always had
+            added, updated = self._add(docs)
+            return AddResult(added, updated)
+        self._check_writable()
+        return add_inputs(
+            self, docs, chunker=chunker, metadata=metadata, include=include, exclude=exclude, prefix=prefix,
+            skip_errors=skip_errors,
+        )
+
+    def _find_truncated(self, docs: Sequence[DocumentInfo]) -> Truncated:
+        from .ingest.truncation import Truncated, mark_truncated
+
+        if self._embedder is None:  # model_id="custom": nothing is embedded here
+            return Truncated(docs)
+        return mark_truncated(docs, self.model_id, prompt=getattr(self._embedder, "passage_prompt", ""))
+
+    def _refresh_source(self, source: str, chunks: Sequence[DocumentInfo] | None) -> RefreshResult:
+        from .ingest.sync import refresh_source
+
+        self._check_writable()
+        return refresh_source(self, source, chunks)
+
+    def _sync_folder(self, directory: str | Path, options: dict[str, Any]) -> SyncReport:
+        from .ingest.sync import sync_directory
+        from .ingest.truncation import collected
+
+        if not options.get("dry_run"):
+            self._check_writable()
+        with collected():  # one truncation warning for the whole sync, not one per batch
+            return sync_directory(self, directory, **options)
+
+    async def refresh_source(self, source: str, chunks: Sequence[DocumentInfo] | None = None) -> RefreshResult:
+        """Make ``chunks`` the whole of ``source`` (documents whose ``metadata["source"]``
+        is it; each chunk is stamped with it): upsert them, then delete every other
+        document of that source, so a file that shrank from 21 chunks to 6 leaves nothing
+        of chunks 6-20 to be found. ``None`` or ``[]`` removes the source. Returns what was
+        added, updated and deleted. The upsert comes first: a refused batch leaves the old
+        chunks in place."""
+        return await asyncio.to_thread(self._refresh_source, source, chunks)
+
+    def refresh_source_sync(self, source: str, chunks: Sequence[DocumentInfo] | None = None) -> RefreshResult:
+        return self._refresh_source(source, chunks)
+
+    async def sync_folder(
+        self,
+        directory: str | Path,
+        *,
+        include: str | Sequence[str] | None = None,
+        exclude: str | Sequence[str] | None = None,
+        prefix: str | None = None,
+        chunker: Any = None,
+        metadata: dict[str, Any] | None = None,
+        skip_errors: bool = False,
+        dry_run: bool = False,
+        progress: Any = None,
+    ) -> SyncReport:
+        """Bring the index in step with the files under ``directory``: add new files,
+        re-chunk changed ones (by content hash; changing ``chunker`` or ``metadata`` counts
+        as a change), remove deleted ones, and only hash unchanged ones, so a second run
+        changes nothing. The state is the chunks' own metadata (``source``,
+        ``source_hash``, ``chunk_count``): no side file. Only sources under ``prefix``
+        (default: the folder's name and ``/``) are considered; other documents are left
+        alone. Unreadable files raise :class:`~lichen.SourceError` before anything is
+        written, unless ``skip_errors`` (their chunks are then kept). ``dry_run`` reports
+        what would change; ``progress(stage, done, total)`` is called as it goes. Returns a
+        :class:`~lichen.ingest.SyncReport` (``lines()`` for people, ``to_dict()`` for
+        scripts). Push the session to store the result."""
+        options = dict(
+            include=include, exclude=exclude, prefix=prefix, chunker=chunker, metadata=metadata,
+            skip_errors=skip_errors, dry_run=dry_run, progress=progress,
+        )
+        return await asyncio.to_thread(self._sync_folder, directory, options)
+
+    def sync_folder_sync(
+        self,
+        directory: str | Path,
+        *,
+        include: str | Sequence[str] | None = None,
+        exclude: str | Sequence[str] | None = None,
+        prefix: str | None = None,
+        chunker: Any = None,
+        metadata: dict[str, Any] | None = None,
+        skip_errors: bool = False,
+        dry_run: bool = False,
+        progress: Any = None,
+    ) -> SyncReport:
+        options = dict(
+            include=include, exclude=exclude, prefix=prefix, chunker=chunker, metadata=metadata,
+            skip_errors=skip_errors, dry_run=dry_run, progress=progress,
+        )
+        return self._sync_folder(directory, options)
 
     # ------------------------------------------------------------------ local files
     def info(self) -> IndexInfo:

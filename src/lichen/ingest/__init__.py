@@ -13,7 +13,13 @@ The wing's parts, one job each:
 - :mod:`~lichen.ingest.chunks`: the chunk -> ``DocumentInfo`` contract (ids, reserved
   metadata, source hashes);
 - :mod:`~lichen.ingest.pipeline`: inputs -> documents, all or nothing (or skipping);
-- :mod:`~lichen.ingest.sync`: replace one source's chunks, sync a folder.
+- :mod:`~lichen.ingest.sync`: replace one source's chunks, sync a folder;
+- :mod:`~lichen.ingest.truncation`: texts longer than the model reads, found before
+  embedding, recorded (``lichen_truncated_tokens``) and warned about.
+
+``SessionIndex.add_docs`` / ``refresh_source`` / ``sync_folder`` and the ``Client``'s
+``create_index`` / ``add_docs`` / ``sync_folder`` are the way in; the names here are for
+callers who want a step on its own (prepare without writing, plan a sync, chunk a text).
 
 It needs of the rest of Lichen only the value types, the errors and the models' tokenizers;
 indexes are reached through a three-method protocol (:class:`IngestIndex`).
@@ -55,6 +61,7 @@ from .sync import (
     sync_directory,
 )
 from .tokens import CharMeasure, Measure, TokenMeasure, token_measure
+from .truncation import TRUNCATION_KEY
 
 __all__ = [
     "Chunk",
@@ -94,4 +101,5 @@ __all__ = [
     "TokenMeasure",
     "CharMeasure",
     "token_measure",
+    "TRUNCATION_KEY",
 ]

@@ -155,7 +155,9 @@ class TokenMeasure:
     def count(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        encodings = self._tokenizer.encode_batch(list(texts), add_special_tokens=False)
+        # Counting needs no offsets: the fast batch (tokenizers >= 0.20) skips them (~12% less).
+        encode = getattr(self._tokenizer, "encode_batch_fast", None) or self._tokenizer.encode_batch
+        encodings = encode(list(texts), add_special_tokens=False)
         return [len(encoding.ids) for encoding in encodings]
 
     def longer_than_window(self, texts: Sequence[str]) -> list[tuple[int, int]]:
