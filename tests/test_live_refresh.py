@@ -24,6 +24,7 @@ from server_helpers import AWS_ENV, Deployment, LichenServer, shared_moto, snaps
 from lichen import Client, DocumentInfo, IndexNotLoadedError, NetworkError, NotFoundError, QueryOptions
 from lichen.format.snapshot import IndexSnapshot
 
+ROOT = Path(__file__).resolve().parents[1]
 DIM = 8
 DEADLINE_S = 60.0  # how long a test waits for what must happen before calling it a failure
 
@@ -341,6 +342,55 @@ def test_unload_and_close_stop_the_refresh(tmp_path):
         assert client.loaded_index("b") is b and b.doc_count == 5
         status = client.index_status("b")
         assert not status.auto_refresh and status.version == 1
+    finally:
+        server.stop()
+
+
+# ------------------------------------------------------------------ version skew
+def _older_source(tmp_path: Path) -> Path | None:
+    """``src/`` of the commit before the server learned long-polls and changes (the
+    parent of the one that added ``server/watch.py``), or ``None`` without git history."""
+    try:
+        added = subprocess.run(
+            ["git", "log", "--diff-filter=A", "--format=%H", "--", "src/lichen/server/watch.py"],
+            cwd=ROOT, capture_output=True, text=True, check=True,
+        ).stdout.split()
+        if not added:
+            return None
+        archive = subprocess.run(["git", "archive", f"{added[-1]}^", "src"], cwd=ROOT, capture_output=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    target = tmp_path / "older"
+    target.mkdir()
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    return target / "src"
+
+
+def test_an_older_server_is_polled_by_etag_and_downloaded_from(tmp_path, monkeypatch):
+    """A server of the version before (no features, no long-poll, no changes route), run
+    from that commit's source: the client polls get_info every interval and downloads
+    each new version whole."""
+    source = _older_source(tmp_path)
+    if source is None:
+        pytest.skip("no git history here to run the older server from")
+    monkeypatch.setenv("PYTHONPATH", str(source))
+    server = LichenServer(tmp_path / "data").start()
+    monkeypatch.delenv("PYTHONPATH")
+    try:
+        credentials = server.create_project()
+        writer = server.client(credentials, home=tmp_path / "w")
+        writer.store.write(versioned("old", 10, 1), expected_version=0)
+        client = live_client(server, credentials, tmp_path / "r")
+        assert client.store.features() == frozenset()
+        client.load_index_sync("old", auto_refresh=True, interval=0.1)
+        writer.add_docs_sync("old", docs_of(snapshot_of("old", 2, dim=DIM, prefix="n")))
+        until(lambda: client.loaded_index("old").doc_count == 12, "the server-side add")
+        writer.store.write(versioned("old", 4, 3, seed=3))
+        until(lambda: client.loaded_index("old").doc_count == 4, "the push")
+        status = client.index_status("old")
+        assert status.version == 3 and status.full_refreshes == 2 and status.delta_refreshes == 0
+        assert status.last_error is None and not status.stale
+        client.close()
     finally:
         server.stop()
 

@@ -260,10 +260,6 @@ class Client:
         index.core.prepare_graph()
         return index
 
-    def _remember(self, name: str, snapshot: IndexSnapshot) -> SessionIndex:
-        """Load without refresh (for stores that report no state)."""
-        return self._load(name, auto_refresh=False, interval=DEFAULT_REFRESH_INTERVAL, snapshot=snapshot)
-
     # ---- live indexes: loading, refreshing, status
     def _read_state(self, name: str) -> tuple[IndexSnapshot, IndexState]:
         if isinstance(self.store, LiveStore):
@@ -293,16 +289,10 @@ class Client:
             return self._adopt(cached[0]), cached[1], "cache", True, f"{type(exc).__name__}: {exc}"
         return self._adopt(snapshot), state, "store", False, None
 
-    def _load(
-        self, name: str, *, auto_refresh: bool, interval: float, snapshot: IndexSnapshot | None = None
-    ) -> SessionIndex:
+    def _load(self, name: str, *, auto_refresh: bool, interval: float) -> SessionIndex:
         if auto_refresh and not (isinstance(interval, (int, float)) and interval > 0):
             raise InvalidArgumentError(f"interval must be a positive number of seconds, got {interval!r}")
-        if snapshot is not None:
-            index, state, source, stale, error = self._adopt(snapshot), IndexState(
-                snapshot.version, "", "", snapshot.doc_count, snapshot.updated_at), "store", False, None
-        else:
-            index, state, source, stale, error = self._fetch(name)
+        index, state, source, stale, error = self._fetch(name)
         live = _Live(name, state, source=source, stale=stale, error=error)
         with self._loaded_lock:
             previous = self._live.pop(name, None)
