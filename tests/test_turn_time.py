@@ -249,3 +249,15 @@ def test_recall_target_is_checked(monkeypatch):
     for bad in (0.0, 1.5, "high", True):
         with pytest.raises(InvalidArgumentError, match="recall_target"):
             core.search(unit(1, seed=14)[0], "", top_k=3, recall_target=bad)
+
+
+def test_a_graph_without_a_calibration_can_be_calibrated_in_place():
+    core = IndexCore(approximate=True)
+    vectors = unit(1_500, seed=15)
+    core.upsert(docs(0, 1_500), vectors)
+    core.prepare_graph()  # built inline: not calibrated
+    assert core._calibration is None and core.recall_estimate() is None
+    calibration = core.calibrate_graph()
+    assert calibration is not None and core._calibration is calibration
+    assert calibration.settings[0][:2] == (128, 64) and 0.9 <= calibration.settings[0][2] <= 1.0
+    assert core.recall_estimate() in (1.0, *[s[2] for s in calibration.settings])

@@ -30,12 +30,12 @@ from ..format.columns import EncodedColumn, decoded
 from ..format.file import FileMatrix
 from ..format.graph_edits import GraphEdits
 from ..format.snapshot import IndexSnapshot
-from .calibration import DEFAULT_RECALL_TARGET, EXTRA_KEY, GraphCalibration
+from .calibration import DEFAULT_RECALL_TARGET, EXTRA_KEY, Calibrator, GraphCalibration, sample_for_calibration
 from .columns import MetadataColumns
 from .filters import CompiledFilter, compile_filter
 from .fusion import DEFAULT_FUSION, fuse_rankings, rank_window_size
 from .graph import VectorGraph
-from .graph_build import GraphBuild, GraphIndexer
+from .graph_build import BUILD_CHUNK_ROWS, GraphBuild, GraphIndexer
 from .keyword import KeywordIndex
 
 __all__ = ["IndexCore", "top_k_indices", "APPROXIMATE_THRESHOLD"]
@@ -639,6 +639,27 @@ class IndexCore:
             return None
         candidates, rerank, _ = choice
         return max(candidates, floor), max(rerank, floor)
+
+    def calibrate_graph(self) -> GraphCalibration | None:
+        """Measure the current graph's recall at each search setting now (see
+        :mod:`.calibration`) and use the result: for a graph built inline or loaded
+        without a calibration. Reads every row once, a chunk at a time under the lock
+        (a loaded index's mapped rows stay file-backed); ``None`` without a graph."""
+        with self._lock:
+            graph = self._graph
+            if graph is None:
+                return None
+            keys = self._keys[: len(self._ids)].copy()
+            calibrator = Calibrator(*sample_for_calibration(keys, self.rows_of_keys))
+        for start in range(0, len(keys), BUILD_CHUNK_ROWS):
+            with self._lock:
+                found, vectors = self.rows_of_keys(keys[start : start + BUILD_CHUNK_ROWS])
+            calibrator.observe(found, vectors)
+        calibration = calibrator.measure(graph)
+        with self._lock:
+            if self._graph is graph:
+                self._calibration = calibration
+        return calibration
 
     def recall_estimate(self, recall_target: float | None = None) -> float | None:
         """The recall@10 queries can count on (1.0 when they scan exactly), from the
