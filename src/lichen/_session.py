@@ -18,8 +18,8 @@ import numpy as np
 
 from ._errors import InvalidArgumentError, ModelUnavailableError, NotFoundError, StorageError
 from ._prepared import prepared_queries
-from ._results import check_result_options, shape_hits
-from ._types import DocumentInfo, IndexInfo, PushIndexResult, QueryOptions, SearchResult
+from ._results import check_result_options, group_hits, shape_hits
+from ._types import DocumentInfo, IndexInfo, PushIndexResult, QueryOptions, QueryResultDocument, SearchResult
 from ._validation import as_query_options, as_vectors, check_documents, check_query_text
 from .engine.core import IndexCore
 from .engine.filters import compile_filter
@@ -261,15 +261,22 @@ class SessionIndex:
             docs = []
         else:
             vector = self._query_vector(text, options, alpha)
-            docs = self._core.search(
-                vector, text, top_k=fetched, filter=options.filter, alpha=alpha, fusion=fusion,
-                exact=bool(options.exact),
-            )
+
+            def search(top_k: int) -> list[QueryResultDocument]:
+                return self._core.search(
+                    vector, text, top_k=top_k, filter=options.filter, alpha=alpha, fusion=fusion,
+                    exact=bool(options.exact),
+                )
+
+            # group_by: as many hits as fill top_k groups, grouped and shaped (_results)
+            docs = search(fetched) if options.group_by is None else group_hits(self._core, search, options)
         if reranker is not None and options.top_k > 0:
             docs = rerank_hits(reranker, text, docs, options.top_k)
         docs = shape_hits(self._core, docs, options)
         for doc in docs:
             doc.index_name = self.name
+            for chunk in doc.chunks or ():  # a group's hits (group_by)
+                chunk.index_name = self.name
         elapsed = (time.perf_counter() - started) * 1000.0
         return SearchResult(docs=docs, query=text, index_name=self.name, time_taken_ms=elapsed)
 

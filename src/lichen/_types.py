@@ -63,6 +63,18 @@ class QueryOptions:
     re-scores the best ``rerank_candidates`` hits (default 20) with the query and returns
     the best ``top_k`` of them by its relevance (in [0, 1]), which becomes their ``score``
     (``min_score`` compares with it). Off by default: it costs a forward pass per candidate.
+
+    ``group_by`` names a metadata field (a dotted path reaches into nested metadata) whose
+    value gathers hits into one result: ``group_by="source"`` gives one result per file
+    added with ``add_docs`` or ``sync_folder``, however many of its chunks match. A group's
+    ``id`` is the field's value, its ``score`` (and ``vector_score`` / ``keyword_score``)
+    its best chunk's, ``chunks`` its matching chunks (each a hit as usual) ordered by
+    ``group_order`` (default ``"chunk_index"``; chunks without it follow, best first),
+    ``text`` their texts in that order joined by blank lines, and ``metadata`` what those
+    chunks have in common but the order field (for a file: ``source``, ``chunk_count``,
+    ``source_hash``, its extra metadata). ``top_k`` counts groups; ``min_score`` applies
+    to chunks; a hit without the field is a group of its own. See
+    :func:`lichen._results.group_hits` for how many hits are read.
     """
 
     top_k: int = 5
@@ -76,6 +88,8 @@ class QueryOptions:
     fusion: str | None = None
     rerank: str | None = None
     rerank_candidates: int | None = None
+    group_by: str | None = None
+    group_order: str | None = None
 
 
 @dataclass
@@ -85,7 +99,9 @@ class QueryResultDocument:
     ``vector_score`` and ``keyword_score`` (``None`` when that ranking did not run). A
     re-ranked hit (``QueryOptions.rerank``) has its cross-encoder relevance in
     ``rerank_score``, which is then its ``score``.
-    ``embedding`` is the stored vector when the query asked ``include_embeddings``."""
+    ``embedding`` is the stored vector when the query asked ``include_embeddings``.
+    ``chunks``: with ``QueryOptions(group_by=...)``, this result is a group (a source) and
+    these are its matching hits in order; ``None`` otherwise."""
 
     id: str
     text: str
@@ -96,6 +112,7 @@ class QueryResultDocument:
     index_name: str | None = None
     embedding: list[float] | None = None
     rerank_score: float | None = None
+    chunks: list[QueryResultDocument] | None = None
 
 
 @dataclass
