@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ._errors import (
     ConflictError,
@@ -52,6 +52,10 @@ from .engine.core import IndexCore
 from .format.snapshot import IndexSnapshot
 from .models import DEFAULT_MODEL_ID
 from .stores.base import IndexChanges, IndexState, IndexStore, LiveStore
+
+if TYPE_CHECKING:  # the ingest wing is imported when first used
+    from .ingest.pipeline import AddResult, Prepared
+    from .ingest.sync import SyncReport
 
 __all__ = ["Client", "IndexStatus", "LoadReport"]
 
@@ -475,10 +479,54 @@ class Client:
             raise InvalidArgumentError("ids must be a list of strings, not one string")
         return IndexCore.from_snapshot(snapshot).get(ids, filter, limit=limit, offset=offset)
 
-    def _build(self, name: str, docs: Sequence[DocumentInfo], model_id: str | None, base: IndexSnapshot | None) -> SessionIndex:
+    def _build(
+        self, name: str, docs: Any, model_id: str | None, base: IndexSnapshot | None, options: dict[str, Any]
+    ) -> tuple[SessionIndex, AddResult]:
         session = self._session_from(name, model_id, base)
-        session.add_docs_sync(docs)
-        return session
+        added = session.add_docs_sync(docs, **options)
+        return session, added
+
+    # ---- documents in: files, folders, records (lichen.ingest)
+    def _prepare_embedded(self, name: str, docs: Any, info: IndexInfo, options: dict[str, Any]) -> Prepared:
+        """Read and chunk ``docs`` for the stored index ``info``, then embed them here,
+        once, so that a read-modify-write retried on conflict does not embed again (and
+        truncation is warned about once)."""
+        from .ingest.pipeline import prepare
+
+        prepared = prepare(docs, model_id=info.model_id, **options)
+        if prepared.documents:
+            batch = SessionIndex(name, info.model_id, dimension=info.dimension or None, progress=self.progress)
+            batch.approximate = False  # a batch to embed needs no graph of its own
+            batch.add_docs_sync(prepared.documents)
+            embedded = {doc.id: doc for doc in batch.get_docs_sync(include_embeddings=True)}
+            prepared.documents = [embedded[doc.id] for doc in prepared.documents]
+            for source in prepared.sources:
+                source.documents = [embedded[doc.id] for doc in source.documents]
+        return prepared
+
+    def _add_inputs(self, name: str, docs: Any, options: dict[str, Any]) -> AddResult:
+        from .ingest.pipeline import apply_prepared
+
+        prepared = self._prepare_embedded(name, docs, self.store.get_info(name), options)
+        # Stale chunks of the files read are found in the stored index itself: a
+        # read-modify-write, retried on conflict, for the server as for the embedded store.
+        return self._mutate(name, lambda session: apply_prepared(session, prepared))
+
+    def _sync_folder(self, name: str, directory: str | Path, model_id: str | None, options: dict[str, Any]) -> SyncReport:
+        """Open (or start) the session, sync, push if anything changed; on a conflicting
+        push, sync again from the new version (a sync is idempotent)."""
+        for attempt in range(_WRITE_RETRIES):
+            session = self.session_sync(name, model_id)
+            report = session.sync_folder_sync(directory, **options)
+            if report.dry_run or not report.changes:
+                return report
+            try:
+                session.push_index_sync()
+                return report
+            except ConflictError:
+                if attempt == _WRITE_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     def _mutate(self, name: str, change) -> Any:
         """Read-modify-write with optimistic concurrency, retried on conflict."""
@@ -544,13 +592,73 @@ class Client:
         results = [await (await self._aloaded_index(name)).query(text, options) for name in names]
         return self._query_many(text, options, results)
 
-    async def create_index(self, name: str, docs: Sequence[DocumentInfo], model_id: str | None = None) -> PushIndexResult:
-        """Embed locally and store a new index; ``ConflictError`` if the name exists."""
-        session = await asyncio.to_thread(self._build, name, docs, model_id, None)
-        return await session.push_index()
+    async def create_index(
+        self,
+        name: str,
+        docs: Any,
+        model_id: str | None = None,
+        *,
+        chunker: Any = None,
+        metadata: dict[str, Any] | None = None,
+        include: str | Sequence[str] | None = None,
+        exclude: str | Sequence[str] | None = None,
+        prefix: str | None = None,
+        skip_errors: bool = False,
+    ) -> PushIndexResult:
+        """Embed locally and store a new index; ``ConflictError`` if the name exists.
+        ``docs`` takes what :meth:`SessionIndex.add_docs` takes (documents, dicts, JSON
+        text, files, folders) with the same options; with ``skip_errors=True`` the inputs
+        left out are in the result's ``skipped``."""
+        options = dict(chunker=chunker, metadata=metadata, include=include, exclude=exclude, prefix=prefix,
+                       skip_errors=skip_errors)
+        session, added = await asyncio.to_thread(self._build, name, docs, model_id, None, options)
+        result = await session.push_index()
+        result.skipped = list(added.skipped)
+        return result
 
-    async def add_docs(self, name: str, docs: Sequence[DocumentInfo]) -> tuple[int, int]:
-        return await asyncio.to_thread(self.add_docs_sync, name, docs)
+    async def add_docs(
+        self,
+        name: str,
+        docs: Any,
+        *,
+        chunker: Any = None,
+        metadata: dict[str, Any] | None = None,
+        include: str | Sequence[str] | None = None,
+        exclude: str | Sequence[str] | None = None,
+        prefix: str | None = None,
+        skip_errors: bool = False,
+    ) -> AddResult:
+        """Add to a stored index; ``docs`` and the options as for
+        :meth:`SessionIndex.add_docs`. Documents are embedded here and, against a server,
+        merged server-side; files are read, chunked and embedded here, once, then written
+        by a read-modify-write of the stored index (retried on conflict), which also
+        removes the stale chunks of every file read again."""
+        options = dict(chunker=chunker, metadata=metadata, include=include, exclude=exclude, prefix=prefix,
+                       skip_errors=skip_errors)
+        return await asyncio.to_thread(lambda: self.add_docs_sync(name, docs, **options))
+
+    async def sync_folder(
+        self,
+        name: str,
+        directory: str | Path,
+        *,
+        model_id: str | None = None,
+        include: str | Sequence[str] | None = None,
+        exclude: str | Sequence[str] | None = None,
+        prefix: str | None = None,
+        chunker: Any = None,
+        metadata: dict[str, Any] | None = None,
+        skip_errors: bool = False,
+        dry_run: bool = False,
+        progress: Any = None,
+    ) -> SyncReport:
+        """Bring the stored index ``name`` in step with the files under ``directory`` (see
+        :meth:`SessionIndex.sync_folder`): it is opened (or started, with ``model_id``),
+        synced, and pushed only if something changed; a conflicting push syncs again from
+        the version that won. What ``lichen sync`` runs."""
+        options = dict(include=include, exclude=exclude, prefix=prefix, chunker=chunker, metadata=metadata,
+                       skip_errors=skip_errors, dry_run=dry_run, progress=progress)
+        return await asyncio.to_thread(self._sync_folder, name, directory, model_id, options)
 
     async def delete_docs(
         self, name: str, ids: Sequence[str] | None = None, *, filter: dict[str, Any] | None = None
@@ -616,10 +724,44 @@ class Client:
         results = [self.loaded_index(name).query_sync(text, options) for name in names]
         return self._query_many(text, options, results)
 
-    def create_index_sync(self, name: str, docs: Sequence[DocumentInfo], model_id: str | None = None) -> PushIndexResult:
-        return self._build(name, docs, model_id, None).push_index_sync()
+    def create_index_sync(
+        self,
+        name: str,
+        docs: Any,
+        model_id: str | None = None,
+        *,
+        chunker: Any = None,
+        metadata: dict[str, Any] | None = None,
+        include: str | Sequence[str] | None = None,
+        exclude: str | Sequence[str] | None = None,
+        prefix: str | None = None,
+        skip_errors: bool = False,
+    ) -> PushIndexResult:
+        options = dict(chunker=chunker, metadata=metadata, include=include, exclude=exclude, prefix=prefix,
+                       skip_errors=skip_errors)
+        session, added = self._build(name, docs, model_id, None, options)
+        result = session.push_index_sync()
+        result.skipped = list(added.skipped)
+        return result
 
-    def add_docs_sync(self, name: str, docs: Sequence[DocumentInfo]) -> tuple[int, int]:
+    def add_docs_sync(
+        self,
+        name: str,
+        docs: Any,
+        *,
+        chunker: Any = None,
+        metadata: dict[str, Any] | None = None,
+        include: str | Sequence[str] | None = None,
+        exclude: str | Sequence[str] | None = None,
+        prefix: str | None = None,
+        skip_errors: bool = False,
+    ) -> AddResult:
+        from .ingest.pipeline import AddResult, is_documents_only
+
+        if not is_documents_only(docs):
+            options = dict(chunker=chunker, metadata=metadata, include=include, exclude=exclude, prefix=prefix,
+                           skip_errors=skip_errors)
+            return self._add_inputs(name, docs, options)
         add_documents = getattr(self.store, "add_documents", None)
         if add_documents is not None:
             # The store merges server-side: embed only the new documents, send only them.
@@ -627,8 +769,27 @@ class Client:
             batch = SessionIndex(name, info.model_id, dimension=info.dimension or None, progress=self.progress)
             batch.approximate = False  # a batch to merge needs no graph of its own
             batch.add_docs_sync(docs)
-            return add_documents(batch.core.snapshot(name, info.model_id))
+            return AddResult(*add_documents(batch.core.snapshot(name, info.model_id)))
         return self._mutate(name, lambda session: session.add_docs_sync(docs))
+
+    def sync_folder_sync(
+        self,
+        name: str,
+        directory: str | Path,
+        *,
+        model_id: str | None = None,
+        include: str | Sequence[str] | None = None,
+        exclude: str | Sequence[str] | None = None,
+        prefix: str | None = None,
+        chunker: Any = None,
+        metadata: dict[str, Any] | None = None,
+        skip_errors: bool = False,
+        dry_run: bool = False,
+        progress: Any = None,
+    ) -> SyncReport:
+        options = dict(include=include, exclude=exclude, prefix=prefix, chunker=chunker, metadata=metadata,
+                       skip_errors=skip_errors, dry_run=dry_run, progress=progress)
+        return self._sync_folder(name, directory, model_id, options)
 
     def delete_docs_sync(self, name: str, ids: Sequence[str] | None = None, *, filter: dict[str, Any] | None = None) -> int:
         delete_documents = getattr(self.store, "delete_documents", None)

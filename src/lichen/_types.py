@@ -133,6 +133,9 @@ class PushIndexResult:
     doc_count: int
     status: str = "completed"
     version: int | None = None
+    skipped: list[Any] = field(default_factory=list)
+    """Inputs ``create_index(..., skip_errors=True)`` could not read and left out
+    (:class:`lichen.ingest.SkippedSource`: ``source`` and ``reason``)."""
 
 
 @dataclass
