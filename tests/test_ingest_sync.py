@@ -105,7 +105,7 @@ def test_sync_adds_rechunks_deletes_and_then_changes_nothing(tmp_path):
     assert not {f"docs/long.md#chunk-{i:04d}" for i in range(6, 21)} & found_ids(index, "topic12 topic20 text")
     assert "manual" in ids(index)  # not a synced source: left alone
     assert [text for text in third.lines() if text[0] in "+~-"] == [
-        "+ docs/new.txt (1 chunks)", "~ docs/long.md (6 chunks)", "- docs/guides/setup.md",
+        "+ docs/new.txt (1 chunk)", "~ docs/long.md (6 chunks)", "- docs/guides/setup.md",
     ]
     assert third.summary().startswith("synced ") and "1 added, 1 changed, 1 deleted, 2 unchanged" in third.summary()
     assert sync_directory(index, docs).changes == 0

@@ -11,6 +11,7 @@ the project's credentials in ``--project-id`` / ``--project-key`` or
 
     lichen ls | info NAME | push PATH-or-JSONL [--name N] | pull NAME [-o PATH]
     lichen query NAME "text" [--top-k K] [--filter JSON] [--alpha A] | rm NAME
+    lichen sync DIR --index NAME [--include G]... [--exclude G]... [--dry-run] | add NAME PATH...
 
 Embedding models and re-rankers (built into ``$LICHEN_HOME/models``; building needs
 ``lichen[build-model]``, pulling ``lichen[hub]``)::
@@ -315,6 +316,160 @@ def cmd_rm(args: argparse.Namespace) -> int:
     return 0 if deleted else 1
 
 
+# ------------------------------------------------------------------ documents in: sync, add
+class _StageBars:
+    """``progress(stage, done, total)`` for a sync: one bar per stage (hashing, chunking,
+    writing, deleting), each replacing the last, on a terminal only (``LICHEN_PROGRESS``)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.stage: str | None = None
+        self.bar: Any = None
+        self.done = 0
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if stage != self.stage:
+            self.close()
+            from tqdm import tqdm
+
+            self.stage, self.done = stage, 0
+            unit = "chunk" if stage in ("writing", "deleting") else "file"
+            self.bar = tqdm(total=total, desc=stage, unit=unit, leave=False, file=sys.stderr)
+        self.bar.update(done - self.done)
+        self.done = done
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _ingest_options(args: argparse.Namespace) -> dict[str, Any]:
+    from .ingest.chunking import as_chunker
+
+    metadata = None
+    if args.metadata:
+        try:
+            metadata = json.loads(args.metadata)
+        except ValueError as exc:
+            raise InvalidArgumentError(f"--metadata is not valid JSON: {exc}") from None
+        if not isinstance(metadata, dict):
+            raise InvalidArgumentError(f"--metadata must be a JSON object, got {type(metadata).__name__}")
+    chunker = as_chunker(args.chunker, size=args.size, overlap=args.overlap, unit="chars" if args.chars else "tokens")
+    return {
+        "include": args.include, "exclude": args.exclude, "prefix": args.prefix, "chunker": chunker,
+        "metadata": metadata, "skip_errors": args.skip_errors,
+    }
+
+
+def _version(client: Any, name: str) -> int | None:
+    from ._errors import NotFoundError
+
+    try:
+        return client.get_index_sync(name).version
+    except NotFoundError:
+        return None
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    from ._progress import progress_wanted
+
+    client = _client(args)
+    client.progress = False  # the stage bars count the embedding; two bars would stack
+    bars = _StageBars(progress_wanted(None) and not args.json)
+    try:
+        report = client.sync_folder_sync(
+            args.index, args.directory, model_id=args.model_id, dry_run=args.dry_run, progress=bars,
+            **_ingest_options(args),
+        )
+    finally:
+        bars.close()
+    version = _version(client, args.index)
+    if args.json:
+        _emit_json({**report.to_dict(), "index_name": args.index, "version": version})
+        return 0
+    for line in report.lines():
+        print(line)
+    if report.dry_run:
+        print(f"dry run: {args.index!r} left as it is" + (f" (version {version})" if version else " (not created)"))
+    elif report.changes:
+        print(f"pushed {args.index!r}: version {version}")
+    else:
+        print(f"{args.index!r} already matches the folder" + (f" (version {version})" if version else " (nothing to index)"))
+    return 0
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    client = _client(args)
+    options = _ingest_options(args)
+    before = _version(client, args.name)
+    if before is None:  # a new index: created from the inputs (with --model-id)
+        pushed = client.create_index_sync(args.name, args.paths, args.model_id, **options)
+        added, updated, deleted, skipped, version = pushed.doc_count, 0, 0, pushed.skipped, pushed.version
+    else:
+        if args.model_id:
+            info = client.get_index_sync(args.name)
+            if info.model_id != args.model_id:
+                raise InvalidArgumentError(
+                    f"index {args.name!r} uses model {info.model_id!r}, not {args.model_id!r} (leave --model-id out)"
+                )
+        result = client.add_docs_sync(args.name, args.paths, **options)
+        added, updated, deleted, skipped = result.added, result.updated, result.deleted, result.skipped
+        version = _version(client, args.name)
+    if args.json:
+        _emit_json({
+            "index_name": args.name, "added": added, "updated": updated, "deleted": deleted, "version": version,
+            "skipped": [{"source": item.source, "reason": item.reason} for item in skipped],
+        })
+        return 0
+    for item in skipped:
+        print(f"! {item}")
+    verb = "created" if before is None else "added to"
+    print(f"{verb} {args.name!r}: {added} added, {updated} updated, {deleted} stale chunks removed (version {version})")
+    return 0
+
+
+def _add_ingest_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--include", action="append", metavar="GLOB",
+                        help="only files matching (repeatable; '*.md' matches names, 'guides/**/*.md' paths)")
+    parser.add_argument("--exclude", action="append", metavar="GLOB", help="leave out files or folders matching (repeatable)")
+    parser.add_argument("--prefix", help="what source ids start with (default: the folder's name and '/')")
+    parser.add_argument("--chunker", default="auto", choices=["auto", "recursive", "sentence", "markdown", "page"],
+                        help="chunking strategy (default: auto, the one each file type calls for)")
+    parser.add_argument("--size", type=int, help="chunk size in tokens of the model (default: its window), or characters with --chars")
+    parser.add_argument("--overlap", type=int, default=0, help="tokens (or characters) repeated from one chunk to the next")
+    parser.add_argument("--chars", action="store_true", help="count --size and --overlap in characters")
+    parser.add_argument("--metadata", metavar="JSON", help='metadata put on every chunk, e.g. \'{"team": "support"}\'')
+    parser.add_argument("--model-id", help="embedding model of a new index (default lichen-minilm)")
+    parser.add_argument("--skip-errors", action="store_true", help="add what can be read and list the rest (default: add nothing)")
+
+
+def _add_ingest_commands(sub: Any) -> None:
+    sync = _sub(
+        sub, "sync", "bring an index in step with a folder: add new files, re-chunk changed ones, remove deleted ones",
+        description="Sync DIR (recursively: .txt .md .json .jsonl .ndjson, and .pdf .docx .html with lichen[files]) "
+        "into the index NAME, created if missing: new files are added, changed ones (by content hash) re-chunked, "
+        "deleted ones removed, unchanged ones only hashed; the index is pushed only if something changed, so a second "
+        "run changes nothing. Prints one line per file that changed and a summary. A file that cannot be read stops "
+        "the sync before anything is written (exit 1), unless --skip-errors.",
+    )
+    sync.add_argument("directory", metavar="DIR", help="the folder to sync")
+    sync.add_argument("--index", required=True, metavar="NAME", help="the index to sync into")
+    sync.add_argument("--dry-run", action="store_true", help="say what would change, change nothing")
+    _add_ingest_options(sync)
+    _add_client_options(sync)
+    sync.set_defaults(func=cmd_sync)
+
+    add = _sub(sub, "add", "add files, folders or JSON Lines to an index (created if missing), chunked")
+    add.add_argument("name", help="index name")
+    add.add_argument("paths", nargs="+", metavar="PATH", help="files and folders (folders are walked recursively)")
+    _add_ingest_options(add)
+    _add_client_options(add)
+    add.set_defaults(func=cmd_add)
+
+
 # ------------------------------------------------------------------ model commands
 def _model_dict(info: Any) -> dict[str, Any]:
     found = {
@@ -551,6 +706,7 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("name", help="index name")
     _add_client_options(rm)
     rm.set_defaults(func=cmd_rm)
+    _add_ingest_commands(sub)
 
     models = _sub(sub, "models", "list embedding models and re-rankers, build one from a directory or pull one from the Hub")
     models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")

@@ -220,12 +220,16 @@ class SyncReport:
     def lines(self) -> list[str]:
         """One line per source that changed (``+`` added, ``~`` changed, ``-`` deleted,
         ``!`` skipped, ``0`` no text), then the summary."""
-        out = [f"+ {s} ({self.chunks_per_source.get(s, '?')} chunks)" for s in self.added]
-        out += [f"~ {s} ({self.chunks_per_source.get(s, '?')} chunks)" for s in self.changed]
+        out = [f"+ {s} ({self._chunks(s)})" for s in self.added]
+        out += [f"~ {s} ({self._chunks(s)})" for s in self.changed]
         out += [f"- {s}" for s in self.deleted]
         out += [f"0 {s} (no text)" for s in self.empty]
         out += [f"! {item}" for item in self.skipped]
         return [*out, self.summary()]
+
+    def _chunks(self, source: str) -> str:
+        count = self.chunks_per_source.get(source)
+        return "? chunks" if count is None else f"{count} chunk{'' if count == 1 else 's'}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
