@@ -83,7 +83,17 @@ _FIRST_ROUND_MIN = 20
 _WIDEN = 4
 
 
+#: Metadata key of a grouped result (``LichenRetriever(group_by=...)``): the ids of the
+#: source's matching chunks, in order.
+CHUNKS_METADATA_KEY = "lichen_chunks"
+
+
 def to_document(hit: QueryResultDocument | DocumentInfo) -> Document:
+    chunks = getattr(hit, "chunks", None)
+    if chunks is not None:  # a group: one Document for the source, its chunks named
+        return Document(
+            id=hit.id, page_content=hit.text, metadata={**hit.metadata, CHUNKS_METADATA_KEY: [c.id for c in chunks]}
+        )
     return Document(id=hit.id, page_content=hit.text, metadata=hit.metadata or {})
 
 
@@ -241,10 +251,18 @@ class IndexSearch:
         return self.embedding is not None or predicate is not None
 
     def _plan(
-        self, k: int, filter: Filter, alpha: float | None, vector: Sequence[float] | None, where_document: WhereDocument
+        self,
+        k: int,
+        filter: Filter,
+        alpha: float | None,
+        vector: Sequence[float] | None,
+        where_document: WhereDocument,
+        group_by: str | None = None,
     ) -> tuple[QueryOptions, Callable[[Document], bool] | None]:
         spec, predicate = split_filter(filter, where_document)
-        options = QueryOptions(top_k=k, filter=spec, alpha=resolve_alpha(alpha), embedding=vector)
+        if group_by is not None and predicate is not None:
+            raise InvalidArgumentError("group_by needs a dict filter: a callable filter sees chunks, not groups")
+        options = QueryOptions(top_k=k, filter=spec, alpha=resolve_alpha(alpha), embedding=vector, group_by=group_by)
         return options, predicate
 
     def search(
@@ -257,10 +275,12 @@ class IndexSearch:
         vector: Sequence[float] | None = None,
         where_document: WhereDocument = None,
         fetch_k: int | None = None,
+        group_by: str | None = None,
     ) -> Plan[list[QueryResultDocument]]:
         """Top ``k`` hits, best first, as the engine scored them. ``fetch_k`` is the first
-        candidate pool of a callable filter (default ``max(4k, 20)``)."""
-        options, predicate = self._plan(k, filter, alpha, vector, where_document)
+        candidate pool of a callable filter (default ``max(4k, 20)``). ``group_by``: the
+        top ``k`` groups (``QueryOptions.group_by``) instead."""
+        options, predicate = self._plan(k, filter, alpha, vector, where_document, group_by)
         if options.embedding is None and self._needs_vector(options.alpha, predicate):
             options = replace(options, embedding=(yield from self.query_vector(text)))
         if predicate is None:

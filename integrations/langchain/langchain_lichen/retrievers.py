@@ -48,6 +48,11 @@ class LichenRetriever(BaseRetriever):
             keyword ranking (0.0 keywords only).
         embedding: the LangChain `Embeddings` for an index created with
             `model_id="custom"`; leave `None` for indexes using Lichen's built-in model.
+        group_by: a metadata field, e.g. `"source"` for files added with `add_docs`
+            or `sync_folder`: one Document per source instead of per chunk (the
+            parent-document pattern), `k` of them; its `page_content` is the source's
+            matching chunks in order, its metadata what they share plus
+            `lichen_chunks` (their ids). Needs a dict `filter`.
 
     Instantiate:
         ```python
@@ -90,6 +95,8 @@ class LichenRetriever(BaseRetriever):
     """Hybrid weight: ``None``/1.0 vector only, 0.0 keywords only."""
     embedding: Optional[Embeddings] = None
     """Query embeddings for a ``model_id="custom"`` index."""
+    group_by: Optional[str] = None
+    """A metadata field (``"source"``): one Document per value, ``k`` of them."""
 
     def model_post_init(self, __context: Any) -> None:
         IndexSearch(self.index, self.embedding)  # fail now on a model/embedding mismatch
@@ -126,6 +133,7 @@ class LichenRetriever(BaseRetriever):
             self.k if k is None else k,
             filter=self.filter if filter is None else filter,
             alpha=self.alpha if alpha is None else alpha,
+            group_by=self.group_by,
         )
         return [to_document(hit) for hit in hits]
 
