@@ -134,7 +134,9 @@ class LichenContextProcessor(FrameProcessor):
             self._indexed += len(pending)  # counted now; written once the LLM has the frame
             self._indexing = asyncio.ensure_future(self._index_later(pending, turn))
         elif isinstance(frame, StartFrame):
-            self._ended = False  # a processor may run in one pipeline after another
+            if self._ended:  # a processor may run in one pipeline after another
+                self._ended = False
+                self._interim = InterimQueries(self.session.prepare, filler_words=self._params.filler_words)
             await self.push_frame(frame, direction)
         elif isinstance(frame, (EndFrame, CancelFrame)):
             await self._end_call()
@@ -153,7 +155,8 @@ class LichenContextProcessor(FrameProcessor):
         the turn (``None`` when the context does not end with a new user message)."""
         await self._settled()  # the previous turn is in the session before this one queries
         started = time.perf_counter()
-        self._context = context
+        if context is not self._context:  # another conversation (a new pipeline): none of it indexed yet
+            self._context, self._indexed, self._injected = context, 0, None
         messages = [m for m in context.get_messages() if m is not self._injected]
         new = self._new_messages(messages)
         if not new or new[-1]["role"] != "user":

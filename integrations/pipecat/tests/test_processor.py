@@ -166,6 +166,15 @@ async def test_the_session_is_pushed_when_the_call_is_cancelled(voice, client, f
     assert (await client.session("cancelled")).doc_count == 2
 
 
+async def test_a_processor_prepares_again_in_its_next_pipeline(voice, client, faqs):
+    processor = await lichen(client, faqs, name="twice")
+    await voice.run_call(processor, [voice.Turn("I was charged twice.", voice.words_of("I was charged twice."))])
+    final = "How long does a refund take in the second pipeline?"
+    _, llm = await voice.run_call(processor, [voice.Turn(final, voice.words_of(final))])
+    assert llm.seen[0].turn.query.match == "exact"
+    assert processor.last_push.doc_count == 4 and processor.last_push.version == 2
+
+
 async def test_push_on_end_off_keeps_the_session_in_memory(voice, client, faqs):
     processor = await lichen(client, faqs, name="unpushed", push_on_end=False)
     await voice.run_call(processor, [voice.Turn("I was charged twice.")])
