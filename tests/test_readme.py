@@ -174,7 +174,7 @@ def test_readme_snippet_runs_and_runs_again(where, code, tmp_path):
     for run in ("first", "second"):
         out, printed = run_snippet(code, where, tmp_path)
         assert_stated_outputs_match(f"{where} ({run} run)", code, printed)
-        if where.startswith("README.md"):
+        if where.startswith("README.md") and '"refund timeline"' in code:
             assert out.splitlines()[0].startswith("turn-2 ")  # the refund turn answers "refund timeline"
 
 
