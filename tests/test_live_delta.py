@@ -98,5 +98,7 @@ def test_a_delta_refresh_equals_a_full_download(live, ops):
     query = QueryOptions(top_k=len(POOL), embedding=[0.3, -0.1, 0.5, 0.2], exact=True)
     got = refreshed.query_sync("q", query).docs
     want = downloaded.query_sync("q", query).docs
-    assert [d.id for d in got] == [d.id for d in want]
     np.testing.assert_allclose([d.score for d in got], [d.score for d in want], atol=1e-6)
+    # Equal vectors (a replacement equal to another document's) tie; the last bit the
+    # engine's normalisation may change decides their order, so ties compare as a set.
+    assert sorted((-round(d.score, 5), d.id) for d in got) == sorted((-round(d.score, 5), d.id) for d in want)

@@ -80,12 +80,15 @@ print(session.push_index_sync().version)
 
 # ------------------------------------------------------------------ freshness
 def test_a_push_from_another_process_reaches_a_long_polling_client(deployment, tmp_path):
+    """The client long-polls one server; another process pushes through a replica over
+    the same storage (directory or bucket)."""
     server = deployment.server
     credentials = server.create_project()
     server.client(credentials, home=tmp_path / "w").store.write(versioned("kb", 12, 1), expected_version=0)
     client = live_client(server, credentials, tmp_path / "r")
     client.load_index_sync("kb", auto_refresh=True, interval=0.2)
-    env = {**os.environ, **AWS_ENV, **credentials.env(server.url), "LICHEN_HOME": str(tmp_path / "pusher")}
+    replica = deployment.replica.url
+    env = {**os.environ, **AWS_ENV, **credentials.env(replica), "LICHEN_HOME": str(tmp_path / "pusher")}
     pushed = subprocess.run([sys.executable, "-c", PUSHER, "kb", "3"], env=env, capture_output=True, text=True, timeout=120)
     assert pushed.returncode == 0, pushed.stderr
     until(lambda: client.loaded_index("kb").doc_count == 3, "the pushed version")

@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, ValidationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -111,6 +112,12 @@ class ApiError(Exception):
 
 def _json(model: BaseModel, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(model.model_dump_json(), status_code=status, media_type="application/json", headers=headers)
+
+
+def _health(model: HealthModel, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A probe's answer, without the fields that do not apply."""
+    body = model.model_dump_json(exclude_none=True)
+    return Response(body, status_code=status, media_type="application/json", headers=headers)
 
 
 def _error_response(error: ApiError) -> Response:
@@ -511,7 +518,7 @@ def create_app(config: ServerConfig) -> Starlette:
 
     # ---- routes without credentials: probes, metrics, the protocol's description
     async def healthz(request: Request) -> Response:
-        return _json(HealthModel(status="ok"))
+        return _health(HealthModel(status="ok"))
 
     async def readyz(request: Request) -> Response:
         try:
@@ -520,8 +527,8 @@ def create_app(config: ServerConfig) -> Starlette:
             logger.warning("readiness check failed: %s", exc)
             detail = _redacted(f"{type(exc).__name__}: {exc}", private_paths)
             body = HealthModel(status="unavailable", storage=storage.describe_public(), detail=detail[:300])
-            return _json(body, 503, headers={"Retry-After": _RETRY_AFTER_S})
-        return _json(HealthModel(status="ok", storage=storage.describe_public()))
+            return _health(body, 503, headers={"Retry-After": _RETRY_AFTER_S})
+        return _health(HealthModel(status="ok", storage=storage.describe_public()))
 
     async def get_metrics(request: Request) -> Response:
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
@@ -567,6 +574,4 @@ def create_app(config: ServerConfig) -> Starlette:
 
 
 def _json_bytes(document: dict[str, Any]) -> Response:
-    import orjson
-
     return Response(orjson.dumps(document), media_type="application/json")

@@ -35,7 +35,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -248,7 +247,3 @@ class ChangeLog:
     def body(delta: IndexSnapshot) -> bytes:
         return encode_artifact(delta).to_bytes()
 
-
-def describe(delta: IndexSnapshot) -> dict[str, Any]:
-    """The :class:`ChangesModel` a changes body carries (for logs and tests)."""
-    return dict(delta.extra.get(CHANGES_EXTRA_KEY, {}))

@@ -9,7 +9,7 @@ branches on where indexes live.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from .._types import IndexInfo, PushIndexResult
@@ -46,7 +46,6 @@ class IndexChanges:
     updated: int = 0
     transferred: int = 0
     """Bytes of the response body (for benchmarks and logs)."""
-    extra: dict = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
