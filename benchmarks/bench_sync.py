@@ -10,8 +10,14 @@ fresh ``SessionIndex``:
 - after editing 1% of the files (10) and deleting 1% (10): the incremental case.
 
 Embedding is timed on its own (the session's ``embed_texts``), so the report shows how
-much of a sync is the model and how much is ingestion. "Cold" means a cold index: the
-files were just written, so they are in the page cache.
+much of a sync is the model and how much is ingestion; so is ``add_docs``' count of the
+texts the model would truncate (``truncation_check_seconds``). "Cold" means a cold index:
+the files were just written, so they are in the page cache.
+
+``cli`` does the same through the ``lichen sync`` command, as a user runs it: a fresh
+process each time, the embedded store in a temporary ``LICHEN_HOME``, the index read from
+it and pushed back only when something changed. Each run's wall time (process start,
+imports and model load included) is recorded next to the sync's own ``seconds.total``.
 
 ``readers`` compares the candidate libraries for the ``files`` extra on the same inputs:
 PDF (pypdfium2, pypdf, pdfminer.six) on PDFs written here with reportlab (known text:
@@ -24,6 +30,7 @@ such. Lichen's own readers are timed on the same inputs.
 Usage::
 
     python benchmarks/bench_sync.py sync --data ../shared/data/msmarco-5k --out benchmarks/results/sync.json
+    python benchmarks/bench_sync.py cli --data ../shared/data/msmarco-5k --out benchmarks/results/sync_cli.json
     python benchmarks/bench_sync.py readers --pdf /usr/share/doc/*/*.pdf \\
         --html ~/.rustup/toolchains/*/share/doc/rust/html/book/ch*.html --out benchmarks/results/readers.json
 """
@@ -41,6 +48,7 @@ import re
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from importlib import metadata
@@ -73,6 +81,7 @@ class TimedSession(SessionIndex):
 
     embed_seconds = 0.0
     embedded = 0
+    truncation_seconds = 0.0
 
     def embed_texts(self, texts):
         started = time.perf_counter()
@@ -81,9 +90,15 @@ class TimedSession(SessionIndex):
         self.embedded += len(texts)
         return vectors
 
+    def _find_truncated(self, docs):
+        started = time.perf_counter()
+        found = super()._find_truncated(docs)
+        self.truncation_seconds += time.perf_counter() - started
+        return found
+
 
 def run_sync(index: TimedSession, folder: Path) -> dict:
-    index.embed_seconds, index.embedded = 0.0, 0
+    index.embed_seconds, index.embedded, index.truncation_seconds = 0.0, 0, 0.0
     started = time.perf_counter()
     report = sync_directory(index, folder)
     total = time.perf_counter() - started
@@ -101,6 +116,7 @@ def run_sync(index: TimedSession, folder: Path) -> dict:
         "embedding_share": round(index.embed_seconds / total, 4) if total else None,
         "without_embedding_seconds": round(total - index.embed_seconds, 4),
         "files_per_s_without_embedding": round(files / (total - index.embed_seconds), 1),
+        "truncation_check_seconds": round(index.truncation_seconds, 4),
         "stages": {key: round(value, 4) for key, value in report.seconds.items()},
     }
     return out
@@ -131,6 +147,53 @@ def bench_sync(args: argparse.Namespace) -> dict:
         "files": args.files, "passages": passages, "per_file": PER_FILE, "doc_count": index.doc_count,
         "cold": cold, "rerun_unchanged": rerun, "incremental_1pct": incremental, "after_incremental": after,
     }
+
+
+# ---------------------------------------------------------------------------- lichen sync
+def run_cli(folder: Path, home: Path) -> dict:
+    lichen = Path(sys.executable).parent / "lichen"
+    command = [str(lichen)] if lichen.exists() else [sys.executable, "-m", "lichen.cli"]
+    env = {**os.environ, "LICHEN_HOME": str(home), "LICHEN_PROGRESS": "0"}
+    started = time.perf_counter()
+    done = subprocess.run([*command, "sync", str(folder), "--index", "kb", "--json"], capture_output=True, text=True,
+                          env=env, check=False)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"lichen sync failed: {done.stderr}")
+    report = json.loads(done.stdout)
+    files = len(report["added"]) + len(report["changed"]) + report["unchanged"]
+    return {
+        "wall_seconds": round(wall, 4), "sync_seconds": report["seconds"]["total"], "files": files,
+        "added": len(report["added"]), "changed": len(report["changed"]), "deleted": len(report["deleted"]),
+        "unchanged": report["unchanged"], "chunks_written": report["chunks_written"],
+        "chunks_deleted": report["chunks_deleted"], "version": report["version"],
+        "files_per_s_wall": round(files / wall, 1), "chunks_per_s_wall": round(report["chunks_written"] / wall, 1),
+        "stages": report["seconds"],
+    }
+
+
+def bench_cli(args: argparse.Namespace) -> dict:
+    with tempfile.TemporaryDirectory(prefix="lichen-sync-cli-") as tmp:
+        folder, home = Path(tmp) / "kb", Path(tmp) / "home"
+        passages = write_folder(args.data, folder, args.files)
+        cold = run_cli(folder, home)
+        print("cold", cold, flush=True)
+        reruns = [run_cli(folder, home) for _ in range(args.reruns)]
+        rerun = min(reruns, key=lambda r: r["wall_seconds"])
+        rerun["wall_seconds_all"] = [r["wall_seconds"] for r in reruns]
+        rerun["sync_seconds_all"] = [r["sync_seconds"] for r in reruns]
+        print("re-run, nothing changed", rerun, flush=True)
+        for n in range(0, args.files, 100):
+            path = folder / f"topic-{n:04d}.md"
+            path.write_text(path.read_text(encoding="utf-8") + "\nEdited: one more sentence.\n", encoding="utf-8")
+        for n in range(50, args.files, 100):
+            (folder / f"topic-{n:04d}.md").unlink()
+        incremental = run_cli(folder, home)
+        print("1% edited, 1% deleted", incremental, flush=True)
+        after = run_cli(folder, home)
+        print("then again", after, flush=True)
+    return {"files": args.files, "passages": passages, "per_file": PER_FILE, "cold": cold,
+            "rerun_unchanged": rerun, "incremental_1pct": incremental, "after_incremental": after}
 
 
 # ---------------------------------------------------------------------------- readers
@@ -422,6 +485,11 @@ def main() -> None:
     sync.add_argument("--files", type=int, default=1000)
     sync.add_argument("--reruns", type=int, default=5)
     sync.add_argument("--out", type=Path)
+    cli = sub.add_parser("cli", help="the same sync through `lichen sync`, a fresh process per run")
+    cli.add_argument("--data", type=Path, required=True, help="the msmarco-5k folder (corpus.jsonl)")
+    cli.add_argument("--files", type=int, default=1000)
+    cli.add_argument("--reruns", type=int, default=5)
+    cli.add_argument("--out", type=Path)
     readers = sub.add_parser("readers", help="PDF / DOCX / HTML libraries side by side")
     readers.add_argument("--data", type=Path, required=True, help="the msmarco-5k folder (text for generated files)")
     readers.add_argument("--pdf", nargs="*", default=[], help="real PDFs to compare on too")
@@ -429,7 +497,7 @@ def main() -> None:
     readers.add_argument("--out", type=Path)
     args = parser.parse_args()
     load_before = os.getloadavg()
-    result = bench_sync(args) if args.command == "sync" else bench_readers(args)
+    result = {"sync": bench_sync, "cli": bench_cli, "readers": bench_readers}[args.command](args)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False).stdout.strip()
     result["environment"] = {
         "date": datetime.date.today().isoformat(), "commit": commit, "cpus": os.cpu_count(),
