@@ -32,8 +32,8 @@ import asyncio
 import json
 import logging
 
-from live_call_context import FAQS  # the same FAQ index as the live-call recipe
 from lichen import Client, DocumentInfo, SessionIndex
+from live_call_context import FAQS  # the same FAQ index as the live-call recipe
 from livekit import rtc
 from livekit.agents import Agent, AgentSession, llm, stt
 from livekit.agents.types import DEFAULT_API_CONNECT_OPTIONS, NOT_GIVEN

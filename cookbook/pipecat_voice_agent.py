@@ -31,9 +31,9 @@ from __future__ import annotations
 import asyncio
 import sys
 
+from lichen import Client, DocumentInfo, SessionIndex
 from live_call_context import FAQS  # the same FAQ index as the live-call recipe
 from loguru import logger
-from lichen import Client, DocumentInfo, SessionIndex
 from pipecat.frames.frames import (
     EndFrame,
     Frame,

@@ -3,10 +3,10 @@ the interim rule is the same file as pipecat-lichen's."""
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import livekit.plugins.lichen as plugin
+import tomllib
 from livekit.agents import Plugin
 
 HERE = Path(__file__).resolve().parents[1]

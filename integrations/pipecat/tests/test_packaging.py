@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import pipecat_lichen
+import tomllib
 
 
 def test_public_names():
