@@ -186,3 +186,26 @@ async def test_the_async_faces(tmp_path, monkeypatch):
     assert tuple(added) == (1, 0) and ids(index, "kb/returns.md") == ["kb/returns.md#chunk-0000"]
     result = await index.add_docs([DocumentInfo(id="plain", text="a document")])
     assert result == (1, 0) and result.skipped == []
+
+
+def test_adding_short_documents_loads_nothing_of_ingestion():
+    """A voice agent adds one short turn at a time: no chunker, reader or tokenizer is
+    loaded for that (the truncation check knows a short text fits from its length)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from lichen import DocumentInfo, SessionIndex\n"
+        "index = SessionIndex('turns')\n"
+        "print(tuple(index.add_docs_sync([DocumentInfo(id='t1', text='Customer: I was billed twice.')])))\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith('lichen.ingest.'))\n"
+        "print(loaded)\n"
+        "index.add_docs_sync([DocumentInfo(id='t2', text='word ' * 300)])\n"  # a long one: now it counts
+        "print('lichen.ingest.tokens' in sys.modules, 'lichen.ingest.readers' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "(1, 0)", "['lichen.ingest.errors', 'lichen.ingest.results', 'lichen.ingest.truncation']", "True False",
+    ]

@@ -445,11 +445,13 @@ class SessionIndex:
         prefix: str | None,
         skip_errors: bool,
     ) -> AddResult:
-        from .ingest.pipeline import AddResult, add_inputs, is_documents_only
+        from .ingest.results import AddResult, is_documents_only
 
         if is_documents_only(docs):  # the route add_docs always had
             added, updated = self._add(docs)
             return AddResult(added, updated)
+        from .ingest.pipeline import add_inputs
+
         self._check_writable()
         return add_inputs(
             self, docs, chunker=chunker, metadata=metadata, include=include, exclude=exclude, prefix=prefix,
@@ -461,7 +463,10 @@ class SessionIndex:
 
         if self._embedder is None:  # model_id="custom": nothing is embedded here
             return Truncated(docs)
-        return mark_truncated(docs, self.model_id, prompt=getattr(self._embedder, "passage_prompt", ""))
+        return mark_truncated(
+            docs, self.model_id, prompt=getattr(self._embedder, "passage_prompt", ""),
+            max_tokens=getattr(self._embedder, "max_tokens", None),
+        )
 
     def _refresh_source(self, source: str, chunks: Sequence[DocumentInfo] | None) -> RefreshResult:
         from .ingest.sync import refresh_source

@@ -28,6 +28,7 @@ from .chunks import (
 )
 from .errors import SkippedSource, SourceError
 from .readers import RECORD_SUFFIXES, SUFFIXES, read_bytes
+from .results import AddResult, is_documents_only
 from .sources import InputItem, SourceFile, classify
 from .tokens import DEFAULT_MODEL_ID, CharMeasure, Measure, token_measure
 
@@ -96,31 +97,6 @@ class Prepared:
         """Files read without error that hold no text (a scanned PDF needs OCR first):
         they add nothing, and a caller may say so."""
         return [source.source for source in self.sources if not source.documents]
-
-
-class AddResult(tuple):
-    """``(added, updated)`` as ``add_docs`` always returned, plus ``deleted`` (stale chunks
-    of re-read files removed) and ``skipped`` (inputs left out with ``skip_errors=True``)."""
-
-    deleted: int
-    skipped: list[SkippedSource]
-
-    def __new__(cls, added: int, updated: int, deleted: int = 0, skipped: Sequence[SkippedSource] = ()) -> AddResult:
-        result = super().__new__(cls, (added, updated))
-        result.deleted = deleted
-        result.skipped = list(skipped)
-        return result
-
-    @property
-    def added(self) -> int:
-        return self[0]
-
-    @property
-    def updated(self) -> int:
-        return self[1]
-
-    def __repr__(self) -> str:
-        return f"AddResult(added={self[0]}, updated={self[1]}, deleted={self.deleted}, skipped={self.skipped!r})"
 
 
 class Ingestion:
@@ -334,11 +310,3 @@ def add_inputs(
         skip_errors=skip_errors,
     )
     return apply_prepared(index, prepared, replace_sources=replace_sources)
-
-
-def is_documents_only(docs: Any) -> bool:
-    """Whether ``docs`` is a list of ``DocumentInfo`` only (``add_docs``' route before
-    ingestion existed), so a caller can keep that path exactly as it was."""
-    return isinstance(docs, Sequence) and not isinstance(docs, (str, bytes)) and all(
-        isinstance(doc, DocumentInfo) for doc in docs
-    )

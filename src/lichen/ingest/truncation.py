@@ -6,9 +6,11 @@ pieces, its ``[CLS]`` and ``[SEP]`` markers included), so the rest of a long tex
 its vector: a query about its end does not find it. That must never be silent, so
 ``add_docs``
 
-- counts the word pieces of every text it is about to embed (texts that cannot reach the
-  window are not even tokenized: an ASCII text of at most ``ceiling`` characters, any text
-  of at most a third of it, since no character becomes more than three pieces);
+- counts the word pieces of every text it is about to embed, except those too short to
+  reach the window, which are not even tokenized: an ASCII character is at most one
+  piece and no character more than three (Hangul syllables), so a short text is known to
+  fit from its length alone, before the tokenizer is loaded (a voice agent adding one
+  short turn at a time never loads it);
 - records on each document that was cut :data:`TRUNCATION_KEY` =
   the pieces its text has (markers and the model's passage prompt included), which
   ``get_docs`` and query results show;
@@ -65,13 +67,29 @@ def _measure(model_id: str):  # -> TokenMeasure | None
         return None
 
 
-def mark_truncated(docs: Sequence[DocumentInfo], model_id: str, *, prompt: str = "") -> Truncated:
+#: Special tokens a model adds at most, for the length-only test (BERT adds two).
+_SPECIAL_TOKENS_BOUND = 4
+
+
+def _may_exceed(text: str, room: int) -> bool:
+    """Whether ``text`` could be more than ``room`` pieces, judged by its length
+    (``str.isascii`` is O(1) in CPython)."""
+    return len(text) > (room if text.isascii() else room // 3)
+
+
+def mark_truncated(
+    docs: Sequence[DocumentInfo], model_id: str, *, prompt: str = "", max_tokens: int | None = None
+) -> Truncated:
     """Find the documents of ``docs`` (already checked) whose text the model would cut,
-    and return them marked. ``prompt`` is what the embedder puts before each text."""
+    and return them marked. ``prompt`` is what the embedder puts before each text;
+    ``max_tokens`` its window, if known, lets short texts pass without the tokenizer."""
     result = Truncated(docs, model_id=model_id)
     given = [i for i, doc in enumerate(docs) if doc.metadata and TRUNCATION_KEY in doc.metadata]
     embedded = [i for i, doc in enumerate(docs) if doc.embedding is None]
-    if not embedded:
+    if max_tokens is not None and not given:
+        room = max_tokens - _SPECIAL_TOKENS_BOUND - 3 * len(prompt)
+        embedded = [i for i in embedded if _may_exceed(docs[i].text, room)]
+    if not embedded and not given:
         return result
     measure = _measure(model_id)
     if measure is None:
@@ -79,8 +97,7 @@ def mark_truncated(docs: Sequence[DocumentInfo], model_id: str, *, prompt: str =
     window = result.window = measure.max_tokens
     prompt_tokens = measure.count([prompt])[0] if prompt else 0
     room = measure.ceiling - prompt_tokens  # pieces of the text itself that fit
-    # str.isascii is O(1) in CPython; an ASCII character is at most one piece.
-    suspects = [i for i in embedded if len(docs[i].text) > (room if docs[i].text.isascii() else room // 3)]
+    suspects = [i for i in embedded if _may_exceed(docs[i].text, room)]
     counts = dict(zip(suspects, measure.count([docs[i].text for i in suspects]))) if suspects else {}
     cut = {i: counts[i] + prompt_tokens + measure.special_tokens for i in suspects if counts[i] > room}
     embedded_set = set(embedded)
