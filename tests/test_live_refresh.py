@@ -188,16 +188,21 @@ class ThrottledProxy:
             except OSError:
                 return
             try:
-                upstream = socket.create_connection(("127.0.0.1", self.upstream))
+                upstream = socket.socket()
+                # A small window: the server cannot hand the whole body to the kernel
+                # before the test kills it.
+                upstream.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 << 10)
+                upstream.connect(("127.0.0.1", self.upstream))
             except OSError:
                 downstream.close()
                 continue
-            threading.Thread(target=self._pipe, args=(downstream, upstream, None), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, downstream, self.rate), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(downstream, upstream, False), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, downstream, True), daemon=True).start()
 
-    def _pipe(self, source: socket.socket, target: socket.socket, rate: int | None) -> None:
+    def _pipe(self, source: socket.socket, target: socket.socket, throttled: bool) -> None:
         try:
             while True:
+                rate = self.rate if throttled else None  # read each time: the test may lift it
                 data = source.recv(16384 if rate is None else max(1, rate // 20))
                 if not data:
                     break
@@ -228,12 +233,14 @@ def test_a_server_killed_mid_refresh_leaves_the_previous_version_serving(tmp_pat
         writer.store.write(versioned("big", 50, 1), expected_version=0)
         client = Client(credentials.project_id, credentials.project_key, url=proxy.url, home=tmp_path / "r", retries=0)
         client.long_poll_seconds = 5.0
-        client.load_index_sync("big", auto_refresh=True, interval=0.2)
-        big = versioned("big", 45_000, 2)  # ~3 MB: seconds through the proxy (and no graph to build)
+        client.load_index_sync("big", auto_refresh=True, interval=0.05)
+        big = versioned("big", 20_000, 2)
+        big.texts = [f"{i} " + "padding " * 40 for i in range(20_000)]  # ~7 MB: beyond what socket buffers hold
         writer.store.write(big)
         before = proxy.sent
-        until(lambda: proxy.sent > before + (512 << 10), "the download to be under way")
+        until(lambda: proxy.sent > before + (256 << 10), "the download to be under way")
         server.kill()
+        proxy.rate = 1 << 30  # what the dead server left in its socket arrives, then the cut
         until(lambda: client.index_status("big").last_error is not None, "the refresh to fail")
         status = client.index_status("big")
         assert status.version == 1 and status.stale and client.was_served_stale("big")
@@ -243,10 +250,9 @@ def test_a_server_killed_mid_refresh_leaves_the_previous_version_serving(tmp_pat
         # Back up (a new process on another port behind the same address): it catches up.
         restarted = LichenServer(tmp_path / "data").start()
         proxy.upstream = restarted.port
-        proxy.rate = 1 << 30
         until(lambda: client.index_status("big").version == 2, "the refresh after the restart")
         status = client.index_status("big")
-        assert not status.stale and status.last_error is None and client.loaded_index("big").doc_count == 45_000
+        assert not status.stale and status.last_error is None and client.loaded_index("big").doc_count == 20_000
         assert client.was_served_stale("big")  # answers given meanwhile came from version 1
         client.close()
         restarted.stop()
@@ -265,7 +271,7 @@ def test_a_cached_copy_serves_while_the_server_is_down_and_says_so(tmp_path):
     server.stop()
     client = Client(credentials.project_id, credentials.project_key, url=server.url, home=tmp_path / "cache", retries=0)
     client.long_poll_seconds = 5.0
-    index = client.load_index_sync("kb", auto_refresh=True, interval=0.2)
+    index = client.load_index_sync("kb", auto_refresh=True, interval=0.05)  # pauses from 0.05 s, doubling
     status = client.index_status("kb")
     assert index.doc_count == 20 and status.version == 1 and status.source == "cache"
     assert status.stale and client.was_served_stale("kb") and server.url in status.last_error

@@ -195,13 +195,34 @@ def test_long_polls_beyond_the_bound_get_503_with_retry_after(tmp_path):
         credentials = server.create_project()
         _push(server.url, credentials, snapshot_of("lp-bound", 3))
         etag = _info(server.url, credentials, "lp-bound")["etag"]
-        first = threading.Thread(target=_long_poll, args=(server.url, credentials, "lp-bound", etag, 3))
+        first = threading.Thread(target=_long_poll, args=(server.url, credentials, "lp-bound", etag, 30))
         first.start()
         _until_polls_open(server.url, first)
-        refused = _long_poll(server.url, credentials, "lp-bound", etag, 3)
+        refused = _long_poll(server.url, credentials, "lp-bound", etag, 30)
         assert refused.status_code == 503 and refused.headers["retry-after"].isdigit()
         assert "long-polls" in refused.json()["error"]["message"]
-        first.join(30)
+        server.stop()  # answers the first poll at once
+        first.join(60)
+    finally:
+        server.stop()
+
+
+def test_a_stopping_server_answers_its_long_polls_at_once(tmp_path):
+    """SIGTERM: the waiting poll gets its 304 now (its client goes on elsewhere) instead
+    of holding the shutdown until its wait ends."""
+    server = LichenServer(tmp_path / "data").start()
+    try:
+        credentials = server.create_project()
+        _push(server.url, credentials, snapshot_of("lp-stop", 3))
+        etag = _info(server.url, credentials, "lp-stop")["etag"]
+        answers: list[httpx.Response] = []
+        poll = threading.Thread(target=lambda: answers.append(_long_poll(server.url, credentials, "lp-stop", etag, 50)))
+        poll.start()
+        _until_polls_open(server.url, poll)
+        server.stop()
+        poll.join(60)
+        assert answers and answers[0].status_code == 304
+        assert answers[0].headers["etag"] == f'"{etag}"'
     finally:
         server.stop()
 

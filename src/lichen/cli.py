@@ -113,10 +113,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
         f"max body {limits.max_body_bytes} bytes, max {limits.max_docs} docs per index)",
         file=sys.stderr, flush=True,
     )
-    uvicorn.run(
+    server = uvicorn.Server(uvicorn.Config(
         app, host=args.host, port=args.port, log_level=args.log_level, access_log=args.access_log,
         timeout_graceful_shutdown=5,
-    )
+    ))
+    stop = server.handle_exit
+
+    def handle_exit(sig: int, frame: Any) -> None:
+        app.state.watch.close()  # long-polls answer now instead of holding the shutdown
+        stop(sig, frame)
+
+    server.handle_exit = handle_exit  # type: ignore[method-assign]
+    server.run()
     return 0
 
 

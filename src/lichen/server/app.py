@@ -412,10 +412,10 @@ def create_app(config: ServerConfig) -> Starlette:
             # A long-poll: answer when the head moves away from the client's ETag.
             etag = if_none_match.strip().removeprefix("W/").strip('"')
             changed, current = await watch.wait(project_id, name, etag, wait)
+            if not changed:
+                return Response(status_code=304, headers=_head_headers(current or head))
             if current is None:
                 raise NotFoundError(f"index {name!r} not found (deleted)")
-            if not changed:
-                return Response(status_code=304, headers=_head_headers(current))
             head = current
         return _json(_info(head), headers=_head_headers(head))
 

@@ -15,7 +15,9 @@ Each waiter is answered from a read of the storage made after it started waiting
 poller polls once on its arrival), never from an older one: a client is never told of a
 head older than the one it has. At most ``max_open`` long-polls are open per process;
 beyond, :class:`TooManyWatchers` (the app answers 503 with ``Retry-After``, which the
-client meets with a jittered pause).
+client meets with a jittered pause). When the process is told to stop,
+:meth:`HeadWatch.close` answers every long-poll at once (304), so that its clients go on
+with another replica rather than hold its shutdown for the rest of their wait.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class HeadWatch:
         self.max_open = max_open
         self.open = 0
         """Long-polls waiting right now (the ``lichen_long_polls_open`` gauge)."""
+        self.closing = False
         self._watches: dict[tuple[str, str], _Watch] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
@@ -81,10 +84,29 @@ class HeadWatch:
         if watch is not None:
             watch.wake.set()
 
+    def close(self) -> None:
+        """Answer every long-poll now, and every later one at once (any thread, a signal
+        handler included: the process is shutting down)."""
+        self.closing = True
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._release_all)
+
+    def _release_all(self) -> None:
+        for watch in list(self._watches.values()):
+            asyncio.ensure_future(self._notify(watch))
+
+    @staticmethod
+    async def _notify(watch: _Watch) -> None:
+        async with watch.cond:
+            watch.cond.notify_all()
+
     async def wait(self, project_id: str, name: str, etag: str, timeout: float) -> tuple[bool, IndexHead | None]:
         """Wait up to ``timeout`` seconds for the index's head to differ from ``etag``:
         ``(True, head)`` when it does (``head`` is ``None`` once the index is deleted),
-        ``(False, head)`` on timeout, ``head`` being the current one."""
+        ``(False, head)`` on timeout or shutdown, ``head`` being the latest one read
+        (``None`` if none was read yet)."""
         if self.open >= self.max_open:
             raise TooManyWatchers(
                 f"this server holds {self.open} long-polls, its limit (--max-long-polls); retry in a moment"
@@ -107,9 +129,10 @@ class HeadWatch:
 
             with contextlib.suppress(asyncio.TimeoutError):
                 async with watch.cond:
-                    await asyncio.wait_for(watch.cond.wait_for(answered), timeout)
-                    return True, watch.head
-            return False, watch.head
+                    await asyncio.wait_for(watch.cond.wait_for(lambda: answered() or self.closing), timeout)
+                    if answered():
+                        return True, watch.head
+            return False, watch.head if watch.polls > polls else None
         finally:
             self.open -= 1
             watch.waiters -= 1
