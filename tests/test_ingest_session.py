@@ -209,3 +209,39 @@ def test_adding_short_documents_loads_nothing_of_ingestion():
     assert done.stdout.splitlines() == [
         "(1, 0)", "['lichen.ingest.errors', 'lichen.ingest.results', 'lichen.ingest.truncation']", "True False",
     ]
+
+
+def test_chunks_sized_in_tokens_are_not_counted_again_unless_a_prompt_comes_first(tmp_path, monkeypatch):
+    import lichen.ingest.truncation as truncation
+
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    (folder / "long.txt").write_text("word " * 600)  # chunks of exactly the 254 pieces that fit, and a tail
+    (folder / "records.jsonl").write_text(f'{{"id": "rec", "text": "{LONG}"}}\n')  # records are not chunked
+    counted = []  # what the truncation check tokenizes
+    measure = truncation._measure
+
+    class Spy:
+        def __init__(self, real):
+            self.real = real
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+        def count(self, texts):
+            counted.extend(texts)
+            return self.real.count(texts)
+
+    monkeypatch.setattr(truncation, "_measure", lambda model_id: Spy(measure(model_id)))
+    index = SessionIndex("kb")
+    with pytest.warns(TruncationWarning) as caught:
+        index.sync_folder_sync(folder)
+    assert "'rec'" in str(caught[0].message) and "kb/long.txt" not in str(caught[0].message)
+    chunks = [d.text for d in index.get_docs_sync(filter={"source": "kb/long.txt"})]
+    assert len(chunks) > 1 and not set(chunks) & set(counted)  # chunk texts never re-counted
+    assert LONG in counted  # the record was
+    # With a passage prompt (e5's "passage: ") a full chunk no longer fits: it is counted, and said.
+    prompted = SessionIndex("prompted")
+    prompted._embedder = prompted._embedder.with_prompts(passage="passage: ")
+    with pytest.warns(TruncationWarning, match="kb/long.txt#chunk-0000"):
+        prompted.sync_folder_sync(folder, exclude="*.jsonl")

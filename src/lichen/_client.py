@@ -491,13 +491,15 @@ class Client:
         """Read and chunk ``docs`` for the stored index ``info``, then embed them here,
         once, so that a read-modify-write retried on conflict does not embed again (and
         truncation is warned about once)."""
-        from .ingest.pipeline import prepare
+        from .ingest.pipeline import fitting_documents, prepare
+        from .ingest.truncation import known_to_fit
 
         prepared = prepare(docs, model_id=info.model_id, **options)
         if prepared.documents:
             batch = SessionIndex(name, info.model_id, dimension=info.dimension or None, progress=self.progress)
             batch.approximate = False  # a batch to embed needs no graph of its own
-            batch.add_docs_sync(prepared.documents)
+            with known_to_fit(fitting_documents(prepared.sources)):
+                batch.add_docs_sync(prepared.documents)
             embedded = {doc.id: doc for doc in batch.get_docs_sync(include_embeddings=True)}
             prepared.documents = [embedded[doc.id] for doc in prepared.documents]
             for source in prepared.sources:

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from .._errors import InvalidArgumentError
 from .._types import DocumentInfo
-from .chunking import Chunk, Chunker, as_chunker
+from .chunking import AutoChunker, Chunk, Chunker, _Strategy, as_chunker
 from .chunks import (
     check_extra_metadata,
     chunk_documents,
@@ -31,6 +31,7 @@ from .readers import RECORD_SUFFIXES, SUFFIXES, read_bytes
 from .results import AddResult, is_documents_only
 from .sources import InputItem, SourceFile, classify
 from .tokens import DEFAULT_MODEL_ID, CharMeasure, Measure, token_measure
+from .truncation import known_to_fit
 
 __all__ = [
     "IngestIndex",
@@ -80,6 +81,8 @@ class PreparedSource:
     source_hash: str
     documents: list[DocumentInfo]
     path: Path | None = None
+    #: Chunks a built-in strategy sized in the model's tokens: they fit its window.
+    fits: bool = False
 
 
 @dataclass
@@ -172,7 +175,14 @@ class Ingestion:
                         "non-empty Chunk whose text is text[start:end]",
                     )])
             documents = chunk_documents(file.source, chunks, source_hash=digest, metadata=self.metadata)
+            return PreparedSource(file.source, digest, documents, file.path, fits=self.sized_in_tokens)
         return PreparedSource(file.source, digest, documents, file.path)
+
+    @property
+    def sized_in_tokens(self) -> bool:
+        """Whether chunks are sized in the model's tokens by a built-in strategy (whose
+        chunks fit the window, a property the chunking tests check)."""
+        return isinstance(self.chunker, (AutoChunker, _Strategy)) and self.chunker.unit == "tokens"
 
 
 def prepare(
@@ -267,6 +277,12 @@ def source_documents(index: IngestIndex, sources: Sequence[str], *, page_size: i
     return found
 
 
+def fitting_documents(sources: Iterable[PreparedSource]) -> list[DocumentInfo]:
+    """The documents of ``sources`` known to fit the model's window (see
+    :func:`~lichen.ingest.truncation.known_to_fit`)."""
+    return [doc for source in sources if source.fits for doc in source.documents]
+
+
 def apply_prepared(index: IngestIndex, prepared: Prepared, *, replace_sources: bool = True) -> AddResult:
     """Write ``prepared`` into ``index`` in one ``add_docs`` call (so a document the index
     refuses leaves it unchanged). With ``replace_sources`` (default), every file read
@@ -275,7 +291,8 @@ def apply_prepared(index: IngestIndex, prepared: Prepared, *, replace_sources: b
     an ``embedding`` are not embedded again (a caller that must retry, as a read-modify-
     write on conflict does, embeds once beforehand)."""
     existing = source_documents(index, [source.source for source in prepared.sources]) if replace_sources else {}
-    added, updated = index.add_docs_sync(prepared.documents) if prepared.documents else (0, 0)
+    with known_to_fit(fitting_documents(prepared.sources)):
+        added, updated = index.add_docs_sync(prepared.documents) if prepared.documents else (0, 0)
     stale: list[str] = []
     for source in prepared.sources:
         kept = {doc.id for doc in source.documents}

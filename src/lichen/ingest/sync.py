@@ -26,8 +26,9 @@ from .._errors import InvalidArgumentError
 from .._types import DocumentInfo
 from .chunking import Chunker
 from .errors import SkippedSource, SourceError
-from .pipeline import IngestIndex, Ingestion, PreparedSource, source_documents
+from .pipeline import IngestIndex, Ingestion, PreparedSource, fitting_documents, source_documents
 from .sources import SourceFile, default_prefix, walk_directory
+from .truncation import known_to_fit
 
 __all__ = [
     "IndexedSource",
@@ -329,17 +330,18 @@ def sync_directory(
     total = sum(len(source.documents) for source in built)
     written = 0
     batch: list[DocumentInfo] = []
-    for source in built:
-        batch.extend(source.documents)
-        if len(batch) >= batch_size:
+    with known_to_fit(fitting_documents(built)):  # sized in tokens when chunked: not counted again
+        for source in built:
+            batch.extend(source.documents)
+            if len(batch) >= batch_size:
+                index.add_docs_sync(batch)
+                written += len(batch)
+                batch = []
+                notify("writing", written, total)
+        if batch:
             index.add_docs_sync(batch)
             written += len(batch)
-            batch = []
             notify("writing", written, total)
-    if batch:
-        index.add_docs_sync(batch)
-        written += len(batch)
-        notify("writing", written, total)
     report.chunks_written = written
     report.seconds["writing"] = time.perf_counter() - mark
 

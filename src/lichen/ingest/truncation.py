@@ -22,7 +22,10 @@ never overwritten in silence. Documents added with their own ``embedding`` are n
 embedded, so they are not measured, and keep the key as given.
 
 A folder sync adds in batches; :func:`collected` gathers their counts so that the sync
-warns once too.
+warns once too. Chunks a built-in strategy sized in the index's own tokens fit by
+construction (the chunking property test): ingestion names them with :func:`known_to_fit`
+and they are not counted again, unless the model puts a passage prompt before them (the
+prompt's tokens were not part of their size).
 """
 
 from __future__ import annotations
@@ -31,13 +34,13 @@ import contextlib
 import contextvars
 import sys
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from .._errors import InvalidArgumentError, LichenError, TruncationWarning
 from .._types import DocumentInfo
 
-__all__ = ["TRUNCATION_KEY", "Truncated", "mark_truncated", "warn_truncated", "collected"]
+__all__ = ["TRUNCATION_KEY", "Truncated", "mark_truncated", "warn_truncated", "collected", "known_to_fit"]
 
 TRUNCATION_KEY = "lichen_truncated_tokens"
 
@@ -86,6 +89,9 @@ def mark_truncated(
     result = Truncated(docs, model_id=model_id)
     given = [i for i, doc in enumerate(docs) if doc.metadata and TRUNCATION_KEY in doc.metadata]
     embedded = [i for i, doc in enumerate(docs) if doc.embedding is None]
+    fitting = _fitting.get()
+    if fitting and not prompt:
+        embedded = [i for i in embedded if id(docs[i]) not in fitting]
     if max_tokens is not None and not given:
         room = max_tokens - _SPECIAL_TOKENS_BOUND - 3 * len(prompt)
         embedded = [i for i in embedded if _may_exceed(docs[i].text, room)]
@@ -120,6 +126,20 @@ def mark_truncated(
     result.documents = marked
     result.cut = [(docs[i].id, tokens) for i, tokens in sorted(cut.items())]
     return result
+
+
+_fitting: contextvars.ContextVar[frozenset[int] | None] = contextvars.ContextVar("lichen_fitting", default=None)
+
+
+@contextlib.contextmanager
+def known_to_fit(docs: Iterable[DocumentInfo]) -> Iterator[None]:
+    """Within the block (this thread or task), these document objects are known to fit
+    the window, measured when they were chunked: :func:`mark_truncated` skips them."""
+    token = _fitting.set(frozenset(id(doc) for doc in docs))
+    try:
+        yield
+    finally:
+        _fitting.reset(token)
 
 
 _collecting: contextvars.ContextVar[list[Truncated] | None] = contextvars.ContextVar("lichen_truncations", default=None)
