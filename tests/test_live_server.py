@@ -275,6 +275,24 @@ def test_changes_refused_with_410_when_no_delta_leads_there(deployment):
     assert _changes(server.url, credentials, "no-such", 1, "a").status_code == 404
 
 
+def test_a_damaged_change_record_means_download_the_artifact(tmp_path):
+    server = LichenServer(tmp_path / "data").start()
+    try:
+        credentials = server.create_project()
+        _push(server.url, credentials, snapshot_of("dmg", 4))
+        base = _info(server.url, credentials, "dmg")
+        body = encode_artifact(snapshot_of("dmg", 1, prefix="n")).to_bytes()
+        assert httpx.post(f"{server.url}/v1/indexes/dmg/docs", content=body, headers=auth(credentials)).status_code == 200
+        (record,) = (server.data_dir / "changes").rglob("*.chg")
+        data = bytearray(record.read_bytes())
+        data[-1] ^= 0xFF
+        record.write_bytes(bytes(data))
+        answer = _changes(server.url, credentials, "dmg", 1, base["content"])
+        assert answer.status_code == 410 and "damaged" in answer.json()["error"]["message"]
+    finally:
+        server.stop()
+
+
 def test_change_records_are_pruned_to_the_configured_count(tmp_path):
     server = LichenServer(tmp_path / "data")
     server.limits = {**server.limits, "change_records": 2}

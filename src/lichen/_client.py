@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._errors import (
     ConflictError,
+    CorruptDataError,
     IndexNotLoadedError,
     InvalidArgumentError,
     LichenError,
@@ -283,8 +284,11 @@ class Client:
                 changes = store.changes(name, cached[1])  # type: ignore[union-attr]
                 if changes is not None:
                     index = self._adopt(cached[0])
-                    _apply(index, changes)
-                    return index, changes.state, "store", False, None
+                    try:
+                        _apply(index, changes)
+                        return index, changes.state, "store", False, None
+                    except (InvalidArgumentError, CorruptDataError) as exc:
+                        logger.warning("index %r: the changes since the cached copy do not apply (%s); downloading it", name, exc)
             snapshot, state = self._read_state(name)
         except NetworkError as exc:
             if cached is None:
@@ -833,6 +837,11 @@ def _apply(index: SessionIndex, changes: IndexChanges) -> None:
     if batch:
         check_documents(batch)
     index.core.apply_changes(list(changes.deleted), batch, docs.matrix)
+    if changes.state.doc_count and index.doc_count != changes.state.doc_count:
+        raise CorruptDataError(
+            f"index {index.name!r} holds {index.doc_count} documents after the changes to version "
+            f"{changes.state.version}, which has {changes.state.doc_count}"
+        )
     # SessionIndex has no setter for the version it was read at: a refreshed copy is that
     # version now (what index.version and index.info() report).
     index._version = changes.state.version
@@ -895,8 +904,13 @@ class _Refresher:
         if isinstance(store, LiveStore) and live.state.content:
             changes = store.changes(live.name, live.state)
             if changes is not None:
-                self.client._apply_changes(live, changes)
-                return
+                try:
+                    self.client._apply_changes(live, changes)
+                    return
+                except (InvalidArgumentError, CorruptDataError) as exc:
+                    # A delta that does not apply (or does not add up) is not retried: the
+                    # whole version replaces whatever it left.
+                    logger.warning("index %r: the changes do not apply (%s); downloading the version", live.name, exc)
         snapshot, new_state = self.client._read_state(live.name) if isinstance(store, LiveStore) else (
             store.read(live.name), state)
         self.client._swap(live, snapshot, new_state)

@@ -229,7 +229,11 @@ class ChangeLog:
                 raise ChangesGone(
                     f"no change record leads to version {version} of index {name!r} (replaced by a push, or pruned)"
                 )
-            record = _decode(data, f"{version} of index {name!r}")
+            try:
+                record = _decode(data, f"{version} of index {name!r}")
+            except CorruptDataError as exc:
+                logger.warning("%s", exc)  # a record only spares a download: serve the artifact instead
+                raise ChangesGone(f"the change record of version {version} of index {name!r} is damaged") from None
             if record.version != version or record.base_version != version - 1:
                 raise ChangesGone(f"the change record of version {version} of index {name!r} does not chain")
             rows += len(record.deleted) + record.snapshot.doc_count
