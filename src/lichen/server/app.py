@@ -296,7 +296,7 @@ def create_app(config: ServerConfig) -> Starlette:
     limits = config.limits
     service = IndexService(storage, limits, config.compaction, config.changes)
     watch = HeadWatch(storage, interval=config.watch_interval, max_open=config.max_long_polls)
-    service.on_publish = watch.poke
+    storage.on_commit = watch.poke  # at the commit point: before a superseded artifact is removed
     metrics = ServerMetrics(lambda: service.merges.running, lambda: service.merges.waiting, lambda: watch.open)
     authenticator = Authenticator(storage)
     spool_budget = _SpoolBudget(limits.spool_budget)

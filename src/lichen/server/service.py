@@ -254,9 +254,6 @@ class IndexService:
     ) -> None:
         self.storage = storage
         self.changes = ChangeLog(storage, changes)
-        self.on_publish: Any = None
-        """Called with ``(project_id, name)`` after every publish of this process (the app
-        wakes its long-polls on it rather than waiting for their next look at storage)."""
         self.limits = limits = limits or Limits()
         self.merges = MergeQueue(limits.max_running_merges, limits.max_queued_merges, limits.max_merge_wait_s)
         self.compactor = Compactor(storage, self.merges, compaction)
@@ -304,7 +301,6 @@ class IndexService:
             head = self.storage.publish(
                 project_id, name, upload, manifest, expected_version=expected_version, job_id=uuid.uuid4().hex
             )
-        self._published(project_id, name)
         self._record_job(project_id, "push", head)
         self.compactor.consider(project_id, name, manifest)
         return head
@@ -401,17 +397,7 @@ class IndexService:
 
     def delete_index(self, project_id: str, name: str, *, expected_version: int | None) -> bool:
         validate_index_name(name)
-        deleted = self.storage.delete(project_id, name, expected_version=expected_version)
-        if deleted:
-            self._published(project_id, name)
-        return deleted
-
-    def _published(self, project_id: str, name: str) -> None:
-        if self.on_publish is not None:
-            try:
-                self.on_publish(project_id, name)
-            except Exception:  # noqa: BLE001 - waking long-polls early is a courtesy
-                logger.warning("could not wake the long-polls of index %r", name, exc_info=True)
+        return self.storage.delete(project_id, name, expected_version=expected_version)
 
     def _rewrite(
         self, project_id: str, name: str, kind: str, streamed: Any, decoded: Any, expected_version: int | None,
@@ -492,7 +478,6 @@ class IndexService:
                     raise
             finally:
                 upload.discard()
-        self._published(project_id, name)
         self.changes.published(project_id, name, new_head.version)
         self._record_job(project_id, kind, new_head)
         self.compactor.consider(project_id, name, manifest)

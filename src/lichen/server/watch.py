@@ -8,8 +8,10 @@ storage for the head's *token* (:meth:`~lichen.server.storage.Storage.head_token
 anyone waits on that index, and reads the head only when the token moves. That is one
 cheap request per watched index and replica per interval, whatever the number of
 clients waiting, instead of every client polling the server. Publishes of this process
-wake the poller at once (:meth:`HeadWatch.poke`), so a client waiting on the replica that
-took the write hears of it in milliseconds, on another replica within ``interval``.
+(writes, compactions, deletes) wake the poller at their commit point
+(:attr:`Storage.on_commit` calls :meth:`HeadWatch.poke`), so a client waiting on the
+replica that took the write hears of it in milliseconds, on another replica within
+``interval``.
 
 Each waiter is answered from a read of the storage made after it started waiting (the
 poller polls once on its arrival), never from an older one: a client is never told of a

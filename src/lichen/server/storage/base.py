@@ -31,7 +31,7 @@ import tempfile
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -304,6 +304,17 @@ class Storage(ABC):
     All methods are blocking; the server calls them from worker threads."""
 
     spool_dir: Path
+    on_commit: Callable[[str, str], None] | None = None
+    """Called with ``(project_id, name)`` the moment a publish or delete of this process
+    has moved an index's head, before the clean-up that follows it (removing a superseded
+    artifact of gigabytes takes a while): the app wakes its long-polls on it."""
+
+    def _committed(self, project_id: str, name: str) -> None:
+        if self.on_commit is not None:
+            try:
+                self.on_commit(project_id, name)
+            except Exception:  # noqa: BLE001 - waking long-polls early is a courtesy
+                logger.warning("the commit hook failed for index %r", name, exc_info=True)
 
     @abstractmethod
     def describe(self) -> str: ...

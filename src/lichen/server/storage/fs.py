@@ -210,6 +210,7 @@ class FileStorage(Storage):
             )
             os.replace(upload.path, directory / head.object)
             _write_atomic(directory / _HEAD, head.to_json())  # the commit point
+            self._committed(project_id, name)
             self._remove_unreferenced(directory, keep=head.object)
         return head
 
@@ -227,6 +228,7 @@ class FileStorage(Storage):
                 )
             os.unlink(directory / _HEAD)  # the commit point
             fsync_dir(directory)
+            self._committed(project_id, name)
             self._remove_unreferenced(directory, keep=None)
             shutil.rmtree(self._changes_dir(project_id, name), ignore_errors=True)
             with contextlib.suppress(OSError):

@@ -276,6 +276,7 @@ class S3Storage(Storage):
             except BaseException:
                 self._delete_keys([prefix + head.object])
                 raise
+            self._committed(project_id, name)
             self._collect(prefix, keep=head.object, superseded=current.object if current else None)
         return head
 
@@ -301,6 +302,7 @@ class S3Storage(Storage):
                     raise
             else:
                 raise ConflictError(f"index {name!r} is being written by others; retry")
+            self._committed(project_id, name)
             # Young strays may be another replica's upload in flight: leave them to age.
             self._collect(prefix, keep=None, superseded=current.object)
             self.prune_changes(project_id, name, below_version=1 << 62)
