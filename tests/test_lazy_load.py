@@ -96,7 +96,7 @@ def test_a_lazily_loaded_core_answers_and_writes_like_a_decoded_one(artifact_pat
     monkeypatch.setattr(engine_module, "APPROXIMATE_THRESHOLD", 10)  # the graph path, reading rows by pread
     lazy = IndexCore.from_snapshot(read_artifact(artifact_path, lazy=True))
     eager = IndexCore.from_snapshot(read_artifact(artifact_path))
-    assert lazy._file_matrix is not None
+    assert lazy._vectors.file is not None
     queries = unit_vectors(8, seed=99)
     for query in queries:
         for options in ({}, {"filter": {"n": {"$gte": 10}}}, {"alpha": 0.5}, {"filter": {"$document": {"$contains": "1"}}}):
@@ -111,7 +111,7 @@ def test_a_lazily_loaded_core_answers_and_writes_like_a_decoded_one(artifact_pat
     for core in (lazy, eager):
         assert core.upsert(new, vectors) == (1, 1)
         assert core.delete(["doc-2", "missing"]) == 1
-    assert lazy._file_matrix is None  # the first write copied the matrix: rows come from memory now
+    assert lazy._vectors.file is not None  # writes go beside the mapped rows: nothing is copied
     assert lazy.get() == eager.get()
     for query in queries:
         assert hits(lazy.search(query, "", top_k=5)) == hits(eager.search(query, "", top_k=5))
@@ -126,8 +126,8 @@ def test_a_loaded_index_reads_only_the_rows_it_re_ranks(tmp_path, monkeypatch):
     path.write_bytes(encode_artifact(snapshot).to_bytes())
     core = IndexCore.from_snapshot(read_artifact(path, lazy=True))
     read_counts: list[int] = []
-    read_rows = core._file_matrix.rows
-    monkeypatch.setattr(core._file_matrix, "rows", lambda rows: read_counts.append(len(rows)) or read_rows(rows))
+    read_rows = core._vectors.file.rows
+    monkeypatch.setattr(core._vectors.file, "rows", lambda rows: read_counts.append(len(rows)) or read_rows(rows))
     query = unit_vectors(1, seed=7)[0]
     for top_k, expected in ((5, engine_module.RERANK_FLOOR), (30, 30 * engine_module.CANDIDATE_FACTOR)):
         read_counts.clear()
@@ -177,7 +177,7 @@ def test_a_loaded_index_pushed_again_round_trips(tmp_path):
     docs = [DocumentInfo(id=f"d{i}", text=f"t{i}", metadata={"i": i}, embedding=v.tolist()) for i, v in enumerate(vectors)]
     client.create_index_sync("first", docs, model_id="custom")
     loaded = client.load_index_sync("first")
-    assert isinstance(loaded.core._texts, EncodedColumn)
+    assert isinstance(loaded.core._texts.base, EncodedColumn)
     loaded.save(tmp_path / "copy.lix")
     copy = SessionIndex.open(tmp_path / "copy.lix")
     assert copy.get_docs_sync() == client.load_index_sync("first").get_docs_sync()
@@ -241,9 +241,9 @@ def test_reading_many_rows_decodes_the_columns_whole(artifact_path, monkeypatch)
     monkeypatch.setattr(engine_module, "DECODE_WHOLE_ROWS", 5)
     lazy = IndexCore.from_snapshot(read_artifact(artifact_path, lazy=True))
     assert lazy.get(limit=3) == IndexCore.from_snapshot(read_artifact(artifact_path)).get(limit=3)
-    assert isinstance(lazy._texts, EncodedColumn)  # three rows: decoded one by one
+    assert isinstance(lazy._texts.base, EncodedColumn)  # three rows: decoded one by one
     everything = lazy.get()
-    assert isinstance(lazy._texts, list) and everything == IndexCore.from_snapshot(read_artifact(artifact_path)).get()
+    assert isinstance(lazy._texts.base, list) and everything == IndexCore.from_snapshot(read_artifact(artifact_path)).get()
 
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open descriptors in /proc")

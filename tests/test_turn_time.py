@@ -122,7 +122,7 @@ def test_writes_during_a_build_are_replayed_onto_the_new_graph(monkeypatch):
     assert wait_until(lambda: not core._unindexed)
     graph = core._graph
     assert len(graph) == len(core) == 6_000 - 60
-    held = graph.contains(core._keys[: len(core)])
+    held = graph.contains(core._live_keys())
     assert held.all()
     for i, vector in enumerate(replaced[:10]):  # the new vectors, not the old ones
         assert core.search(vector, "", top_k=1)[0].id == f"d{100 + i}"
@@ -144,6 +144,7 @@ def test_rows_the_graph_lacks_are_scored_exactly_until_indexed(monkeypatch):
 
 
 def test_a_loaded_graph_with_server_edits_loads_without_copying_it(monkeypatch):
+    # A mapped graph is copied into memory only once it lacks more rows than the slack.
     from lichen.server.service import merge_upsert
 
     monkeypatch.setattr(engine_module, "APPROXIMATE_THRESHOLD", 1_000)
@@ -160,8 +161,12 @@ def test_a_loaded_graph_with_server_edits_loads_without_copying_it(monkeypatch):
         assert loaded.has_graph and loaded._graph.viewed  # nothing copied at load
     for i, vector in enumerate(fresh):  # the server's insertions answer at once
         assert loaded.search(vector, "", top_k=1)[0].id == f"d{5_000 + i}"
+    with loaded._lock:  # a few rows short: the graph stays mapped, they are scanned
+        assert loaded._graph.viewed and len(loaded._unindexed) == 20
+    monkeypatch.setattr(engine_module, "VIEWED_GRAPH_SLACK_ROWS", 20)
+    loaded.upsert(docs(6_000, 1), unit(1, seed=9))  # one more than the slack: copied, filled
     assert wait_until(lambda: not loaded._unindexed)
-    assert not loaded._graph.viewed and len(loaded._graph) == 3_020
+    assert not loaded._graph.viewed and len(loaded._graph) == 3_021
 
 
 def test_a_push_during_a_build_waits_for_it_and_stores_a_whole_graph(monkeypatch):

@@ -1,4 +1,4 @@
-"""The in-memory index: documents column by column, embeddings in one contiguous matrix.
+"""The in-memory index: documents column by column, embeddings in one float32 matrix.
 
 :class:`IndexCore` owns storage and search and nothing else: it never embeds text (the
 session hands it vectors) and never touches disk or network. Every public method takes
@@ -26,8 +26,7 @@ from .._errors import CorruptDataError, InvalidArgumentError
 from .._types import DocumentInfo, QueryResultDocument
 from .._util import copy_metadata
 from .._validation import as_vectors
-from ..format.columns import EncodedColumn, decoded
-from ..format.file import FileMatrix
+from ..format.columns import EncodedColumn
 from ..format.graph_edits import GraphEdits
 from ..format.snapshot import IndexSnapshot
 from .calibration import DEFAULT_RECALL_TARGET, EXTRA_KEY, Calibrator, GraphCalibration, sample_for_calibration
@@ -37,10 +36,9 @@ from .fusion import DEFAULT_FUSION, fuse_rankings, rank_window_size
 from .graph import VectorGraph
 from .graph_build import BUILD_CHUNK_ROWS, GraphBuild, GraphIndexer
 from .keyword import KeywordIndex
+from .rows import INITIAL_CAPACITY, Column, Vectors
 
 __all__ = ["IndexCore", "top_k_indices", "APPROXIMATE_THRESHOLD"]
-
-_INITIAL_CAPACITY = 64
 
 #: From this many documents on, queries go through the graph (unless forced either way).
 #: Measured (RESULTS.md, "Scale"): at 10k the scan (0.16-0.27 ms) beats the graph, at 50k
@@ -82,6 +80,15 @@ GRAPH_SELF_CHECK_MISSES = 0.25
 #: A read of more rows than this from a lazily loaded index decodes its columns whole
 #: (one ``orjson.loads`` each) rather than row by row (a ``pread`` and a decode each).
 DECODE_WHOLE_ROWS = 2_048
+#: Deleted rows are compacted away once they are this share of an index's rows (and at
+#: least COMPACT_MIN_DEAD of them): until then a delete marks a row, an O(1) write. Rows
+#: of a loaded artifact are never compacted (that would copy the mapped matrix).
+COMPACT_DEAD_FRACTION = 0.25
+COMPACT_MIN_DEAD = 64
+#: A memory-mapped graph lacking at most this many rows is left mapped: those rows are
+#: scored exactly beside its candidates (a few hundred microseconds), where inserting them
+#: would first copy the whole graph into memory (a second and ~1 GB at 1M rows).
+VIEWED_GRAPH_SLACK_ROWS = 1_024
 
 
 def _check_page(limit: Any, offset: Any) -> None:
@@ -106,12 +113,6 @@ def top_k_indices(scores: np.ndarray, k: int) -> np.ndarray:
     return chosen[order]
 
 
-def _adopted(column: Sequence[Any]) -> Sequence[Any]:
-    """A snapshot column for a core: lists are copied (their owner may change them),
-    encoded columns are read-only and kept as they are (decoded row by row)."""
-    return column if isinstance(column, EncodedColumn) else list(column)
-
-
 class IndexCore:
     """Columnar store plus exact top-k search; see the module docstring for its scope."""
 
@@ -121,24 +122,24 @@ class IndexCore:
         """``None``: approximate search from :data:`APPROXIMATE_THRESHOLD` documents on;
         ``True`` / ``False``: always / never (``QueryOptions(exact=True)`` still scans)."""
         self._dimension = dimension
-        # Lists, or the encoded columns of a lazily loaded artifact (decoded row by row
-        # until a write or a whole-column need decodes them: see _decode_documents).
-        self._ids: Sequence[str] = []
-        self._position_map: dict[str, int] | None = {}
-        self._texts: Sequence[str] = []
-        self._metadata: Sequence[dict[str, Any]] = []
+        # Rows are physical and never move (see rows.py): a loaded artifact's rows (its
+        # encoded columns, decoded row by row, and its mapped matrix) then rows written
+        # since; a delete marks its row dead; the dead are compacted away now and then.
+        self._ids = Column()
+        self._texts = Column()
+        self._metadata = Column()
+        self._vectors = Vectors(dimension or 0)
+        self._dead: np.ndarray | None = None  # per physical row; None: none dead
+        self._dead_count = 0
+        self._position_map: dict[str, int] | None = {}  # id -> physical row of live ids
         # Both derived structures are built on first use: a loaded 100k-document index
         # that is never filtered (or never searched by keyword) never pays for them.
         self._columns: MetadataColumns | None = None
         self._keywords: KeywordIndex | None = None
-        self._matrix = np.zeros((_INITIAL_CAPACITY, dimension or 0), dtype=np.float32)
-        # While the matrix is still a loaded artifact's mapping: reads graph candidates'
-        # rows from the file instead (see _pool_rows).
-        self._file_matrix: FileMatrix | None = None
-        # Stable uint64 key per row, ascending with the rows (new documents get fresh,
-        # larger keys; deletes compact without reordering), so key -> row is a binary
-        # search. The graph knows documents by key because rows shift on delete.
-        self._keys = np.zeros(_INITIAL_CAPACITY, dtype=np.uint64)
+        # Stable uint64 key per physical row, ascending with the rows (new rows get fresh,
+        # larger keys; compaction keeps the order), so key -> row is a binary search.
+        # The graph knows documents by key because rows shift when compacted.
+        self._keys = np.zeros(INITIAL_CAPACITY, dtype=np.uint64)
         self._next_key = 0
         self._graph: VectorGraph | None = None
         # Keys of rows the graph does not hold (yet): added or replaced since it was built,
@@ -163,7 +164,18 @@ class IndexCore:
         return self._dimension
 
     def __len__(self) -> int:
+        """Live documents (rows not deleted)."""
+        return len(self._ids) - self._dead_count
+
+    @property
+    def _phys(self) -> int:
+        """Physical rows, dead ones included."""
         return len(self._ids)
+
+    def _live(self) -> np.ndarray | None:
+        """Which physical rows are live, or ``None`` when all are (the caller holds the
+        lock)."""
+        return None if not self._dead_count else ~self._dead[: self._phys]
 
     def __contains__(self, doc_id: object) -> bool:
         with self._lock:
@@ -174,11 +186,15 @@ class IndexCore:
         """id -> row, built on first use: a loaded index that only answers queries never
         needs it (a third of a second per million ids). The caller holds the lock."""
         if self._position_map is None:
-            self._ids = decoded(self._ids)
-            self._position_map = dict(zip(self._ids, range(len(self._ids))))
-            if len(self._position_map) != len(self._ids):
-                self._position_map = None
+            ids = self._ids.all()
+            if self._dead_count:
+                live = self._live()
+                positions = {doc_id: row for row, doc_id in enumerate(ids) if live[row]}
+            else:
+                positions = dict(zip(ids, range(len(ids))))
+            if len(positions) != len(self):
                 raise CorruptDataError("the index holds duplicate ids")
+            self._position_map = positions
         return self._position_map
 
     @property
@@ -188,9 +204,9 @@ class IndexCore:
 
     def uses_graph(self, exact: bool = False) -> bool:
         """Whether a query would go through the graph: the planner's first decision."""
-        if exact or self.approximate is False or len(self._ids) == 0:
+        if exact or self.approximate is False or len(self) == 0:
             return False
-        return self.approximate is True or len(self._ids) >= APPROXIMATE_THRESHOLD
+        return self.approximate is True or len(self) >= APPROXIMATE_THRESHOLD
 
     def prepare_graph(self) -> None:
         """Have the graph now if queries will use one (waiting for a build under way, or
@@ -227,17 +243,25 @@ class IndexCore:
 
     @property
     def matrix(self) -> np.ndarray:
-        """Read-only view of the live embeddings (row i belongs to document i)."""
-        view = self._matrix[: len(self._ids)]
-        view.flags.writeable = False
-        return view
+        """The live embeddings, read-only, in the order :meth:`get` lists documents (a view
+        where possible, else a copy)."""
+        with self._lock:
+            view = self._vectors.all()
+            live = self._live()
+            if live is not None:
+                view = view[live]
+            view = view.view()
+            view.flags.writeable = False
+            return view
 
     # ------------------------------------------------------------------ writes
     def upsert(self, docs: Sequence[DocumentInfo], vectors: np.ndarray) -> tuple[int, int]:
         """Insert new ids and overwrite existing ones; return ``(added, updated)``.
 
         ``docs`` must already be validated (unique, well-formed ids); ``vectors`` are
-        checked here and normalised, so nothing is mutated if they are bad.
+        checked here and normalised, so nothing is mutated if they are bad. Costs what it
+        writes: a replaced document keeps its row (a loaded artifact's read-only row gets
+        an override), new ones are appended (see rows.py).
         """
         if not docs:
             return 0, 0
@@ -247,93 +271,116 @@ class IndexCore:
                 raise InvalidArgumentError(f"got {vectors.shape[0]} vectors for {len(docs)} documents")
             if self._dimension is None:
                 self._dimension = vectors.shape[1]
-                self._matrix = np.zeros((max(_INITIAL_CAPACITY, len(docs)), self._dimension), dtype=np.float32)
-            self._decode_documents()
-            existing = [self._positions.get(doc.id) for doc in docs]
-            update_rows = [i for i, position in enumerate(existing) if position is not None]
-            new_rows = [i for i, position in enumerate(existing) if position is None]
-
-            if update_rows:
-                self._reserve(len(self._ids))
-                positions = [existing[i] for i in update_rows]
-                self._matrix[positions] = vectors[update_rows]
-                keys = self._keys[positions]
+                self._vectors = Vectors(self._dimension)
+            positions = self._positions
+            existing = [positions.get(doc.id) for doc in docs]
+            in_place = [i for i, row in enumerate(existing) if row is not None]
+            new_rows = [i for i, row in enumerate(existing) if row is None]
+            if in_place:
+                rows = [existing[i] for i in in_place]
+                self._vectors.set(rows, vectors[in_place])
+                keys = self._keys[rows]
                 if self._graph is not None:
                     # Same key, new vector: the old node becomes a tombstone, the row is
                     # scored exactly until the indexer re-inserts it.
                     self._graph.remove(keys)
                     self._mark_unindexed(keys)
                 if self._build is not None:
-                    self._build.record_upsert(keys, vectors[update_rows])
-                for i, position in zip(update_rows, positions):
-                    self._texts[position] = docs[i].text
-                    self._metadata[position] = copy_metadata(docs[i].metadata or {})
+                    self._build.record_upsert(keys, vectors[in_place])
+                for i, row in zip(in_place, rows):
+                    self._texts.set(row, docs[i].text)
+                    self._metadata.set(row, copy_metadata(docs[i].metadata or {}))
                 if self._columns is not None:
-                    self._columns.replace(positions, [self._metadata[p] for p in positions])
+                    self._columns.replace(rows, [self._metadata[row] for row in rows])
                 if self._keywords is not None:
-                    self._keywords.replace(positions, [self._texts[p] for p in positions])
-
+                    self._keywords.replace(rows, [self._texts[row] for row in rows])
             if new_rows:
-                start = len(self._ids)
-                self._reserve(start + len(new_rows))
-                self._matrix[start : start + len(new_rows)] = vectors[new_rows]
-                keys = np.arange(self._next_key, self._next_key + len(new_rows), dtype=np.uint64)
-                self._keys[start : start + len(new_rows)] = keys
-                self._next_key += len(new_rows)
-                if self._graph is not None:
-                    self._mark_unindexed(keys)
-                if self._build is not None:
-                    self._build.record_upsert(keys, vectors[new_rows])
-                for offset, i in enumerate(new_rows):
-                    doc = docs[i]
-                    self._positions[doc.id] = start + offset
-                    self._ids.append(doc.id)
-                    self._texts.append(doc.text)
-                    self._metadata.append(copy_metadata(doc.metadata or {}))
-                if self._columns is not None:
-                    self._columns.append(self._metadata[start:])
-                if self._keywords is not None:
-                    self._keywords.append(self._texts[start:])
+                self._append([docs[i] for i in new_rows], vectors[new_rows])
             self._drop_graph_if_worn()
             self._keep_graph_current()
-            return len(new_rows), len(update_rows)
+            return len(new_rows), len(in_place)
+
+    def _append(self, docs: Sequence[DocumentInfo], vectors: np.ndarray) -> None:
+        """New physical rows at the end, with fresh keys (the caller holds the lock)."""
+        start = self._vectors.append(vectors)
+        count = len(docs)
+        self._reserve(start + count)
+        keys = np.arange(self._next_key, self._next_key + count, dtype=np.uint64)
+        self._keys[start : start + count] = keys
+        self._next_key += count
+        if self._graph is not None:
+            self._mark_unindexed(keys)
+        if self._build is not None:
+            self._build.record_upsert(keys, vectors)
+        positions = self._positions
+        for offset, doc in enumerate(docs):
+            positions[doc.id] = start + offset
+            self._ids.append(doc.id)
+            self._texts.append(doc.text)
+            self._metadata.append(copy_metadata(doc.metadata or {}))
+        if self._columns is not None:
+            self._columns.append(self._metadata[start:])
+        if self._keywords is not None:
+            self._keywords.append(self._texts[start:])
 
     def delete(self, ids: Sequence[str]) -> int:
         with self._lock:
-            doomed = {self._positions[i] for i in ids if i in self._positions}
+            positions = self._positions
+            doomed = sorted({positions[i] for i in ids if i in positions})
             if not doomed:
                 return 0
-            self._decode_documents()
-            self._reserve(len(self._ids))
-            keep = np.ones(len(self._ids), dtype=bool)
-            keep[list(doomed)] = False
-            n_keep = int(keep.sum())
-            removed = self._keys[: len(self._ids)][~keep]
-            if self._graph is not None:
-                self._graph.remove(removed)
-            if self._unindexed:
-                self._unindexed.difference_update(removed.tolist())
-                self._unindexed_keys = None
-            if self._build is not None:
-                self._build.record_removal(removed)
-            self._matrix[:n_keep] = self._matrix[: len(self._ids)][keep]
-            self._keys[:n_keep] = self._keys[: len(self._ids)][keep]
-            self._ids = [doc_id for doc_id, kept in zip(self._ids, keep) if kept]
-            self._texts = [text for text, kept in zip(self._texts, keep) if kept]
-            self._metadata = [meta for meta, kept in zip(self._metadata, keep) if kept]
-            self._position_map = None  # rows moved: rebuilt on next use
-            if self._columns is not None:
-                self._columns.keep(keep)
-            if self._keywords is not None:
-                self._keywords.keep(keep)
+            self._kill(np.asarray(doomed, dtype=np.int64))
             self._drop_graph_if_worn()
+            self._compact_if_worth_it()
             return len(doomed)
+
+    def _kill(self, rows: np.ndarray) -> None:
+        """Mark live physical ``rows`` dead (the caller holds the lock): O(rows)."""
+        self._reserve(self._phys)
+        self._dead[rows] = True
+        self._dead_count += len(rows)
+        positions = self._positions
+        for row in rows.tolist():
+            del positions[self._ids[row]]
+        removed = self._keys[rows]
+        if self._graph is not None:
+            self._graph.remove(removed)
+        if self._unindexed:
+            self._unindexed.difference_update(removed.tolist())
+            self._unindexed_keys = None
+        if self._build is not None:
+            self._build.record_removal(removed)
+        if self._keywords is not None:
+            self._keywords.kill(rows)
+
+    def _compact_if_worth_it(self) -> None:
+        """Drop dead rows once they are a quarter of an index held in memory (amortised
+        O(1) a delete); a loaded artifact's rows stay where they are."""
+        if (
+            self._dead_count < COMPACT_MIN_DEAD
+            or self._dead_count < COMPACT_DEAD_FRACTION * self._phys
+            or self._vectors.base_rows
+        ):
+            return
+        keep = self._live()
+        phys = self._phys
+        self._vectors.compact(keep)
+        for column in (self._ids, self._texts, self._metadata):
+            column.compact(keep)
+        self._keys = self._keys[:phys][keep].copy()
+        self._dead, self._dead_count = None, 0
+        self._position_map = None  # rows moved: rebuilt on next use
+        if self._columns is not None:
+            self._columns.keep(keep)
+        if self._keywords is not None:
+            self._keywords.keep(keep)
 
     def apply_changes(self, deletions: Sequence[str], docs: Sequence[DocumentInfo], vectors: np.ndarray) -> None:
         """Delete ``deletions``, then upsert ``docs`` with their ``vectors``, as one step:
         a concurrent query sees the index before or after, never between (another
         version's changes arriving, e.g. a refreshed long-term index). ``docs`` must be
-        validated, as for :meth:`upsert`; nothing changes if ``vectors`` are bad."""
+        validated, as for :meth:`upsert`; nothing changes if ``vectors`` are bad. Costs
+        what it changes, even on a loaded million-document index."""
         with self._lock:
             if len(docs):
                 vectors = as_vectors(vectors, self._dimension, "embedding")
@@ -346,46 +393,50 @@ class IndexCore:
         delete; returns how many were deleted."""
         compiled = compile_filter(filter)
         with self._lock:
-            self._ids = decoded(self._ids)
             doomed = [self._ids[p] for p in self._select(ids, compiled)]
             return self.delete(doomed) if doomed else 0
 
     def clear(self) -> int:
         with self._lock:
-            return self.delete(list(self._ids))
+            return self.delete(list(self._positions))
 
     def _metadata_columns(self) -> MetadataColumns:
+        """Filterable columns over every physical row (dead ones too: matches are ANDed
+        with the live rows)."""
         if self._columns is None:
-            # Texts by callable: delete replaces the list, and $document filters read it.
-            self._metadata = decoded(self._metadata)
-            self._columns = MetadataColumns(self._metadata, texts=self._decoded_texts)
+            # Texts by callable: $document filters read them only when they need them.
+            self._columns = MetadataColumns(self._metadata.all(), texts=self._texts.all)
         return self._columns
 
-    def _decoded_texts(self) -> Sequence[str]:
-        self._texts = decoded(self._texts)
-        return self._texts
+    def _keyword_index(self) -> KeywordIndex:
+        if self._keywords is None:
+            self._keywords = KeywordIndex()
+            self._keywords.append(self._texts.all())
+            if self._dead_count:
+                self._keywords.kill(np.flatnonzero(self._dead[: self._phys]))
+        return self._keywords
 
     def _decode_documents(self) -> None:
-        """Turn lazily loaded columns into lists: before a write, or before reading more
-        rows than decoding one at a time is worth. The caller holds the lock."""
-        self._ids = decoded(self._ids)
-        self._texts = decoded(self._texts)
-        self._metadata = decoded(self._metadata)
+        """Decode a loaded artifact's columns whole, before reading more rows than
+        decoding one at a time is worth. The caller holds the lock."""
+        for column in (self._ids, self._texts, self._metadata):
+            column.decode()
 
     def _reserve(self, rows: int) -> None:
-        capacity = min(self._matrix.shape[0], self._keys.shape[0])
-        if rows <= capacity and self._matrix.flags.writeable and self._keys.flags.writeable:
+        """Room for ``rows`` physical keys and dead marks (amortised growth; also the
+        copy of a loaded artifact's read-only keys at the first write)."""
+        capacity = self._keys.shape[0]
+        if rows <= capacity and self._keys.flags.writeable and self._dead is not None:
             return
-        # Amortised growth; also the copy-on-first-write of an adopted read-only matrix.
-        n = len(self._ids)
-        size = max(rows, capacity + capacity // 2, _INITIAL_CAPACITY)
-        grown = np.zeros((size, self._dimension or 0), dtype=np.float32)
-        grown[:n] = self._matrix[:n]
-        self._matrix = grown
-        self._file_matrix = None
+        size = max(rows, capacity + capacity // 2, INITIAL_CAPACITY) if rows > capacity else capacity
+        phys = self._phys
         keys = np.zeros(size, dtype=np.uint64)
-        keys[:n] = self._keys[:n]
+        keys[:phys] = self._keys[:phys]
         self._keys = keys
+        dead = np.zeros(size, dtype=bool)
+        if self._dead is not None:
+            dead[:phys] = self._dead[:phys]
+        self._dead = dead
 
     # ------------------------------------------------------------------ keeping the graph current
     # No query waits for the graph: while it is missing or being rebuilt, queries scan
@@ -409,13 +460,16 @@ class IndexCore:
         self._unindexed_keys = None
 
     def _keep_graph_current(self) -> None:
-        """After a write: rows the graph lacks go in on another thread, a few at a time,
-        or, once they are as many as half the graph, a fresh graph is built."""
+        """After a write: rows the graph lacks go in on another thread, a few at a time
+        (a mapped graph waits until it lacks more than VIEWED_GRAPH_SLACK_ROWS), or, once
+        they are as many as half the graph, a fresh graph is built."""
         graph = self._graph
         if graph is None or not self._unindexed or (self._build is not None and self._build.running):
             return
         if len(self._unindexed) > max(SYNC_BUILD_ROWS, len(graph) // 2):
             self._start_build(rebuild=True)
+        elif graph.viewed and len(self._unindexed) <= VIEWED_GRAPH_SLACK_ROWS:
+            return
         elif self._indexer is None or not self._indexer.running:
             self._indexer = GraphIndexer(self, graph)
 
@@ -449,14 +503,25 @@ class IndexCore:
         scan exactly, or keep the current graph when ``rebuild``."""
         if self._build is not None and (self._build.running or self._build.error is not None):
             return  # under way, or failed: queries scan; graph_fallback says why
-        n = len(self._ids)
-        if n <= SYNC_BUILD_ROWS:
-            self._set_graph(VectorGraph.build(self._matrix[:n], self._keys[:n]))
-            self._calibration = None  # a graph this small finds (nearly) everything
+        if len(self) <= SYNC_BUILD_ROWS:
+            self._build_inline()
             return
         self._build = GraphBuild(
-            self._keys[:n].copy(), self._rows_of_keys, self._adopt_built, self._lock, dimension=self._dimension or 0
+            self._live_keys(), self._rows_of_keys, self._adopt_built, self._lock, dimension=self._dimension or 0
         )
+
+    def _live_keys(self) -> np.ndarray:
+        """The live rows' keys, ascending (a copy)."""
+        keys = self._keys[: self._phys]
+        live = self._live()
+        return (keys if live is None else keys[live]).copy()
+
+    def _build_inline(self) -> None:
+        """Build the graph here, over every live row (the caller holds the lock)."""
+        keys = self._live_keys()
+        matrix, live = self._vectors.all(), self._live()
+        self._set_graph(VectorGraph.build(matrix if live is None else matrix[live], keys))
+        self._calibration = None  # inline: small, or a push's own build
 
     def rows_of_keys(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The keys among ``keys`` the index holds, and their rows' vectors (copies); the
@@ -494,9 +559,7 @@ class IndexCore:
             self._build.cancel()  # started since the caller waited, or failed
             self._build = None
         if self._graph is None:
-            n = len(self._ids)
-            self._set_graph(VectorGraph.build(self._matrix[:n], self._keys[:n]))
-            self._calibration = None
+            self._build_inline()
         elif self._unindexed:
             if self._indexer is not None:
                 self._indexer.cancel()
@@ -508,18 +571,22 @@ class IndexCore:
         return self._graph
 
     def _rows_for_keys(self, keys: np.ndarray) -> np.ndarray:
-        """Row of each key, in the keys' order; a key with no row (which the graph
-        should never return) is dropped rather than trusted."""
-        n = len(self._ids)
+        """Live row of each key, in the keys' order; a key with no live row (a graph may
+        still return a deleted one) is dropped rather than trusted."""
+        n = self._phys
         if n == 0:
             return np.empty(0, np.int64)
         if int(self._keys[n - 1]) == n - 1:
-            # n strictly ascending keys ending at n - 1 are 0..n-1 (no document deleted
-            # but the last ones): key and row coincide. The binary search would cost
-            # ~0.1 ms of cache misses a query over a 1M index's 8 MB of mapped keys.
-            return keys[keys < n].astype(np.int64)
-        rows = np.minimum(np.searchsorted(self._keys[:n], keys), n - 1)
-        return rows[self._keys[rows] == keys]
+            # n strictly ascending keys ending at n - 1 are 0..n-1 (nothing compacted
+            # away but the last ones): key and row coincide. The binary search would cost
+            # ~0.1 ms of cache misses a query over a 1M index's 8 MB of keys.
+            rows = keys[keys < n].astype(np.int64)
+        else:
+            rows = np.minimum(np.searchsorted(self._keys[:n], keys), n - 1)
+            rows = rows[self._keys[rows] == keys]
+        if self._dead_count:
+            rows = rows[~self._dead[rows]]
+        return rows
 
     # ------------------------------------------------------------------ reads
     def get(
@@ -548,7 +615,7 @@ class IndexCore:
                     id=self._ids[p],
                     text=self._texts[p],
                     metadata=copy_metadata(self._metadata[p]),
-                    embedding=self._matrix[p].tolist() if include_embeddings else None,
+                    embedding=self._pool_rows(np.asarray([p]))[0].tolist() if include_embeddings else None,
                 )
                 for p in positions
             ]
@@ -561,14 +628,19 @@ class IndexCore:
         if compiled is not None and compiled.matches_all:
             compiled = None
         if ids is not None:
-            positions = [self._positions[i] for i in ids if i in self._positions]
+            known = self._positions
+            positions = [known[i] for i in ids if i in known]
             if compiled is not None and positions:
                 mask = compiled.evaluate(self._metadata_columns())
                 positions = [p for p in positions if mask[p]]
             return positions[start:end]
+        live = self._live()
         if compiled is not None:
-            return np.flatnonzero(compiled.evaluate(self._metadata_columns()))[start:end].tolist()
-        return range(len(self._ids))[start:end]
+            mask = compiled.evaluate(self._metadata_columns())
+            return np.flatnonzero(mask if live is None else mask & live)[start:end].tolist()
+        if live is None:
+            return range(self._phys)[start:end]
+        return np.flatnonzero(live)[start:end].tolist()
 
     def search(
         self,
@@ -598,10 +670,13 @@ class IndexCore:
         if query_vector is not None:
             query_vector = as_vectors(query_vector, self._dimension, "query embedding")[0]
         with self._lock:
-            n = len(self._ids)
+            n = len(self)
             if n == 0 or top_k <= 0:
                 return []
+            live = self._live()
             mask = None if compiled is None else compiled.evaluate(self._metadata_columns())
+            if mask is not None and live is not None:
+                mask = mask & live
             passing = n if mask is None else int(np.count_nonzero(mask))
             if passing == 0:
                 return []
@@ -620,8 +695,8 @@ class IndexCore:
             if alpha >= 1.0:
                 if pool is not None:
                     pool = self._with_unindexed(pool[:rerank], query_vector, mask)
-                if pool is not None and self._file_matrix is not None:
-                    return self._rank(pool, self._pool_rows(pool) @ query_vector, top_k)
+                    if self._vectors.file is not None:  # a loaded big artifact: read just these
+                        return self._rank(pool, self._pool_rows(pool) @ query_vector, top_k)
                 return self._vector_search(query_vector, allowed if pool is None else pool, top_k)
             if pool is not None:
                 pool = self._with_unindexed(pool, query_vector, mask)
@@ -649,7 +724,7 @@ class IndexCore:
             graph = self._graph
             if graph is None:
                 return None
-            keys = self._keys[: len(self._ids)].copy()
+            keys = self._live_keys()
             calibrator = Calibrator(*sample_for_calibration(keys, self.rows_of_keys))
         for start in range(0, len(keys), BUILD_CHUNK_ROWS):
             with self._lock:
@@ -684,7 +759,7 @@ class IndexCore:
         neighbours hold ~``count`` matching ones, so the fetch is over-sized by that much
         (capped at :data:`MAX_FILTERED_FETCH`)."""
         if mask is not None:
-            count = min(MAX_FILTERED_FETCH, math.ceil(count * len(self._ids) / passing))
+            count = min(MAX_FILTERED_FETCH, math.ceil(count * len(self) / passing))
         rows = self._rows_for_keys(graph.search(query, count))
         if mask is None:
             return rows
@@ -707,24 +782,28 @@ class IndexCore:
         return np.union1d(pool, rows)
 
     def _pool_rows(self, pool: np.ndarray) -> np.ndarray:
-        """The float32 rows of graph candidates. From a loaded artifact they are read from
-        the file (``pread``): mapping them would soon leave the whole matrix resident."""
-        if self._file_matrix is not None:
-            return self._file_matrix.rows(pool)
-        return self._matrix[pool]
+        """The float32 rows of ``pool`` (physical rows). A loaded artifact's come from the
+        file (``pread``): mapping them would soon leave the whole matrix resident."""
+        return self._vectors.rows(pool)
 
     def _vector_search(self, query: np.ndarray, candidates: np.ndarray | None, top_k: int) -> list[QueryResultDocument]:
-        """Scores from the matrix in memory: of every row, or of ``candidates`` (the rows
-        a filter lets through, or graph candidates)."""
-        n = len(self._ids)
+        """Exact scores: of every live row, or of ``candidates`` (the rows a filter lets
+        through)."""
         if candidates is None:
-            scores = self._matrix[:n] @ query
-            positions = top_k_indices(scores, top_k)
+            scores = self._all_scores(query)
+            positions = top_k_indices(scores, min(top_k, len(self)))
             return self._vector_results(positions, scores[positions])
-        if candidates.size * 3 > n:
+        if candidates.size * 3 > self._phys:
             # A loose filter: gathering the rows costs more than scoring them all.
-            return self._rank(candidates, (self._matrix[:n] @ query)[candidates], top_k)
-        return self._rank(candidates, self._matrix[candidates] @ query, top_k)
+            return self._rank(candidates, self._vectors.scores(query)[candidates], top_k)
+        return self._rank(candidates, self._pool_rows(candidates) @ query, top_k)
+
+    def _all_scores(self, query: np.ndarray) -> np.ndarray:
+        """Cosine of every physical row; dead rows score ``-inf`` (never chosen)."""
+        scores = self._vectors.scores(query)
+        if self._dead_count:
+            scores[self._dead[: self._phys]] = -np.inf
+        return scores
 
     def _rank(self, candidates: np.ndarray, scores: np.ndarray, top_k: int) -> list[QueryResultDocument]:
         """The best ``top_k`` of ``candidates`` by their ``scores``."""
@@ -754,11 +833,11 @@ class IndexCore:
         ``vector_pool`` (graph candidates) only those rows get a vector score and the
         fusion runs over them plus the best keyword matches: exact scores, approximate
         vector ranking."""
-        n = len(self._ids)
-        if self._keywords is None:
-            self._keywords = KeywordIndex()
-            self._keywords.append(self._decoded_texts())
-        keyword_scores = self._keywords.scores(text)
+        n = self._phys
+        keyword_scores = self._keyword_index().scores(text)
+        live = self._live()
+        if candidates is None and live is not None:
+            candidates = np.flatnonzero(live)
         if vector_pool is not None:
             allowed = np.arange(n) if candidates is None else candidates
             matched = allowed[keyword_scores[allowed] > 0]
@@ -771,7 +850,7 @@ class IndexCore:
             vector_scores = np.full(n, -np.inf, dtype=np.float32)
             vector_scores[candidates] = self._pool_rows(candidates) @ query
         else:
-            vector_scores = self._matrix[:n] @ query
+            vector_scores = self._all_scores(query)
         if candidates is None:
             candidates = np.arange(n)
         if alpha <= 0.0:
@@ -802,49 +881,53 @@ class IndexCore:
         loads it never rebuilds it."""
         self._await_build()
         with self._lock:
-            n = len(self._ids)
             graph = self._ensure_graph() if self.uses_graph() else None
+            live = self._live()
+            rows = slice(None) if live is None else live
+            matrix = self._vectors.all()[rows]
             return IndexSnapshot(
                 name=name,
                 model_id=model_id,
                 dimension=self._dimension or 0,
-                ids=list(self._ids),
-                texts=list(self._texts),
-                metadata=[copy_metadata(m) for m in self._metadata],
-                matrix=self._matrix[:n].copy(),
-                keys=None if graph is None else self._keys[:n].copy(),
+                ids=self._live_column(self._ids),
+                texts=self._live_column(self._texts),
+                metadata=[copy_metadata(m) for m in self._live_column(self._metadata)],
+                matrix=np.array(matrix, dtype=np.float32),
+                keys=None if graph is None else self._live_keys(),
                 graph=None if graph is None else graph.to_bytes(),
                 graph_tombstones=0 if graph is None else graph.removed,
                 extra={} if graph is None or self._calibration is None else {EXTRA_KEY: self._calibration.to_json()},
             )
 
+    def _live_column(self, column: Column) -> list[Any]:
+        values = column.all()
+        live = self._live()
+        return list(values) if live is None else [value for value, kept in zip(values, live.tolist()) if kept]
+
     @classmethod
     def from_snapshot(cls, snapshot: IndexSnapshot, *, approximate: bool | None = None) -> IndexCore:
         """Adopt stored embeddings as they are: no re-embedding, no renormalisation, so a
-        resumed index holds bit-identical vectors. A stored graph is used in place
-        (a view of the snapshot's buffer) and copied only on the first write."""
+        resumed index holds bit-identical vectors. The snapshot's rows become the core's
+        read-only base (a loaded artifact's mapped matrix and encoded columns are not
+        copied, now or at a write); a stored graph is used in place."""
         core = cls(snapshot.dimension or None, approximate=approximate)
         n = snapshot.doc_count
         matrix = np.asarray(snapshot.matrix, dtype=np.float32)
         if matrix.shape != (n, snapshot.dimension):
             raise InvalidArgumentError(f"snapshot matrix has shape {matrix.shape}, expected ({n}, {snapshot.dimension})")
-        # Adopted as is, even read-only (a memory-mapped download): the first write
-        # copies it into a growable buffer (see _reserve), reads never do.
-        core._matrix = np.ascontiguousarray(matrix)
-        if core._matrix is matrix and snapshot.file_matrix is not None:
-            core._file_matrix = snapshot.file_matrix
-        core._ids = _adopted(snapshot.ids)
+        file_matrix = snapshot.file_matrix if np.ascontiguousarray(matrix) is matrix else None
+        core._vectors = Vectors(snapshot.dimension, np.ascontiguousarray(matrix), file_matrix)
+        for column, values in ((core._ids, snapshot.ids), (core._texts, snapshot.texts), (core._metadata, snapshot.metadata)):
+            # Lists are copied (their owner may change them); encoded columns are read-only.
+            column.base = values if isinstance(values, EncodedColumn) else list(values)
         core._position_map = None  # built on first use by id; duplicates are refused then
-        core._texts = _adopted(snapshot.texts)
-        core._metadata = _adopted(snapshot.metadata)
-        core._columns = None
         core._adopt_graph(snapshot)
         return core
 
     def _adopt_graph(self, snapshot: IndexSnapshot) -> None:
         n = snapshot.doc_count
         if snapshot.keys is None:
-            self._keys = np.arange(max(n, _INITIAL_CAPACITY), dtype=np.uint64)
+            self._keys = np.arange(max(n, INITIAL_CAPACITY), dtype=np.uint64)
             self._next_key = n
             if snapshot.graph is not None:
                 raise CorruptDataError("the index has a graph section but no keys section")
@@ -892,7 +975,7 @@ class IndexCore:
         how many ``graph`` did not lead back to (nor to an identical twin). Rows a server
         changed since the graph was stored (``edits``) are not drawn: the graph does not
         hold their current vectors yet."""
-        n = len(self._ids)
+        n = self._phys
         rows = np.random.default_rng().choice(n, size=min(n, 2 * GRAPH_SELF_CHECK_ROWS), replace=False)
         if len(edits):
             changed = np.isin(self._keys[rows], np.union1d(edits.removals, edits.insertions))
@@ -908,14 +991,3 @@ class IndexCore:
             if not found.size or float(np.max(self._pool_rows(found) @ vector)) < 1.0 - 1e-5:
                 missed += 1
         return missed, int(rows.size)
-        vectors = self._pool_rows(rows)
-        missed = 0
-        for row, vector in zip(rows.tolist(), vectors):
-            found = self._rows_for_keys(graph.search(vector, GRAPH_SELF_CHECK_DEPTH, beam=GRAPH_SELF_CHECK_BEAM))
-            if row in found.tolist():
-                continue
-            if not found.size or float(np.max(self._pool_rows(found) @ vector)) < 1.0 - 1e-5:
-                missed += 1
-        if missed > len(rows) * GRAPH_SELF_CHECK_MISSES:
-            return f"the stored graph failed its self-check: {missed} of {len(rows)} sampled documents could not find themselves through it"
-        return None

@@ -214,6 +214,9 @@ class KeywordIndex:
         self._owner = np.empty(0, np.int32)  # segment id holding each row's text, -1: none
         self._doc_len = np.empty(0, np.float64)  # terms per row after analysis
         self._total_len = 0.0
+        # Rows deleted without compaction (see kill): they count in no statistic.
+        self._dead = np.empty(0, np.bool_)
+        self._dead_rows = 0
         texts = list(texts)
         if texts:
             self.append(texts)
@@ -284,6 +287,7 @@ class KeywordIndex:
         sid = segment.sid if segment is not None else -1
         self._owner = np.concatenate([self._owner, np.full(len(texts), sid, np.int32)])
         self._doc_len = np.concatenate([self._doc_len, lengths])
+        self._dead = np.concatenate([self._dead, np.zeros(len(texts), np.bool_)])
         self._total_len += float(lengths.sum())
         if segment is not None:
             self._add_segment(segment)
@@ -319,6 +323,27 @@ class KeywordIndex:
         if segment is not None:
             self._add_segment(segment)
 
+    def kill(self, positions: Sequence[int] | np.ndarray) -> None:
+        """Delete rows without moving the others (the engine compacts later, with
+        :meth:`keep`): their postings go stale and they count in no statistic, so scores
+        are those of an index without them."""
+        pos = np.unique(np.asarray(positions, dtype=np.int64).reshape(-1))
+        pos = pos[~self._dead[pos]] if pos.shape[0] else pos
+        if pos.shape[0] == 0:
+            return
+        old = self._owner[pos]
+        old = old[old >= 0]
+        if old.shape[0]:
+            sids, stale = np.unique(old, return_counts=True)
+            moved = dict(zip(sids.tolist(), stale.tolist()))
+            for seg in self._segments:
+                seg.stale += moved.get(seg.sid, 0)
+        self._total_len -= float(self._doc_len[pos].sum())
+        self._doc_len[pos] = 0.0
+        self._owner[pos] = -1
+        self._dead[pos] = True
+        self._dead_rows += int(pos.shape[0])
+
     def keep(self, mask: np.ndarray) -> None:
         """Keep the rows where ``mask`` is true, in order (a delete with compaction)."""
         mask = np.asarray(mask)
@@ -351,6 +376,8 @@ class KeywordIndex:
         self._segments = segments
         self._owner = self._owner[mask]
         self._doc_len = self._doc_len[mask]
+        self._dead = self._dead[mask]
+        self._dead_rows = int(self._dead.sum())
         self._total_len = float(self._doc_len.sum())
         if not segments:
             # Everything deleted: forget the vocabulary too.
@@ -402,8 +429,9 @@ class KeywordIndex:
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every row for ``query``: float32, shape ``(len(self),)``."""
         n = len(self)
+        live_rows = n - self._dead_rows  # N and avgdl count live rows only
         qterms = self.query_terms(query)
-        if not qterms or n == 0:
+        if not qterms or live_rows == 0:
             return np.zeros(n, np.float32)
         q = np.fromiter(qterms.keys(), dtype=np.int32, count=len(qterms))
         qtf = np.fromiter(qterms.values(), dtype=np.float64, count=len(qterms))
@@ -427,12 +455,12 @@ class KeywordIndex:
         df = np.array([sum(p.shape[0] for p in parts) for parts in rows_parts], dtype=np.float64)
         if not df.any():
             return np.zeros(n, np.float32)
-        idf = np.log1p((n - df + 0.5) / (df + 0.5)) * qtf
+        idf = np.log1p((live_rows - df + 0.5) / (df + 0.5)) * qtf
         rows = np.concatenate([p for parts in rows_parts for p in parts])
         tfs = np.concatenate([p for parts in tfs_parts for p in parts]).astype(np.float64)
         weights = np.repeat(idf, df.astype(np.int64))
         k1, b = self.k1, self.b
-        avgdl = self._total_len / n
+        avgdl = self._total_len / live_rows
         norm = k1 * (1.0 - b + b * (self._doc_len[rows] / avgdl))
         contrib = weights * tfs * (k1 + 1.0) / (tfs + norm)
         return np.bincount(rows, weights=contrib, minlength=n).astype(np.float32)
