@@ -39,6 +39,7 @@ from .models import (
     model_provenance,
 )
 from .models.rerank import check_rerank_options, rerank_hits
+from .models.warm import DEFAULT_WARM_PERIOD, WARM_TEXT, KeepWarm
 from .stores.base import IndexStore
 
 if TYPE_CHECKING:
@@ -183,6 +184,29 @@ class SessionIndex:
             raise InvalidArgumentError('model_id="custom": every query must pass QueryOptions(embedding=...)')
         prepared = prepared_queries(self.model_id).get(text)
         return prepared if prepared is not None else embed_queries(self._embedder, [text])[0]
+
+    def keep_warm(self, *, period: float = DEFAULT_WARM_PERIOD, search: bool = True) -> KeepWarm:
+        """Keep this session's query path warm while a live call runs: a stand-in query
+        (the model's query encoder, then, with ``search``, a search of this index) every
+        ``period`` seconds on a daemon thread, so a query after a pause costs about what
+        one right after another does. Opt-in, because it costs CPU all along
+        (``benchmarks/RESULTS.md``, "Spaced queries")::
+
+            with session.keep_warm():          # or: async with session.keep_warm():
+                ...                            # the call: queries seconds apart
+
+        Returns a :class:`~lichen.models.warm.KeepWarm` that starts when entered (or
+        ``.start()``) and stops when left (``.stop()``)."""
+        if self._embedder is None:
+            raise InvalidArgumentError('model_id="custom": there is no model to keep warm')
+        embedder, core = self._embedder, self._core
+
+        def tick() -> None:
+            vector = embed_queries(embedder, [WARM_TEXT])[0]
+            if search and len(core):
+                core.search(vector, "", top_k=10)
+
+        return KeepWarm(tick, period)
 
     def _prepare(self, text: str) -> None:
         if not isinstance(text, str):

@@ -522,7 +522,7 @@ def cmd_models_build(args: argparse.Namespace) -> int:
 
     path, manifest = build_user_model(
         args.source, args.id, fp32=args.fp32, overwrite=args.force, prompts=_prompt_options(args),
-        pooling=args.pooling,
+        pooling=args.pooling, query_int8=args.query_int8,
     )
     _report_model(path, manifest, "built", args.json)
     return 0
@@ -533,7 +533,7 @@ def cmd_models_pull(args: argparse.Namespace) -> int:
 
     path, manifest = pull(
         args.name, args.revision, model_id=args.id, force=args.force, fp32=args.fp32, prompts=_prompt_options(args),
-        pooling=args.pooling,
+        pooling=args.pooling, query_int8=args.query_int8,
     )
     _report_model(path, manifest, "pulled", args.json)
     return 0
@@ -755,6 +755,10 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pooling", choices=["mean", "cls"], help="pooling when the model does not declare it")
     parser.add_argument("--query-prompt", metavar="TEXT", help="put before every query (default: the model's own; '' for none)")
     parser.add_argument("--passage-prompt", metavar="TEXT", help="put before every document (default: the model's own; '' for none)")
+    parser.add_argument(
+        "--query-int8", action="store_true",
+        help="also write an int8 query encoder (queries ~0.6x the time; check retrieval quality on your data)",
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 

@@ -121,15 +121,16 @@ def _fold_weight_casts(model: Any) -> None:
     graph.initializer.extend(remaining)
 
 
-def _reduce_exact_weights(model: Any) -> None:
+def _reduce_exact_weights(model: Any, only: set[str] | None = None) -> None:
     """Store float32 initialisers whose values float16 holds exactly as float16 + ``Cast``
-    (onnxruntime folds the casts when a session starts)."""
+    (onnxruntime folds the casts when a session starts); ``only``: just these names."""
     from onnx import TensorProto, helper, numpy_helper
 
     graph = model.graph
     casts, initializers = [], []
     for init in graph.initializer:
-        values = numpy_helper.to_array(init) if init.data_type == TensorProto.FLOAT else None
+        wanted = init.data_type == TensorProto.FLOAT and (only is None or init.name in only)
+        values = numpy_helper.to_array(init) if wanted else None
         if values is not None and values.size >= _REDUCED_MIN_SIZE and np.array_equal(
             values.astype(np.float16).astype(np.float32), values
         ):

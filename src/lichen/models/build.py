@@ -571,13 +571,14 @@ def build_model(
 
 def build_user_model(
     source: str | os.PathLike[str], model_id: str, *, fp32: bool = False, overwrite: bool = False,
-    home: str | os.PathLike[str] | None = None, **options: Any,
+    home: str | os.PathLike[str] | None = None, query_int8: bool = False, **options: Any,
 ) -> tuple[Path, dict[str, Any]]:
     """Build into the user models directory (``<LICHEN_HOME>/models/<model_id>``), where
     :func:`lichen.get_embedder` finds it. The model appears whole or not at all: it is built
     in a temporary directory beside its destination and renamed into place. ``options``
     go to :func:`build_model` (``pooling``, ``prompts``, ``source_name``, ``license``,
-    ``expected_sha256``, ``provenance``)."""
+    ``expected_sha256``, ``provenance``); ``query_int8`` adds an int8 query encoder
+    (:func:`add_query_encoder`)."""
     from . import user_models_dir, validate_model_id
 
     model_id = validate_model_id(model_id)
@@ -591,6 +592,8 @@ def build_user_model(
     staging.mkdir()
     try:
         manifest = build_model(source, staging, model_id=model_id, fp32=fp32, **options)
+        if query_int8:
+            manifest = add_query_encoder(staging)
         if target.exists():
             retired = root / f".{model_id}.{uuid.uuid4().hex}.old"
             os.replace(target, retired)
@@ -602,3 +605,75 @@ def build_user_model(
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
     return target, manifest
+
+
+# ------------------------------------------------------------------ int8 query encoder
+QUERY_INT8_FILE = "query-int8.onnx"
+#: Operators quantised in the query encoder: the MatMuls (feed-forward layers, attention
+#: output) and the fused attention; the embedding tables stay float (quantising them too
+#: missed the retrieval bar: benchmarks/RESULTS.md, "Spaced queries").
+QUERY_INT8_OPS = ("MatMul", "Attention")
+
+
+def add_query_encoder(
+    directory: str | os.PathLike[str], *, op_types: tuple[str, ...] | None = QUERY_INT8_OPS,
+    file: str = QUERY_INT8_FILE,
+) -> dict[str, Any]:
+    """Write an int8 copy of ``directory``'s embedder for queries only
+    (``query-int8.onnx``: onnxruntime's dynamic quantisation of the ``op_types`` operators,
+    ``None`` for all it knows: int8 weights per output channel, activations quantised per
+    run) and name it in ``model.json``'s ``query_model``; documents keep running through
+    the float model. Returns the new manifest.
+
+    Judge it by retrieval quality, not by vector cosine: for lichen-minilm, queries through
+    it against float documents score nDCG@10 -0.0026 / recall@10 +0.0018 on msmarco-5k
+    (bar: within 0.003; ``benchmarks/eval_query_encoder.py``), while a single query embeds
+    in ~0.6x the time; vectors differ by cosine >= 0.99. Needs ``onnx`` (the
+    ``build-model`` extra)."""
+    onnx, _, helper, _, _ = _onnx_modules()
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from ._fuse import _fold_weight_casts, _reduce_exact_weights
+
+    directory = Path(directory)
+    manifest_path = directory / "model.json"
+    manifest = _read_json(manifest_path)
+    if manifest.get("kind", EMBEDDER) != EMBEDDER:
+        raise InvalidArgumentError(f"{directory}: only an embedder has a query encoder")
+    model = onnx.load(str(directory / "model.onnx"))
+    _fold_weight_casts(model)  # the quantiser reads float32 initialisers, not Cast(float16)
+    if not any(entry.domain == "com.microsoft" for entry in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))  # the fused operators' domain
+    staging = directory / f".{QUERY_INT8_FILE}.{uuid.uuid4().hex}.tmp"
+    source = staging.with_suffix(".float.onnx")
+    try:
+        onnx.save_model(model, str(source))
+        import logging
+
+        quiet = logging.getLogger()
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)  # "please consider pre-processing": not needed for dynamic quantisation
+        try:
+            quantize_dynamic(
+                str(source), str(staging), weight_type=QuantType.QInt8, per_channel=True,
+                op_types_to_quantize=list(op_types) if op_types is not None else None,
+            )
+        finally:
+            quiet.setLevel(level)
+        quantized = onnx.load(str(staging))
+        # The embedding tables go back to float16 + Cast (same vectors, ~24 MB less); other
+        # float weights stay float32: behind a Cast, onnxruntime picks other kernels for
+        # the quantised graph and the vectors move (up to 0.03).
+        tables = {i for node in quantized.graph.node if node.op_type == "EmbedLayerNormalization" for i in node.input}
+        _reduce_exact_weights(quantized, only=tables)
+        onnx.save_model(quantized, str(staging))
+        os.replace(staging, directory / file)
+    finally:
+        for leftover in (source, staging):
+            if leftover.exists():
+                leftover.unlink()
+    manifest["query_model"] = file
+    tmp = manifest_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(manifest, indent=2) + "\n")
+    os.replace(tmp, manifest_path)
+    return manifest

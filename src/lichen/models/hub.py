@@ -189,6 +189,7 @@ def pull(
     pooling: str | None = None,
     prompts: dict[str, str] | None = None,
     fp32: bool = False,
+    query_int8: bool = False,
 ) -> tuple[Path, dict[str, Any]]:
     """Download, verify, build and register a model; returns its directory and manifest.
 
@@ -199,7 +200,9 @@ def pull(
     model of that id built from something else. ``endpoint`` / ``offline`` default to
     ``HF_ENDPOINT`` / ``HF_HUB_OFFLINE``; ``cache_dir`` / ``token`` to huggingface_hub's
     own settings (``HF_HUB_CACHE`` / ``HF_HOME`` read now). ``pooling`` and ``prompts`` override the catalogue's and the
-    repository's (``{"query": ..., "passage": ...}``; ``""`` removes one).
+    repository's (``{"query": ..., "passage": ...}``; ``""`` removes one). ``query_int8``
+    adds an int8 query encoder (:func:`lichen.models.build.add_query_encoder`): check its
+    retrieval quality on your data first.
 
     Raises ``ModelUnavailableError`` (no ``hub`` extra; offline and not cached),
     ``NotFoundError`` (no such repository or revision), ``CorruptDataError`` (a file does
@@ -267,7 +270,8 @@ def pull(
     if entry is not None:
         provenance["catalogue"] = entry.name
     return build_user_model(
-        folder, model_id, fp32=fp32, overwrite=True, home=home, pooling=pooling or (entry.pooling if entry else None),
+        folder, model_id, fp32=fp32, overwrite=True, home=home, query_int8=query_int8,
+        pooling=pooling or (entry.pooling if entry else None),
         prompts=chosen_prompts or None, source_name=repo, license=entry.license if entry is not None else None,
         provenance=provenance,
     )
