@@ -173,6 +173,22 @@ def test_long_poll_wakes_on_a_write_from_another_process(deployment, on_replica)
     assert answers[0].json()["version"] == 2 and answers[0].json()["doc_count"] == 5
 
 
+def test_a_long_poll_whose_client_hangs_up_frees_its_place(deployment):
+    server = deployment.server
+    credentials = server.create_project()
+    _push(server.url, credentials, snapshot_of("lp-hangup", 3))
+    etag = _info(server.url, credentials, "lp-hangup")["etag"]
+    with pytest.raises(httpx.ReadTimeout):  # the client gives up long before the 50 s wait
+        httpx.get(
+            f"{server.url}/v1/indexes/lp-hangup", params={"wait": 50},
+            headers={**auth(credentials), "If-None-Match": f'"{etag}"'}, timeout=httpx.Timeout(5, read=0.5),
+        )
+    deadline = time.monotonic() + 30
+    while "lichen_long_polls_open 0.0" not in httpx.get(f"{server.url}/metrics").text:
+        assert time.monotonic() < deadline, "the server kept the abandoned long-poll open"
+        time.sleep(0.02)
+
+
 def test_long_poll_of_a_deleted_index_is_404(deployment):
     server = deployment.server
     credentials = server.create_project()

@@ -15,6 +15,7 @@ What a load balancer and a monitoring system need is outside ``/v1/`` and needs 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -239,6 +240,13 @@ def _expected_version(request: Request) -> int | None:
     return None
 
 
+async def _disconnected(request: Request) -> None:
+    """Return once the client has closed the connection (a GET's body is empty: the next
+    message the server gets is the disconnect)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
 def _shown(header: str) -> str:
     """A header value fit to quote back in an error: short, whatever was sent."""
     if len(header) > _SHOWN_HEADER_CHARS:
@@ -411,7 +419,14 @@ def create_app(config: ServerConfig) -> Starlette:
         if wait is not None and if_none_match and _etag_matches(if_none_match, head.etag):
             # A long-poll: answer when the head moves away from the client's ETag.
             etag = if_none_match.strip().removeprefix("W/").strip('"')
-            changed, current = await watch.wait(project_id, name, etag, wait)
+            waiting = asyncio.ensure_future(watch.wait(project_id, name, etag, wait))
+            gone = asyncio.ensure_future(_disconnected(request))
+            await asyncio.wait({waiting, gone}, return_when=asyncio.FIRST_COMPLETED)
+            gone.cancel()
+            if not waiting.done():  # the client hung up: free its place now, not at the end of its wait
+                waiting.cancel()
+                return Response(status_code=499)
+            changed, current = waiting.result()
             if not changed:
                 return Response(status_code=304, headers=_head_headers(current or head))
             if current is None:
