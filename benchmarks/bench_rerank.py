@@ -108,7 +108,7 @@ def main() -> None:
                 started = time.perf_counter()
                 reranker.logits(query, candidates[query][:n])
                 samples[key].append((time.perf_counter() - started) * 1000)
-    rerank.RERANK_BATCH = 32
+    rerank.RERANK_BATCH = 16
     whole: dict[str, list[float]] = {"no rerank": [], "rerank top 20": [], "rerank top 50": []}
     for r in range(args.rounds):
         for query in queries:
