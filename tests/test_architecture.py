@@ -24,7 +24,7 @@ ADAPTER_PACKAGES = [
 #: public API, to be made on purpose (and to the docs), never by a refactor.
 PUBLIC_API = [
     "Client", "ConflictError", "ContextHit", "ContextSearch", "CorruptDataError", "DocumentInfo", "IndexInfo",
-    "IndexNotLoadedError", "InvalidArgumentError", "LichenError", "LimitExceededError", "ModelUnavailableError",
+    "IndexNotLoadedError", "IndexStatus", "InvalidArgumentError", "LichenError", "LimitExceededError", "LoadReport", "ModelUnavailableError",
     "NetworkError", "NotFoundError", "PushIndexResult", "QueryOptions", "QueryResultDocument", "SearchResult",
     "SessionIndex", "SourceError", "StorageError", "TruncationWarning", "Unauthorized", "UnauthorizedError",
     "__version__", "get_embedder", "merge_ranked",

@@ -266,3 +266,60 @@ def test_a_graph_without_a_calibration_can_be_calibrated_in_place():
     assert calibration is not None and core._calibration is calibration
     assert calibration.settings[0][:2] == (128, 64) and 0.9 <= calibration.settings[0][2] <= 1.0
     assert core.recall_estimate() in (1.0, *[s[2] for s in calibration.settings])
+
+
+def test_a_session_passes_its_queries_recall_target_and_reports_the_estimate(monkeypatch):
+    """The user-facing side: ``QueryOptions(recall_target=...)`` reaches the graph search,
+    ``info().recall_estimate`` says what the default gives, a bad target is refused even
+    before the index holds anything, and a graph without a calibration gets one."""
+    from lichen import InvalidArgumentError, QueryOptions, SessionIndex
+
+    session = SessionIndex("calibrated", "custom", dimension=256)
+    query = hard(1, 256, seed=21)[0]
+    for bad in (0.0, 1.5, "high"):
+        with pytest.raises(InvalidArgumentError, match="recall_target"):
+            session.query_sync("q", QueryOptions(embedding=query.tolist(), recall_target=bad))
+    assert session.info().recall_estimate == 1.0  # an empty index is scanned exactly
+
+    monkeypatch.setattr(engine_module, "APPROXIMATE_THRESHOLD", 5_000)
+    vectors = hard(8_000, 256, seed=22)
+    session.add_docs_sync([DocumentInfo(id=f"d{i}", text="x", embedding=v.tolist()) for i, v in enumerate(vectors)])
+    assert session._core.wait_for_graph(timeout=600)
+    calibration = session._core._calibration
+    default = calibration.choose(0.95)
+    assert session.info().recall_estimate == (1.0 if default is None else default[2])
+    # A target the default setting misses: the query searches wider or scans exactly,
+    # and in both cases finds what the exact scan finds at least as often as the default.
+    target = round(calibration.settings[0][2] + (1.0 - calibration.settings[0][2]) / 2, 4)
+    seen = {"exact": 0, "wide": 0}
+    original = engine_module.IndexCore._graph_candidates
+
+    def spy(self, graph, query, mask, passing, count, needed):
+        seen["wide" if count > 128 else "exact"] += 1
+        return original(self, graph, query, mask, passing, count, needed)
+
+    monkeypatch.setattr(engine_module.IndexCore, "_graph_candidates", spy)
+    got = session.query_sync("q", QueryOptions(embedding=query.tolist(), top_k=10, recall_target=target))
+    exact = session.query_sync("q", QueryOptions(embedding=query.tolist(), top_k=10, exact=True))
+    if calibration.choose(target) is None:
+        assert seen == {"exact": 0, "wide": 0} and [d.id for d in got.docs] == [d.id for d in exact.docs]
+    else:
+        assert seen["wide"] == 1
+    # An index stored without a calibration (e.g. before calibrations were) gets one.
+    session._core._calibration = None
+    assert session.info().recall_estimate is None
+    estimate = session.calibrate_sync()
+    assert estimate is not None and 0.0 < estimate <= 1.0 and session.info().recall_estimate == estimate
+
+
+def test_a_graph_built_for_a_push_is_calibrated_and_stored_with_it():
+    """``push_index`` / ``create_index`` build a big index's graph inline, not in the
+    background: it must be measured all the same, or every loader of the artifact would
+    get the uncalibrated default."""
+    core = IndexCore(approximate=True)
+    core.upsert(docs(0, 3_000), unit(3_000, seed=16))
+    snapshot = core.snapshot("pushed", "custom")  # builds the graph here, as a push does
+    assert core._calibration is not None and core._calibration.samples == 200
+    loaded = IndexCore.from_snapshot(read_artifact(encode_artifact(snapshot).to_bytes()), approximate=True)
+    assert loaded._calibration == core._calibration
+    assert loaded.recall_estimate() == core.recall_estimate() is not None

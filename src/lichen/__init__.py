@@ -7,7 +7,7 @@ long-term indexes from, an embedded directory or a Lichen server.
 
 from importlib import metadata as _metadata
 
-from ._client import Client
+from ._client import Client, IndexStatus, LoadReport
 from ._errors import (
     ConflictError,
     CorruptDataError,
@@ -50,6 +50,8 @@ __all__ = [
     "SearchResult",
     "PushIndexResult",
     "IndexInfo",
+    "IndexStatus",
+    "LoadReport",
     "ContextSearch",
     "ContextHit",
     "merge_ranked",

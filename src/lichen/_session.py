@@ -21,6 +21,7 @@ from ._prepared import prepared_queries
 from ._results import check_result_options, group_hits, shape_hits
 from ._types import DocumentInfo, IndexInfo, PushIndexResult, QueryOptions, QueryResultDocument, SearchResult
 from ._validation import as_query_options, as_vectors, check_documents, check_query_text
+from .engine.calibration import check_recall_target
 from .engine.core import IndexCore
 from .engine.filters import compile_filter
 from .engine.fusion import DEFAULT_ALPHA, DEFAULT_FUSION, FUSION_CHOICES
@@ -262,6 +263,10 @@ class SessionIndex:
             raise InvalidArgumentError("ids must be a list of strings, not one string")
         return self._core.get(ids, filter, include_embeddings=include_embeddings, limit=limit, offset=offset)
 
+    def _calibrate(self) -> float | None:
+        self._core.calibrate_graph()
+        return self._core.recall_estimate()
+
     def _query(self, text: str, options: QueryOptions | dict[str, Any] | None) -> SearchResult:
         started = time.perf_counter()
         options = as_query_options(options)
@@ -278,6 +283,7 @@ class SessionIndex:
             raise InvalidArgumentError(f"fusion must be one of {', '.join(FUSION_CHOICES)}, got {options.fusion!r}")
         if self._embedder is None and options.embedding is None and alpha > 0.0:
             raise InvalidArgumentError('model_id="custom": every query must pass QueryOptions(embedding=...)')
+        check_recall_target(options.recall_target)
         check_result_options(options)
         reranker, fetched = None, options.top_k
         if options.rerank is not None:  # resolved before any work: a missing model fails fast
@@ -291,7 +297,7 @@ class SessionIndex:
             def search(top_k: int) -> list[QueryResultDocument]:
                 return self._core.search(
                     vector, text, top_k=top_k, filter=options.filter, alpha=alpha, fusion=fusion,
-                    exact=bool(options.exact),
+                    exact=bool(options.exact), recall_target=options.recall_target,
                 )
 
             # group_by: as many hits as fill top_k groups, grouped and shaped (_results)
@@ -403,6 +409,14 @@ class SessionIndex:
         (:data:`~lichen._prepared.PREPARED_CAPACITY`, least recently used dropped)."""
         await asyncio.to_thread(self._prepare, text)
 
+    async def calibrate(self) -> float | None:
+        """Measure the approximate-search graph's recall at each search width now, and
+        use the result; returns the new ``info().recall_estimate``. A graph built in the
+        background is calibrated as it is built (and the calibration is pushed and saved
+        with it): this is for a graph that has none, e.g. loaded from an index stored
+        before calibrations were. Reads every vector once (seconds at 100k)."""
+        return await asyncio.to_thread(self._calibrate)
+
     async def clear(self) -> int:
         """Delete every document; returns how many there were."""
         return await asyncio.to_thread(self._clear)
@@ -449,6 +463,9 @@ class SessionIndex:
 
     def query_sync(self, text: str, options: QueryOptions | dict[str, Any] | None = None) -> SearchResult:
         return self._query(text, options)
+
+    def calibrate_sync(self) -> float | None:
+        return self._calibrate()
 
     def prepare_sync(self, text: str) -> None:
         self._prepare(text)
@@ -576,7 +593,7 @@ class SessionIndex:
         return IndexInfo(
             name=self.name, doc_count=self.doc_count, model_id=self.model_id, dimension=self.dimension or 0,
             version=self._version, created_at=self._created_at, updated_at=self._updated_at,
-            graph_fallback=self._core.graph_fallback,
+            graph_fallback=self._core.graph_fallback, recall_estimate=self._core.recall_estimate(),
         )
 
     def save(self, path: str | Path) -> None:

@@ -53,6 +53,11 @@ class QueryOptions:
 
     ``exact=True`` scans every vector even when the index is big enough for approximate
     search (the reference, e.g. to measure recall); scores are exact either way.
+    ``recall_target`` (in (0, 1]) asks a graph-backed index for another recall@10 than
+    the one it promises by default (0.95): its calibration, measured when the graph was
+    built, picks a search wide enough, or the query scans exactly where no width meets the
+    target within the latency budget. ``IndexInfo.recall_estimate`` is what the default
+    gives. Ignored by an index small enough to be scanned exactly.
 
     ``fusion`` picks how a hybrid query (``alpha < 1``) blends the two rankings:
     ``"rrf"`` (reciprocal rank, the default), ``"normalized"`` (min-max of each ranking's
@@ -85,6 +90,7 @@ class QueryOptions:
     include_embeddings: bool = False
     include_text: bool = True
     exact: bool = False
+    recall_target: float | None = None
     fusion: str | None = None
     rerank: str | None = None
     rerank_candidates: int | None = None
@@ -143,7 +149,13 @@ class IndexInfo:
     """What an index is. ``graph_fallback`` (a loaded or resumed index only) says why its
     stored approximate-search graph was set aside, so that queries scan exactly: it failed
     the self-check run on every graph that comes from a file or a server. ``None``: no
-    graph was refused."""
+    graph was refused.
+
+    ``recall_estimate`` is the recall@10 a query can count on at the default target: 1.0
+    while queries scan exactly (a small index, or a graph that cannot meet the target in
+    time), the calibrated graph's measured recall otherwise. ``None`` where it is not known: a
+    graph stored without a calibration (``SessionIndex.calibrate()`` measures one), or the
+    info of an index read from a store without loading it."""
 
     name: str
     doc_count: int
@@ -153,3 +165,4 @@ class IndexInfo:
     created_at: str
     updated_at: str
     graph_fallback: str | None = None
+    recall_estimate: float | None = None

@@ -29,7 +29,14 @@ from .._validation import as_vectors
 from ..format.columns import EncodedColumn
 from ..format.graph_edits import GraphEdits
 from ..format.snapshot import IndexSnapshot
-from .calibration import DEFAULT_RECALL_TARGET, EXTRA_KEY, Calibrator, GraphCalibration, sample_for_calibration
+from .calibration import (
+    DEFAULT_RECALL_TARGET,
+    EXTRA_KEY,
+    Calibrator,
+    GraphCalibration,
+    check_recall_target,
+    sample_for_calibration,
+)
 from .columns import MetadataColumns
 from .filters import CompiledFilter, compile_filter
 from .fusion import DEFAULT_FUSION, fuse_rankings, rank_window_size
@@ -517,11 +524,33 @@ class IndexCore:
         return (keys if live is None else keys[live]).copy()
 
     def _build_inline(self) -> None:
-        """Build the graph here, over every live row (the caller holds the lock)."""
+        """Build the graph here, over every live row (the caller holds the lock). Past
+        :data:`SYNC_BUILD_ROWS` it is a push's (or ``prepare_graph``'s) build of a big
+        index, calibrated like a background build so that the artifact carries what its
+        queries need (a few seconds at 1M against minutes of building)."""
         keys = self._live_keys()
         matrix, live = self._vectors.all(), self._live()
-        self._set_graph(VectorGraph.build(matrix if live is None else matrix[live], keys))
-        self._calibration = None  # inline: small, or a push's own build
+        rows = matrix if live is None else matrix[live]
+        if len(keys) <= SYNC_BUILD_ROWS:
+            self._set_graph(VectorGraph.build(rows, keys))
+            self._calibration = None
+            return
+        calibrator = Calibrator(*sample_for_calibration(keys, self.rows_of_keys))
+        graph = None
+        for start in range(0, len(keys), BUILD_CHUNK_ROWS):  # a chunk at a time: no copy of the matrix
+            chunk_keys, chunk_rows = keys[start : start + BUILD_CHUNK_ROWS], rows[start : start + BUILD_CHUNK_ROWS]
+            calibrator.observe(chunk_keys, chunk_rows)
+            kept = ~calibrator.holds_out(chunk_keys)
+            if graph is None:
+                graph = VectorGraph.build(chunk_rows[kept], chunk_keys[kept])
+            else:
+                graph.add(chunk_keys[kept], chunk_rows[kept], threads=0)
+        assert graph is not None
+        self._calibration = calibrator.measure(graph)
+        graph.add(calibrator.sample_keys, calibrator.sample_vectors, threads=0)
+        calibration = self._calibration
+        self._set_graph(graph)
+        self._calibration = calibration
 
     def rows_of_keys(self, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The keys among ``keys`` the index holds, and their rows' vectors (copies); the
@@ -660,10 +689,7 @@ class IndexCore:
         exactly (see the module docstring and :meth:`uses_graph`), as many as the graph's
         calibration says ``recall_target`` (default: the index's) needs, or an exact scan
         where the graph cannot promise it."""
-        if recall_target is not None and not (
-            isinstance(recall_target, (int, float)) and not isinstance(recall_target, bool) and 0.0 < recall_target <= 1.0
-        ):
-            raise InvalidArgumentError(f"recall_target must be a number in (0, 1], got {recall_target!r}")
+        check_recall_target(recall_target)
         compiled = None if filter is None else compile_filter(filter)
         if compiled is not None and compiled.matches_all:
             compiled = None
@@ -725,7 +751,7 @@ class IndexCore:
             if graph is None:
                 return None
             keys = self._live_keys()
-            calibrator = Calibrator(*sample_for_calibration(keys, self.rows_of_keys))
+            calibrator = Calibrator(*sample_for_calibration(keys, self.rows_of_keys), held_out=False)
         for start in range(0, len(keys), BUILD_CHUNK_ROWS):
             with self._lock:
                 found, vectors = self.rows_of_keys(keys[start : start + BUILD_CHUNK_ROWS])

@@ -145,6 +145,8 @@ class GraphBuild:
             with self._lock:
                 keys, vectors = self._rows_of(chunk)
             calibrator.observe(keys, vectors)
+            kept = ~calibrator.holds_out(keys)  # the sampled rows join once measured
+            keys, vectors = keys[kept], vectors[kept]
             if graph is None:
                 seed = min(len(keys), _SERIAL_SEED)
                 graph = VectorGraph.build(vectors[:seed], keys[:seed], threads=1)
@@ -153,6 +155,12 @@ class GraphBuild:
                 graph.add(keys, vectors, threads=self._threads)
         if graph is not None and len(graph) and not self._cancelled.is_set():
             self.calibration = calibrator.measure(graph)
+        if graph is not None and not self._cancelled.is_set():
+            # As they are now: a write since the sample was read is in the journal too,
+            # whose replay removes and re-inserts it, in order.
+            with self._lock:
+                keys, vectors = self._rows_of(calibrator.sample_keys)
+            graph.add(keys, vectors, threads=self._threads)
         return graph
 
     def _finish(self, graph: VectorGraph) -> None:
