@@ -75,8 +75,8 @@ def test_query_is_embedded_once_for_all_sources(client_with_faqs, monkeypatch):
     session.add_docs_sync([DocumentInfo(id="turn-1", text="I was charged twice.")])
     embedder = session._embedder
     calls = []
-    original = embedder.embed
-    monkeypatch.setattr(embedder, "embed", lambda texts: calls.append(list(texts)) or original(texts))
+    original = embedder.embed_queries
+    monkeypatch.setattr(embedder, "embed_queries", lambda texts: calls.append(list(texts)) or original(texts))
     ContextSearch(session, client_with_faqs, ["faqs"], k=3).search("charged twice")
     assert calls == [["charged twice"]]
 

@@ -43,6 +43,25 @@ def test_one_at_a_time_matches_reference():
     assert cosines(vectors).min() >= 0.9999
 
 
+def test_queries_run_through_the_shipped_int8_query_encoder_close_to_the_reference():
+    """The built-in model embeds queries with its int8 encoder (faster; judged by
+    retrieval in benchmarks/eval_query_encoder.py: nDCG@10 within 0.003 of float) and
+    documents with the float model. Held here to the torch reference, one query at a
+    time as queries are asked: close, but not the float model's vectors."""
+    embedder = get_embedder()
+    manifest = json.loads((model_dir("lichen-minilm") / "model.json").read_text())
+    assert embedder.query_model == manifest["query_model"] == "query-int8.onnx"
+    queries = np.stack([embedder.embed_queries([s])[0] for s in SENTENCES])
+    assert np.linalg.norm(queries, axis=1) == pytest.approx(1.0, abs=1e-5)
+    # Measured: min 0.972 (the empty string and emoji among the golden inputs), median > 0.99.
+    assert cosines(queries).min() >= 0.96 and np.median(cosines(queries)) >= 0.99
+    assert cosines(queries).min() < 0.9999  # really the int8 graph, not model.onnx
+    # Each query's nearest golden sentence by the reference vectors is still itself (or
+    # one with the same reference vector: "" and " ").
+    nearest = (queries @ REFERENCE.T).argmax(axis=1)
+    assert (REFERENCE[nearest] * REFERENCE).sum(axis=1).min() > 0.9999
+
+
 def test_output_is_unit_length_and_padding_independent():
     embedder = get_embedder()
     alone = embedder.embed(["short text"])[0]

@@ -40,7 +40,12 @@ class LichenEmbeddings(EmbeddingFunction):  # type: ignore[type-arg]
         self._embedder = get_embedder("lichen-minilm")
 
     def __call__(self, input: Documents) -> Embeddings:  # noqa: A002 - Chroma's parameter name
-        return list(self._embedder.embed(list(input)))
+        return list(self._embedder.embed_documents(list(input)))
+
+    def embed_query(self, input: Documents) -> Embeddings:  # noqa: A002
+        # Chroma embeds query texts through this (its own hook for models with a query
+        # side): the built-in model's int8 query encoder, as Lichen queries do.
+        return list(self._embedder.embed_queries(list(input)))
 
     @staticmethod
     def name() -> str:

@@ -12,7 +12,7 @@ def test_the_vector_is_the_one_a_lichen_session_computes():
     result = LichenTextEmbedder().run("refund policy")
     assert result["meta"] == {"model": "lichen-minilm"}
     assert len(result["embedding"]) == 384 and all(isinstance(x, float) for x in result["embedding"])
-    np.testing.assert_allclose(result["embedding"], SessionIndex("s").embed_texts(["refund policy"])[0], atol=1e-6)
+    np.testing.assert_allclose(result["embedding"], SessionIndex("s").embed_query("refund policy"), atol=1e-6)
     assert np.linalg.norm(result["embedding"]) == pytest.approx(1.0, abs=1e-5)
 
 

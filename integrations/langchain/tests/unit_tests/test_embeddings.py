@@ -24,7 +24,11 @@ def test_plain_python_floats_of_unit_length():
 def test_same_vectors_as_a_lichen_index():
     text = "the customer was billed twice"
     session = SessionIndex("s")
-    assert LichenEmbeddings().embed_query(text) == pytest.approx(session.embed_texts([text])[0].tolist(), abs=1e-6)
+    embeddings = LichenEmbeddings()
+    # Queries through the model's query encoder, documents through the float model, as a
+    # Lichen index embeds them.
+    assert embeddings.embed_query(text) == pytest.approx(session.embed_query(text).tolist(), abs=1e-6)
+    assert embeddings.embed_documents([text])[0] == pytest.approx(session.embed_texts([text])[0].tolist(), abs=1e-6)
 
 
 async def test_async_matches_sync_for_small_and_large_batches():

@@ -286,7 +286,7 @@ def test_builtin_model_store_lets_the_index_embed():
     assert isinstance(store.embeddings, LichenEmbeddings)
     store.add_texts(["refunds take five days"], ids=["r"])
     (stored,) = store.index.get_docs_sync(["r"], include_embeddings=True)
-    assert stored.embedding == pytest.approx(LichenEmbeddings().embed_query("refunds take five days"), abs=1e-5)
+    assert stored.embedding == pytest.approx(LichenEmbeddings().embed_documents(["refunds take five days"])[0], abs=1e-5)
     assert LichenVectorStore().index.model_id == "lichen-minilm"
 
 

@@ -22,9 +22,10 @@ class LichenTextEmbedder:
     embedding = LichenTextEmbedder().run("refund policy")["embedding"]   # 384 floats, unit length
     ```
 
-    The vector is the one a ``LichenDocumentStore`` on the same model computes for the
-    same text, so this embedder feeds :class:`LichenEmbeddingRetriever` exactly as a
-    Lichen query would.
+    The vector is the one a Lichen query computes for the same text (the model's query
+    prompt first, and its query encoder: int8 for the built-in model, while documents are
+    embedded by the float model), so this embedder feeds :class:`LichenEmbeddingRetriever`
+    exactly as a Lichen query would.
 
     :param model_id: the Lichen model (``"lichen-minilm"``, or a built model's id).
     :param prefix: text put before the input (e.g. an instruction some models expect).
@@ -55,7 +56,7 @@ class LichenTextEmbedder:
                 f"LichenTextEmbedder embeds one string, got {type(text).__name__}; "
                 "a LichenDocumentStore embeds the documents written without an embedding"
             )
-        vector = get_embedder(self.model_id).embed([self.prefix + text + self.suffix])[0]
+        vector = get_embedder(self.model_id).embed_queries([self.prefix + text + self.suffix])[0]
         return {"embedding": vector.tolist(), "meta": {"model": self.model_id}}
 
     @component.output_types(embedding=list[float], meta=dict[str, Any])
