@@ -66,15 +66,20 @@ class EmbedRecorder:
 def embedded(monkeypatch) -> EmbedRecorder:
     recorder = EmbedRecorder()
     model = get_embedder("lichen-minilm")
-    embed = model.embed
+    # Documents run through the float model, queries through its int8 query encoder: both
+    # are recorded.
+    for runner in {id(m): m for m in (model, model._query_embedder or model)}.values():
+        monkeypatch.setattr(runner, "embed", _recording(runner.embed, recorder))
+    return recorder
 
+
+def _recording(embed, recorder: EmbedRecorder):
     def recording_embed(texts, *args, **kwargs):
         with recorder._lock:
             recorder.texts.extend(texts)
         return embed(texts, *args, **kwargs)
 
-    monkeypatch.setattr(model, "embed", recording_embed)
-    return recorder
+    return recording_embed
 
 
 # ---------------------------------------------------------------------- speech in

@@ -52,7 +52,7 @@ async def test_hit_a_final_transcript_matching_the_last_interim_costs_only_the_s
     await lichen.aclose()
     stored = (await lichen.session.get_docs(include_embeddings=True))[0]
     assert stored.text == f"user: {final}"
-    assert np.dot(stored.embedding, lichen.session.embed_texts([turn.query.query])[0]) > 0.9999  # the prepared vector
+    assert np.dot(stored.embedding, lichen.session.embed_query(turn.query.query)) > 0.9999  # the prepared vector
 
 
 async def test_near_miss_a_trailing_filler_still_takes_the_prepared_vector(livekit, client, faqs, embedded):

@@ -54,7 +54,7 @@ async def test_hit_a_final_transcript_matching_the_last_interim_costs_only_the_s
     assert stored.text == f"user: {final}"
     # Stored with the prepared vector: the interim's words (which Lichen treats as the
     # same query), not re-embedded with the final's punctuation.
-    assert np.dot(stored.embedding, processor.session.embed_texts([turn.query.query])[0]) > 0.9999
+    assert np.dot(stored.embedding, processor.session.embed_query(turn.query.query)) > 0.9999
 
 
 async def test_near_miss_a_trailing_filler_still_takes_the_prepared_vector(voice, client, faqs, embedded):
