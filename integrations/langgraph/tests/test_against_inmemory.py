@@ -9,6 +9,7 @@ from functools import lru_cache
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from langchain_core.embeddings import Embeddings
 from langgraph.store.lichen import LichenStore
 from langgraph.store.memory import InMemoryStore
 from lichen import SessionIndex, get_embedder
@@ -30,8 +31,20 @@ def _vector(text: str) -> tuple[float, ...]:
     return tuple(get_embedder().embed([text])[0].tolist())
 
 
-def reference_embed(texts: list[str]) -> list[list[float]]:
-    return [list(_vector(text)) for text in texts]
+@lru_cache(maxsize=None)
+def _query_vector(text: str) -> tuple[float, ...]:
+    return tuple(get_embedder().embed_queries([text])[0].tolist())
+
+
+class ReferenceEmbeddings(Embeddings):
+    """Lichen's model as LangChain embeddings: documents through the float model, queries
+    through its query encoder, as a Lichen index embeds them."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [list(_vector(text)) for text in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return list(_query_vector(text))
 
 
 namespaces = st.sampled_from(NAMESPACES)
@@ -97,7 +110,7 @@ def run(store, op):
 @given(st.lists(puts, min_size=4, max_size=12), st.lists(operations, min_size=1, max_size=14))
 def test_every_answer_matches_langgraphs_inmemory_store(setup, ops):
     ops = setup + ops
-    reference = InMemoryStore(index={"dims": 384, "embed": reference_embed, "fields": ["text"]})
+    reference = InMemoryStore(index={"dims": 384, "embed": ReferenceEmbeddings(), "fields": ["text"]})
     lichen = LichenStore(SessionIndex("memories"), index={"fields": ["text"]})
     for op in ops:
         expected, got = run(reference, op), run(lichen, op)

@@ -94,7 +94,7 @@ def test_items_with_several_vectors_rank_once_by_their_best_vector(store):
     store.put(USER, "other", {"notes": ["Likes hiking"]}, index=["notes[*]"])
     hits = store.search(USER, query="cat allergy", limit=5)
     assert [h.key for h in hits] == ["trip", "other"]  # one hit per item...
-    query, best = store.session.embed_texts(["cat allergy", "Allergic to cats"])
+    query, (best,) = store.session.embed_query("cat allergy"), store.session.embed_texts(["Allergic to cats"])
     assert hits[0].score == pytest.approx(float(query @ best), abs=1e-5)  # ...scored by its best vector
     assert store.session.doc_count == 2 + 4  # two records, four vectors
     # Re-putting with fewer texts removes the vectors that are no longer there.

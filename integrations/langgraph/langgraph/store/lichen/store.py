@@ -326,10 +326,11 @@ class LichenStore(BaseStore):
             docs = self._embeddings.embed_documents(plan.texts) if plan.texts else []
             queries = [self._embeddings.embed_query(q) for q in plan.queries]
             return self._vectors(docs, len(plan.texts)), dict(zip(plan.queries, self._vectors(queries, len(queries))))
-        if not plan.texts and not plan.queries:
-            return np.empty((0, self._dimension or 0), dtype=np.float32), {}
-        vectors = self._session.embed_texts(plan.texts + plan.queries)  # one batch for both
-        return vectors[: len(plan.texts)], dict(zip(plan.queries, vectors[len(plan.texts) :]))
+        empty = np.empty((0, self._dimension or 0), dtype=np.float32)
+        docs = self._session.embed_texts(plan.texts) if plan.texts else empty
+        # Search texts are queries: the model's query prompt and query encoder (int8 for
+        # the built-in model), as a Lichen query embeds them, not the documents' path.
+        return docs, {query: self._session.embed_query(query) for query in plan.queries}
 
     async def _aembed(self, plan: _Plan) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         assert self._embeddings is not None
