@@ -51,7 +51,8 @@ CALIBRATION_SETTINGS: tuple[tuple[int, int], ...] = ((128, 64), (256, 128), (512
 #: A setting whose search costs more than this share of an exact scan is not worth the
 #: graph: the exact scan answers instead (recall 1).
 LATENCY_BUDGET = 0.5
-#: Stored rows drawn as queries, half of them as they are and half perturbed.
+#: Rows drawn as queries: held out of a graph being built, or (a graph that exists) half
+#: of them as they are and half perturbed.
 SAMPLE_QUERIES = 200
 #: Noise of a perturbed query: its cosine to the row it came from is about 0.86.
 _PERTURBATION = 0.6
