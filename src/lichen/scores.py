@@ -3,6 +3,8 @@ adapters (LangChain's relevance scores, LlamaIndex's node scores).
 
 * Pure vector search: ``(1 + cosine) / 2``, so 1 is the query's own direction, 0.5 an
   unrelated (orthogonal) text and 0 the opposite.
+* A re-ranked hit (``QueryOptions.rerank``): the cross-encoder's relevance, already in
+  [0, 1] (its ``rerank_score``, which is also its ``score``).
 * Hybrid and keyword-only search: the reciprocal-rank-fusion score times
   ``rrf_k + 1``. RRF peaks at ``1 / (rrf_k + 1)`` (first in every ranking that ran,
   whatever ``alpha``), so 1 means "ranked first by both" and the scale measures rank
@@ -37,6 +39,8 @@ def fused_relevance(fused: float, rrf_k: int = DEFAULT_RRF_K) -> float:
 
 def relevance(hit: QueryResultDocument) -> float:
     """The hit's relevance in [0, 1]; see the module docstring."""
+    if hit.rerank_score is not None:
+        return _unit(hit.rerank_score)
     if hit.keyword_score is None:  # pure vector search: the score is the cosine
         return cosine_relevance(hit.score)
     return fused_relevance(hit.score)

@@ -12,7 +12,7 @@ from langchain_core.retrievers import BaseRetriever
 from lichen import Client, ContextHit, ContextSearch, InvalidArgumentError, QueryOptions, SessionIndex
 from pydantic import ConfigDict, Field
 
-from ._search import Filter, IndexSearch, Plan, check_embedding, resolve_alpha, split_filter, to_document
+from ._search import Filter, IndexSearch, Plan, Rerank, check_embedding, resolve_alpha, split_filter, to_document
 
 __all__ = ["LichenRetriever", "LichenContextRetriever", "SOURCE_METADATA_KEY"]
 
@@ -53,6 +53,9 @@ class LichenRetriever(BaseRetriever):
             parent-document pattern), `k` of them; its `page_content` is the source's
             matching chunks in order, its metadata what they share plus
             `lichen_chunks` (their ids). Needs a dict `filter`.
+        rerank: a pulled cross-encoder's id (`lichen models pull
+            ms-marco-MiniLM-L-6-v2`): the engine re-scores its best `rerank_candidates`
+            (default 20) with it and returns the best `k` by it. Off by default.
 
     Instantiate:
         ```python
@@ -97,9 +100,14 @@ class LichenRetriever(BaseRetriever):
     """Query embeddings for a ``model_id="custom"`` index."""
     group_by: Optional[str] = None
     """A metadata field (``"source"``): one Document per value, ``k`` of them."""
+    rerank: Optional[str] = None
+    """A cross-encoder's id: re-score the best candidates with it (``QueryOptions.rerank``)."""
+    rerank_candidates: Optional[int] = None
+    """How many candidates the cross-encoder re-scores (default 20)."""
 
     def model_post_init(self, __context: Any) -> None:
         IndexSearch(self.index, self.embedding)  # fail now on a model/embedding mismatch
+        Rerank.of(self.rerank, self.rerank_candidates)
 
     def _get_relevant_documents(
         self,
@@ -134,6 +142,7 @@ class LichenRetriever(BaseRetriever):
             filter=self.filter if filter is None else filter,
             alpha=self.alpha if alpha is None else alpha,
             group_by=self.group_by,
+            rerank=Rerank.of(self.rerank, self.rerank_candidates),
         )
         return [to_document(hit) for hit in hits]
 
@@ -172,6 +181,8 @@ class LichenContextRetriever(BaseRetriever):
             (or `LichenEmbeddings()` for built-in sources): the query is embedded once
             and the vector sent to every source. A foreign `Embeddings` against an index
             that uses Lichen's model raises `lichen.InvalidArgumentError`.
+        rerank: a pulled cross-encoder's id: each source re-scores its best
+            `rerank_candidates` (default 20) with it before the merge. Off by default.
         source_metadata_key: metadata key for the source tag (default `"lichen_source"`;
             it overwrites a key of that name already in a document's metadata).
         auto_refresh: keep the long-term indexes current while the retriever serves
@@ -261,6 +272,11 @@ class LichenContextRetriever(BaseRetriever):
     """Hybrid weight in every source: ``None``/1.0 vector only, 0.0 keywords only."""
     embedding: Optional[Embeddings] = None
     """Query embeddings for sources created with ``model_id="custom"``."""
+    rerank: Optional[str] = None
+    """A cross-encoder's id: every source re-scores its best candidates with it before the
+    merge (``QueryOptions.rerank``; the merge then compares cross-encoder relevances)."""
+    rerank_candidates: Optional[int] = None
+    """How many candidates each source's cross-encoder pass re-scores (default 20)."""
     source_metadata_key: str = SOURCE_METADATA_KEY
     """Metadata key that receives each document's source."""
     auto_refresh: bool = False
@@ -270,6 +286,7 @@ class LichenContextRetriever(BaseRetriever):
 
     def model_post_init(self, __context: Any) -> None:
         self._context_search()  # fail now on a missing client or no source at all
+        Rerank.of(self.rerank, self.rerank_candidates)
         if self.auto_refresh and self.client is not None:
             _keep_current(self.client, self.indexes, self.refresh_interval)
 
@@ -283,7 +300,10 @@ class LichenContextRetriever(BaseRetriever):
             per_source_k=self.per_source_k,
             method=self.method,
             weights=self.weights,
-            options=QueryOptions(filter=self.filter, alpha=resolve_alpha(self.alpha)),
+            options=QueryOptions(
+                filter=self.filter, alpha=resolve_alpha(self.alpha), rerank=self.rerank,
+                rerank_candidates=self.rerank_candidates,
+            ),
         )
 
     @staticmethod

@@ -16,7 +16,7 @@ from lichen.models import CUSTOM_MODEL_ID
 from lichen.scores import cosine_relevance, relevance
 from typing_extensions import Self
 
-from ._search import Filter, IndexSearch, Plan, Step, WhereDocument, engine_filter, to_document
+from ._search import Filter, IndexSearch, Plan, Rerank, Step, WhereDocument, engine_filter, to_document
 from .embeddings import LichenEmbeddings
 
 __all__ = ["LichenVectorStore"]
@@ -30,6 +30,9 @@ _IGNORED_ADD_KWARGS = frozenset({"batch_size"})
 # so similarity searches accept them too (``fetch_k`` sizes a callable filter's first
 # candidate pool there; ``lambda_mult`` only matters to MMR).
 _MMR_KWARGS = frozenset({"fetch_k", "lambda_mult"})
+# Re-ranking (off by default): the best candidates re-scored by a pulled cross-encoder
+# (``lichen models pull ms-marco-MiniLM-L-6-v2``), as ``QueryOptions.rerank`` does.
+_RERANK_KWARGS = frozenset({"rerank", "rerank_candidates"})
 
 
 def _reject_unknown(method: str, kwargs: dict[str, Any], accepted: frozenset[str] = frozenset()) -> None:
@@ -41,13 +44,14 @@ def _reject_unknown(method: str, kwargs: dict[str, Any], accepted: frozenset[str
         )
 
 
-def _mmr_knobs(method: str, kwargs: dict[str, Any]) -> Optional[int]:
+def _search_knobs(method: str, kwargs: dict[str, Any]) -> tuple[Optional[int], Optional[Rerank]]:
     """Check the keyword arguments of a similarity search: the MMR knobs are accepted
-    (validated, since a typo'd value is a bug either way); returns ``fetch_k``."""
-    _reject_unknown(method, kwargs, _MMR_KWARGS)
+    (validated, since a typo'd value is a bug either way), and the re-ranking ones;
+    returns ``fetch_k`` and the re-ranking asked for."""
+    _reject_unknown(method, kwargs, _MMR_KWARGS | _RERANK_KWARGS)
     fetch_k = kwargs.get("fetch_k")
     _check_mmr_values(fetch_k if fetch_k is not None else 1, kwargs.get("lambda_mult", 0.5))
-    return fetch_k
+    return fetch_k, Rerank.of(kwargs.get("rerank"), kwargs.get("rerank_candidates"))
 
 
 def _check_mmr_values(fetch_k: Any, lambda_mult: Any) -> None:
@@ -231,6 +235,15 @@ class LichenVectorStore(VectorStore):
         "ranked first by both", which keeps `score_threshold` usable, but it measures
         rank agreement within one query, not absolute similarity.
 
+    Re-ranking (off by default):
+        `similarity_search("refund", k=4, rerank="ms-marco-MiniLM-L-6-v2")`, or
+        `search_kwargs={"rerank": ..., "rerank_candidates": 20}` on a retriever, has the
+        engine re-score its best `rerank_candidates` (default 20) with a cross-encoder
+        pulled by `lichen models pull ms-marco-MiniLM-L-6-v2` and return the best `k` by
+        it. Scores and relevance scores are then the cross-encoder's relevance in [0, 1].
+        It reads the query text, so searches by vector refuse it; it costs a forward pass
+        per candidate (tens to hundreds of milliseconds on a CPU).
+
     Async:
         ```python
         await vector_store.aadd_documents(documents=[document_3], ids=["3"])
@@ -249,9 +262,10 @@ class LichenVectorStore(VectorStore):
         ```
         `search_type` may be `"similarity"`, `"mmr"` or `"similarity_score_threshold"`
         (with `search_kwargs={"score_threshold": 0.6}`); `filter`, `where_document` and
-        `alpha` go in `search_kwargs` too. Every search accepts the MMR knobs `fetch_k`
-        and `lambda_mult`, so one `search_kwargs` serves every `search_type`; any other
-        keyword raises `lichen.InvalidArgumentError` naming it.
+        `alpha` go in `search_kwargs` too, and `rerank` / `rerank_candidates` for the
+        similarity types. Every search accepts the MMR knobs `fetch_k` and `lambda_mult`,
+        so one `search_kwargs` serves every `search_type`; any other keyword raises
+        `lichen.InvalidArgumentError` naming it.
 
     Page through documents:
         ```python
@@ -526,9 +540,10 @@ class LichenVectorStore(VectorStore):
         vector: Optional[list[float]] = None,
         score: Callable[[QueryResultDocument], float] = lambda hit: hit.score,
     ) -> Plan[list[tuple[Document, float]]]:
-        fetch_k = _mmr_knobs(method, kwargs)
+        fetch_k, rerank = _search_knobs(method, kwargs)
         hits = yield from self._search.search(
-            query, k, filter=filter, alpha=alpha, vector=vector, where_document=where_document, fetch_k=fetch_k
+            query, k, filter=filter, alpha=alpha, vector=vector, where_document=where_document, fetch_k=fetch_k,
+            rerank=rerank,
         )
         return [(to_document(hit), score(hit)) for hit in hits]
 

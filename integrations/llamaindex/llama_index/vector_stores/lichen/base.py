@@ -59,8 +59,11 @@ SCORE_KEYS = {
     "vector": "lichen_vector_score",
     "keyword": "lichen_keyword_score",
     "mmr": "lichen_mmr_score",
+    "rerank": "lichen_rerank_score",
 }
-_QUERY_KWARGS = frozenset({"mmr_threshold", "mmr_prefetch_k", "mmr_prefetch_factor", "where_document"})
+_QUERY_KWARGS = frozenset(
+    {"mmr_threshold", "mmr_prefetch_k", "mmr_prefetch_factor", "where_document", "rerank", "rerank_candidates"}
+)
 
 
 class LichenVectorStore(BasePydanticVectorStore):
@@ -115,7 +118,15 @@ class LichenVectorStore(BasePydanticVectorStore):
     for vector and MMR results, reciprocal-rank fusion rescaled so 1 is "first in both
     rankings" for hybrid and keyword results. The raw parts are in node metadata
     (``SCORE_KEYS``: ``lichen_score``, ``lichen_vector_score``, ``lichen_keyword_score``,
-    ``lichen_mmr_score``).
+    ``lichen_mmr_score``, ``lichen_rerank_score``).
+
+    Re-ranking (off by default): the engine re-scores its best ``rerank_candidates``
+    (default 20) with a cross-encoder pulled by ``lichen models pull
+    ms-marco-MiniLM-L-6-v2`` and returns the best ``similarity_top_k`` by it; scores are
+    then its relevance in [0, 1] (raw in ``lichen_rerank_score``); it needs the query
+    text and does not combine with MMR::
+
+        index.as_retriever(vector_store_kwargs={"rerank": "ms-marco-MiniLM-L-6-v2", "rerank_candidates": 20})
 
     Filter on the text itself (Chroma's ``where_document``), with or without filters::
 
@@ -256,12 +267,21 @@ class LichenVectorStore(BasePydanticVectorStore):
             raise InvalidArgumentError(f"query mode {mode.value!r} is not supported by LichenVectorStore; use {supported}")
         if query.query_embedding is None and query.query_str is None:
             raise InvalidArgumentError("the query needs a query_embedding or a query_str")
+        rerank = kwargs.get("rerank")
+        if rerank is None and kwargs.get("rerank_candidates") is not None:
+            raise InvalidArgumentError("rerank_candidates needs rerank: the id of a cross-encoder")
+        if rerank is not None and (mmr is not None or not query.query_str):
+            raise InvalidArgumentError(
+                "rerank needs the query text (a cross-encoder reads it) and does not combine with MMR"
+            )
         options = QueryOptions(
             top_k=top_k,
             filter=self._restriction(query.filters, query.node_ids, query.doc_ids, kwargs.get("where_document")),
             alpha=alpha,
             embedding=query.query_embedding,
             include_embeddings=mmr is not None,
+            rerank=rerank,
+            rerank_candidates=kwargs.get("rerank_candidates"),
         )
         return query.query_str or "", options, mmr
 
@@ -471,7 +491,10 @@ def _reopen(client: Optional[Client], model_id: Optional[str], fields: Dict[str,
 
 def _scored_node(hit: QueryResultDocument, mmr_score: Optional[float]) -> BaseNode:
     node = document_to_node(hit.id, hit.text, hit.metadata)
-    raw = {"score": hit.score, "vector": hit.vector_score, "keyword": hit.keyword_score, "mmr": mmr_score}
+    raw = {
+        "score": hit.score, "vector": hit.vector_score, "keyword": hit.keyword_score, "mmr": mmr_score,
+        "rerank": hit.rerank_score,
+    }
     for part, value in raw.items():
         if value is None:
             continue
