@@ -1,5 +1,5 @@
 """The distribution's public names, namespace layout, plugin registration and metadata;
-the interim rule is the same file as pipecat-lichen's."""
+the interim rule is Lichen's own (``lichen.interim``), re-exported."""
 
 from __future__ import annotations
 
@@ -42,6 +42,9 @@ def test_pyproject():
     assert "test" in config["project"]["optional-dependencies"]
 
 
-def test_the_interim_rule_is_pipecat_lichens():
-    ours = (HERE / "livekit" / "plugins" / "lichen" / "interim.py").read_text()
-    assert ours == (HERE.parent / "pipecat" / "pipecat_lichen" / "interim.py").read_text()
+def test_the_interim_rule_is_lichens_own():
+    import lichen.interim
+
+    for name in ("FILLER_WORDS", "InterimQueries", "TurnQuery", "match_prepared"):
+        assert getattr(plugin, name) is getattr(lichen.interim, name)
+    assert not (HERE / "livekit" / "plugins" / "lichen" / "interim.py").exists()  # no copy to drift

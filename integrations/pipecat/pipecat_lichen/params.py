@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from lichen.interim import FILLER_WORDS
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from .interim import FILLER_WORDS
 
 __all__ = ["LichenParams", "DEFAULT_CONTEXT_TEMPLATE", "DEFAULT_PASSAGE_TEMPLATE", "TemplateFields"]
 

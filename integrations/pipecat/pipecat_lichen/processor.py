@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lichen import Client, ContextHit, ContextSearch, DocumentInfo, PushIndexResult, QueryOptions, SessionIndex
+from lichen.interim import InterimQueries, TurnQuery
 from loguru import logger
 from pipecat.frames.frames import (
     CancelFrame,
@@ -28,7 +29,6 @@ from pipecat.frames.frames import (
 from pipecat.processors.aggregators.llm_context import LLMContext, LLMSpecificMessage
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from .interim import InterimQueries, TurnQuery
 from .params import LichenParams, TemplateFields
 
 __all__ = ["LichenContextProcessor", "LichenTranscriptListener", "LichenTurn"]

@@ -23,6 +23,13 @@ def test_public_names():
     assert (Path(pipecat_lichen.__file__).parent / "py.typed").exists()
 
 
+def test_the_interim_rule_is_lichens_own():
+    import lichen.interim
+
+    for name in ("FILLER_WORDS", "InterimQueries", "TurnQuery", "match_prepared"):
+        assert getattr(pipecat_lichen, name) is getattr(lichen.interim, name)
+
+
 def test_pyproject():
     config = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
     assert config["project"]["name"] == "pipecat-lichen"

@@ -3,10 +3,10 @@ long-term indexes (``on_user_turn_completed``), a search tool for the LLM, and t
 embedded from interim transcripts while the user speaks. Offline: Lichen embeds with the
 model it ships."""
 
+from lichen.interim import FILLER_WORDS, InterimQueries, TurnQuery, match_prepared
 from livekit.agents import Plugin
 
 from .context import LichenContext, LichenTurn
-from .interim import FILLER_WORDS, InterimQueries, TurnQuery, match_prepared
 from .log import logger
 from .options import LichenOptions
 from .version import __version__

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from lichen import Client, ContextHit, ContextSearch, DocumentInfo, PushIndexResult, QueryOptions, SessionIndex
+from lichen.interim import InterimQueries, TurnQuery
 from livekit.agents import AgentSession, function_tool, llm
 from livekit.agents.voice.events import CloseEvent, ConversationItemAddedEvent, UserInputTranscribedEvent
 
-from .interim import InterimQueries, TurnQuery
 from .log import logger
 from .options import LichenOptions
 

@@ -7,9 +7,8 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 from lichen import ContextHit
+from lichen.interim import FILLER_WORDS
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from .interim import FILLER_WORDS
 
 __all__ = ["LichenOptions", "DEFAULT_CONTEXT_TEMPLATE", "DEFAULT_PASSAGE_TEMPLATE", "TemplateFields"]
 

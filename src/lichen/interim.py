@@ -25,7 +25,8 @@ A preparation still running when the turn ends is awaited if it matches (it fini
 sooner than a new embedding would) and abandoned otherwise.
 
 This module knows nothing of any voice framework: pipecat-lichen and
-livekit-plugins-lichen carry this same file (a test keeps them identical).
+livekit-plugins-lichen build on it (and re-export its names), and so can an adapter for
+any STT that sends interim transcripts.
 """
 
 from __future__ import annotations

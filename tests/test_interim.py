@@ -1,5 +1,6 @@
 """The interim-transcript rule (``match_prepared``) and ``InterimQueries``, which
-prepares transcripts in the background, one at a time, and says what to query with."""
+prepares transcripts in the background, one at a time, and says what to query with
+(``lichen.interim``, which pipecat-lichen and livekit-plugins-lichen build on)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 import logging
 
 import pytest
-from livekit.plugins.lichen import FILLER_WORDS, InterimQueries, match_prepared
+from lichen.interim import FILLER_WORDS, InterimQueries, match_prepared
 
 
 @pytest.mark.parametrize(
@@ -134,7 +135,7 @@ async def test_a_failed_preparation_costs_only_the_embedding(caplog):
     prepare = FakePrepare()
     prepare.fail.add("refund please")
     interims = InterimQueries(prepare)
-    with caplog.at_level(logging.ERROR, logger="livekit.plugins.lichen.interim"):
+    with caplog.at_level(logging.ERROR, logger="lichen.interim"):
         interims.heard("refund please")
         await settle()
     found = await interims.finish("Refund please")
