@@ -1,7 +1,7 @@
 """Issue 25: refreshing a loaded index by delta gives exactly the index a full download
 gives. A property test over random sequences of server-side adds (new ids and
 replacements), deletes (present and absent ids) and pushes against a real ``lichen serve``
-process: the copy loaded before the sequence, brought up to date with the server's
+process (over a directory and over S3): the copy loaded before the sequence, brought up to date with the server's
 changes (or downloaded whole when there are none to give: after a push, and only then),
 holds the documents of the downloaded version, in its order, with its texts, metadata
 and vectors, answers queries alike, and has its version."""
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from server_helpers import LichenServer, snapshot_of
+from server_helpers import LichenServer, shared_moto, snapshot_of
 
 from lichen import DocumentInfo, QueryOptions, SessionIndex
 from lichen._client import _apply
@@ -24,9 +24,13 @@ BASE = [f"d{i}" for i in range(8)]
 POOL = BASE + [f"n{i}" for i in range(6)]
 
 
-@pytest.fixture(scope="module")
-def live(tmp_path_factory):
-    server = LichenServer(tmp_path_factory.mktemp("delta") / "data").start()
+@pytest.fixture(scope="module", params=["fs", "s3"])
+def live(request, tmp_path_factory):
+    storage = {}
+    if request.param == "s3":
+        moto = shared_moto()
+        storage = {"storage": f"s3://{moto.create_bucket()}/lichen", "s3_endpoint_url": moto.url}
+    server = LichenServer(tmp_path_factory.mktemp("delta") / "data", **storage).start()
     credentials = server.create_project()
     client = server.client(credentials, home=tmp_path_factory.mktemp("delta-home"))
     yield client

@@ -37,6 +37,16 @@ def deployment(request, tmp_path_factory):
     deployed.stop()
 
 
+@pytest.fixture(params=["fs", "s3"])
+def storage(request) -> dict[str, str]:
+    """Where a test's own servers keep indexes: a directory, or a fresh bucket of the
+    shared S3-compatible server (a server started again over it sees what was stored)."""
+    if request.param == "fs":
+        return {}
+    moto = shared_moto()
+    return {"storage": f"s3://{moto.create_bucket()}/lichen", "s3_endpoint_url": moto.url}
+
+
 def until(condition, what: str) -> None:
     deadline = time.monotonic() + DEADLINE_S
     while not condition():
@@ -224,8 +234,8 @@ class ThrottledProxy:
         self._listener.close()
 
 
-def test_a_server_killed_mid_refresh_leaves_the_previous_version_serving(tmp_path):
-    server = LichenServer(tmp_path / "data", limits={"max_body_bytes": 64 << 20, "max_docs": 200_000}).start()
+def test_a_server_killed_mid_refresh_leaves_the_previous_version_serving(tmp_path, storage):
+    server = LichenServer(tmp_path / "data", limits={"max_body_bytes": 64 << 20, "max_docs": 200_000}, **storage).start()
     proxy = ThrottledProxy(server.port, rate=1 << 20)
     try:
         credentials = server.create_project()
@@ -248,7 +258,7 @@ def test_a_server_killed_mid_refresh_leaves_the_previous_version_serving(tmp_pat
         hits = client.query_sync("big", "q", QueryOptions(top_k=3, embedding=np.ones(DIM).tolist())).docs
         assert len(hits) == 3 and {d.metadata["v"] for d in hits} == {1}
         # Back up (a new process on another port behind the same address): it catches up.
-        restarted = LichenServer(tmp_path / "data").start()
+        restarted = LichenServer(tmp_path / "data", **storage).start()
         proxy.upstream = restarted.port
         until(lambda: client.index_status("big").version == 2, "the refresh after the restart")
         status = client.index_status("big")
@@ -261,8 +271,8 @@ def test_a_server_killed_mid_refresh_leaves_the_previous_version_serving(tmp_pat
         server.stop()
 
 
-def test_a_cached_copy_serves_while_the_server_is_down_and_says_so(tmp_path):
-    server = LichenServer(tmp_path / "data").start()
+def test_a_cached_copy_serves_while_the_server_is_down_and_says_so(tmp_path, storage):
+    server = LichenServer(tmp_path / "data", **storage).start()
     credentials = server.create_project()
     server.client(credentials, home=tmp_path / "w").store.write(versioned("kb", 20, 1), expected_version=0)
     warm = server.client(credentials, home=tmp_path / "cache")
@@ -292,8 +302,8 @@ def test_a_cached_copy_serves_while_the_server_is_down_and_says_so(tmp_path):
     server.stop()
 
 
-def test_a_restart_refreshes_its_cached_copy_by_delta(tmp_path):
-    server = LichenServer(tmp_path / "data").start()
+def test_a_restart_refreshes_its_cached_copy_by_delta(tmp_path, storage):
+    server = LichenServer(tmp_path / "data", **storage).start()
     try:
         credentials = server.create_project()
         writer = server.client(credentials, home=tmp_path / "w")
