@@ -1,28 +1,16 @@
 """``LichenParams``: what the processor retrieves per turn, how it renders it, what it
-indexes and when it pushes."""
+indexes and when it pushes. The per-turn rules are Lichen's own
+(:class:`lichen.turn_context.TurnContextOptions`, shared with livekit-plugins-lichen);
+this adds what a Pipecat pipeline decides."""
 
 from __future__ import annotations
 
-from typing import Any, Literal
-
-from lichen.interim import FILLER_WORDS
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from lichen.turn_context import DEFAULT_CONTEXT_TEMPLATE, DEFAULT_PASSAGE_TEMPLATE, TemplateFields, TurnContextOptions
 
 __all__ = ["LichenParams", "DEFAULT_CONTEXT_TEMPLATE", "DEFAULT_PASSAGE_TEMPLATE", "TemplateFields"]
 
-DEFAULT_CONTEXT_TEMPLATE = "Context for this turn (earlier in this call, then reference passages):\n{passages}"
-DEFAULT_PASSAGE_TEMPLATE = "[{source} {id} {score:.2f}] {text}"
 
-
-class TemplateFields(dict):
-    """A passage's metadata as templates see it: ``{metadata[topic]}`` is empty for a
-    passage without that field (session turns and long-term passages differ)."""
-
-    def __missing__(self, key: str) -> str:
-        return ""
-
-
-class LichenParams(BaseModel):
+class LichenParams(TurnContextOptions):
     """Options of :class:`~pipecat_lichen.LichenContextProcessor`.
 
     Retrieval: each user turn queries the call's session and the long-term ``indexes``
@@ -42,71 +30,9 @@ class LichenParams(BaseModel):
     Indexing: each user and assistant message becomes a session document,
     ``turn_template`` (``{speaker}``, ``{text}``) with ``speakers`` naming the roles,
     id ``turn-<n>`` and metadata ``{"speaker": ..., "turn": n}``, embedded from the
-    message text alone.
+    message text alone. ``prepare_interim`` needs the transcript listener after the STT
+    service (:meth:`LichenContextProcessor.transcript_listener`).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    indexes: tuple[str, ...] = ()
-    """Long-term indexes to query beside the session, loaded with ``client.load_index``."""
-    top_k: int = Field(default=3, ge=0, le=100)
-    per_source_k: dict[str, int] = Field(default_factory=dict)
-    alpha: float | None = Field(default=None, ge=0.0, le=1.0)
-    filter: dict[str, Any] | None = None
-    min_score: float | None = None
-    merge: Literal["score", "rrf"] = "score"
-    context_template: str = DEFAULT_CONTEXT_TEMPLATE
-    passage_template: str = DEFAULT_PASSAGE_TEMPLATE
-    speakers: dict[str, str] = Field(default_factory=lambda: {"user": "user", "assistant": "assistant"})
-    turn_template: str = "{speaker}: {text}"
-    index_turns: bool = True
-    """Index each user and assistant message into the session."""
     push_on_end: bool = True
     """Push the session when the call ends (``EndFrame`` or ``CancelFrame``)."""
-    prepare_interim: bool = True
-    """Embed interim transcripts as they arrive (needs the transcript listener after the
-    STT service, :meth:`LichenContextProcessor.transcript_listener`)."""
-    filler_words: frozenset[str] = FILLER_WORDS
-    """Words ignored when a final transcript is matched with a prepared one."""
-
-    @field_validator("indexes", mode="before")
-    @classmethod
-    def _names(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            raise ValueError("indexes is a list of index names, not one string")
-        return value
-
-    @field_validator("per_source_k")
-    @classmethod
-    def _per_source(cls, value: dict[str, int]) -> dict[str, int]:
-        for source, k in value.items():
-            if k < 0:
-                raise ValueError(f"per_source_k[{source!r}] must be 0 or more, got {k}")
-        return value
-
-    @field_validator("context_template")
-    @classmethod
-    def _context_template(cls, value: str) -> str:
-        if "{passages}" not in value:
-            raise ValueError("context_template must contain {passages}")
-        return value
-
-    @field_validator("passage_template")
-    @classmethod
-    def _passage_template(cls, value: str) -> str:
-        try:
-            value.format(source="session", id="turn-1", score=0.5, text="text", metadata=TemplateFields())
-        except KeyError as missing:
-            raise ValueError(
-                f"passage_template names {missing}: use {{source}} {{id}} {{score}} {{text}} {{metadata}}"
-            ) from None
-        except (IndexError, ValueError) as error:
-            raise ValueError(f"passage_template is not a format string: {error}") from None
-        return value
-
-    @field_validator("speakers")
-    @classmethod
-    def _speakers(cls, value: dict[str, str]) -> dict[str, str]:
-        if not value:
-            raise ValueError("speakers must name at least one role")
-        return value

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from lichen import Client, ContextHit, ContextSearch, DocumentInfo, PushIndexResult, QueryOptions, SessionIndex
+from lichen import Client, ContextHit, PushIndexResult, SessionIndex
 from lichen.interim import InterimQueries, TurnQuery
 from loguru import logger
 from pipecat.frames.frames import (
@@ -29,11 +29,10 @@ from pipecat.frames.frames import (
 from pipecat.processors.aggregators.llm_context import LLMContext, LLMSpecificMessage
 from pipecat.processors.frame_processor import FrameDirection, FrameProcessor
 
-from .params import LichenParams, TemplateFields
+from .params import LichenParams
 
 __all__ = ["LichenContextProcessor", "LichenTranscriptListener", "LichenTurn"]
 
-SESSION_SOURCE = "session"
 INDEX_DELAY_S = 0.02  # after a turn's context frame has gone on, before its messages are embedded
 
 
@@ -88,18 +87,8 @@ class LichenContextProcessor(FrameProcessor):
     ) -> None:
         super().__init__(**kwargs)
         self._params = params = params or LichenParams()
-        if params.indexes and client is None:
-            raise ValueError("long-term indexes need the client that loaded them: LichenContextProcessor(session, client, ...)")
+        self._search = params.context_search(session, client, owner="LichenContextProcessor")
         self.session, self.client = session, client
-        self._search = ContextSearch(
-            session,
-            client,
-            list(params.indexes),
-            k=params.top_k,
-            per_source_k=params.per_source_k,
-            method=params.merge,
-            options=QueryOptions(alpha=params.alpha, filter=params.filter, min_score=params.min_score),
-        )
         self._interim = InterimQueries(session.prepare, filler_words=params.filler_words)
         self._listener: LichenTranscriptListener | None = None
         self._indexed = 0  # conversation messages of the context already in the session
@@ -170,7 +159,7 @@ class LichenContextProcessor(FrameProcessor):
             # Embedded once, here: the search and the turn's document both take this vector.
             await self.session.prepare(query.query)
         hits = await self._search.asearch(query.query) if self._params.top_k > 0 else []
-        rendered = self._render(hits) if hits else None
+        rendered = self._params.render(hits) if hits else None
         self._injected = {"role": "system", "content": rendered} if rendered else None
         if self._injected is not None:
             messages.insert(len(messages) - 1, self._injected)  # just before the user's turn
@@ -184,19 +173,6 @@ class LichenContextProcessor(FrameProcessor):
             if not isinstance(m, LLMSpecificMessage) and m.get("role") in self._params.speakers and _text_of(m)
         ]
         return conversation[self._indexed :]
-
-    def _render(self, hits: list[ContextHit]) -> str:
-        params = self._params
-        order = {SESSION_SOURCE: 0, **{name: i + 1 for i, name in enumerate(params.indexes)}}
-        grouped = sorted(hits, key=lambda hit: order.get(hit.source, len(order)))  # stable: best first per source
-        lines = [
-            params.passage_template.format(
-                source=hit.source, id=hit.doc.id, score=hit.doc.score, text=hit.doc.text,
-                metadata=TemplateFields(hit.doc.metadata),
-            )
-            for hit in grouped
-        ]
-        return params.context_template.format(passages="\n".join(lines))
 
     async def _index_later(self, messages: list[dict[str, Any]], turn: LichenTurn | None) -> None:
         # Embedding takes both cores for a few milliseconds: start once the frame has
@@ -219,17 +195,10 @@ class LichenContextProcessor(FrameProcessor):
         texts = [_text_of(m) for m in messages]
         vectors = await asyncio.to_thread(self._vectors, texts, turn)
         first = self.session.doc_count + 1
-        docs = []
-        for i, (message, text, vector) in enumerate(zip(messages, texts, vectors)):
-            speaker = self._params.speakers[message["role"]]
-            docs.append(
-                DocumentInfo(
-                    id=f"turn-{first + i}",
-                    text=self._params.turn_template.format(speaker=speaker, text=text),
-                    metadata={"speaker": speaker, "turn": first + i},
-                    embedding=vector,
-                )
-            )
+        docs = [
+            self._params.turn_document(message["role"], text, first + i, vector)
+            for i, (message, text, vector) in enumerate(zip(messages, texts, vectors))
+        ]
         await self.session.add_docs(docs)
 
     def _vectors(self, texts: list[str], turn: LichenTurn | None) -> list[Any]:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from lichen import Client, ContextHit, ContextSearch, DocumentInfo, PushIndexResult, QueryOptions, SessionIndex
+from lichen import Client, ContextHit, PushIndexResult, SessionIndex
 from lichen.interim import InterimQueries, TurnQuery
 from livekit.agents import AgentSession, function_tool, llm
 from livekit.agents.voice.events import CloseEvent, ConversationItemAddedEvent, UserInputTranscribedEvent
@@ -73,18 +73,8 @@ class LichenContext:
 
     def __init__(self, session: SessionIndex, client: Client | None = None, *, options: LichenOptions | None = None) -> None:
         self.options = options = options or LichenOptions()
-        if options.indexes and client is None:
-            raise ValueError("long-term indexes need the client that loaded them: LichenContext(session, client, ...)")
+        self._search = options.context_search(session, client, owner="LichenContext")
         self.session, self.client = session, client
-        self._search = ContextSearch(
-            session,
-            client,
-            list(options.indexes),
-            k=options.top_k,
-            per_source_k=options.per_source_k,
-            method=options.merge,
-            options=QueryOptions(alpha=options.alpha, filter=options.filter, min_score=options.min_score),
-        )
         self._interim = InterimQueries(session.prepare, filler_words=options.filler_words)
         self._writes: set[asyncio.Task[None]] = set()
         self._write_lock = asyncio.Lock()
@@ -177,16 +167,7 @@ class LichenContext:
                 vector = await asyncio.to_thread(self.session.embed_query, prepared)
             else:
                 vector = (await asyncio.to_thread(self.session.embed_texts, [text]))[0]
-            number = self.session.doc_count + 1
-            speaker = self.options.speakers[role]
-            await self.session.add_docs([
-                DocumentInfo(
-                    id=f"turn-{number}",
-                    text=self.options.turn_template.format(speaker=speaker, text=text),
-                    metadata={"speaker": speaker, "turn": number},
-                    embedding=vector,
-                )
-            ])
+            await self.session.add_docs([self.options.turn_document(role, text, self.session.doc_count + 1, vector)])
 
     async def _close(self) -> PushIndexResult | None:
         await self._interim.aclose()

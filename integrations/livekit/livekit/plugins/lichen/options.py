@@ -1,31 +1,18 @@
 """``LichenOptions``: what LichenContext retrieves per turn, how it renders it for the
-LLM, what it indexes and when it pushes."""
+LLM, what it indexes and when it pushes. The per-turn rules are Lichen's own
+(:class:`lichen.turn_context.TurnContextOptions`, shared with pipecat-lichen); this adds
+what a LiveKit agent decides."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Literal
 
-from lichen import ContextHit
-from lichen.interim import FILLER_WORDS
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from lichen.turn_context import DEFAULT_CONTEXT_TEMPLATE, DEFAULT_PASSAGE_TEMPLATE, TemplateFields, TurnContextOptions
 
 __all__ = ["LichenOptions", "DEFAULT_CONTEXT_TEMPLATE", "DEFAULT_PASSAGE_TEMPLATE", "TemplateFields"]
 
-SESSION_SOURCE = "session"
-DEFAULT_CONTEXT_TEMPLATE = "Context for this turn (earlier in this call, then reference passages):\n{passages}"
-DEFAULT_PASSAGE_TEMPLATE = "[{source} {id} {score:.2f}] {text}"
 
-
-class TemplateFields(dict):
-    """A passage's metadata as templates see it: ``{metadata[topic]}`` is empty for a
-    passage without that field (session turns and long-term passages differ)."""
-
-    def __missing__(self, key: str) -> str:
-        return ""
-
-
-class LichenOptions(BaseModel):
+class LichenOptions(TurnContextOptions):
     """Options of :class:`~livekit.plugins.lichen.LichenContext`.
 
     Retrieval: each user turn queries the call's session and the long-term ``indexes``
@@ -49,81 +36,7 @@ class LichenOptions(BaseModel):
     text alone.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    indexes: tuple[str, ...] = ()
-    """Long-term indexes to query beside the session, loaded with ``client.load_index``."""
-    top_k: int = Field(default=3, ge=0, le=100)
-    per_source_k: dict[str, int] = Field(default_factory=dict)
-    alpha: float | None = Field(default=None, ge=0.0, le=1.0)
-    filter: dict[str, Any] | None = None
-    min_score: float | None = None
-    merge: Literal["score", "rrf"] = "score"
-    context_template: str = DEFAULT_CONTEXT_TEMPLATE
-    passage_template: str = DEFAULT_PASSAGE_TEMPLATE
     context_role: Literal["system", "developer", "assistant", "user"] = "system"
-    speakers: dict[str, str] = Field(default_factory=lambda: {"user": "user", "assistant": "assistant"})
-    turn_template: str = "{speaker}: {text}"
-    index_turns: bool = True
-    """Index each user and assistant message into the session."""
+    """The chat role of the context message added to a turn."""
     push_on_close: bool = True
     """Push the session when the AgentSession closes."""
-    prepare_interim: bool = True
-    """Embed interim transcripts as they arrive (``user_input_transcribed`` events)."""
-    filler_words: frozenset[str] = FILLER_WORDS
-    """Words ignored when a final transcript is matched with a prepared one."""
-
-    @field_validator("indexes", mode="before")
-    @classmethod
-    def _names(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            raise ValueError("indexes is a list of index names, not one string")
-        return value
-
-    @field_validator("per_source_k")
-    @classmethod
-    def _per_source(cls, value: dict[str, int]) -> dict[str, int]:
-        for source, k in value.items():
-            if k < 0:
-                raise ValueError(f"per_source_k[{source!r}] must be 0 or more, got {k}")
-        return value
-
-    @field_validator("context_template")
-    @classmethod
-    def _context_template(cls, value: str) -> str:
-        if "{passages}" not in value:
-            raise ValueError("context_template must contain {passages}")
-        return value
-
-    @field_validator("passage_template")
-    @classmethod
-    def _passage_template(cls, value: str) -> str:
-        try:
-            value.format(source="session", id="turn-1", score=0.5, text="text", metadata=TemplateFields())
-        except KeyError as missing:
-            raise ValueError(
-                f"passage_template names {missing}: use {{source}} {{id}} {{score}} {{text}} {{metadata}}"
-            ) from None
-        except (IndexError, ValueError) as error:
-            raise ValueError(f"passage_template is not a format string: {error}") from None
-        return value
-
-    @field_validator("speakers")
-    @classmethod
-    def _speakers(cls, value: dict[str, str]) -> dict[str, str]:
-        if not value:
-            raise ValueError("speakers must name at least one role")
-        return value
-
-    def render(self, hits: Sequence[ContextHit]) -> str:
-        """The passages as the LLM reads them: session first, each source best first."""
-        order = {SESSION_SOURCE: 0, **{name: i + 1 for i, name in enumerate(self.indexes)}}
-        grouped = sorted(hits, key=lambda hit: order.get(hit.source, len(order)))  # stable
-        lines = [
-            self.passage_template.format(
-                source=hit.source, id=hit.doc.id, score=hit.doc.score, text=hit.doc.text,
-                metadata=TemplateFields(hit.doc.metadata),
-            )
-            for hit in grouped
-        ]
-        return self.context_template.format(passages="\n".join(lines))
