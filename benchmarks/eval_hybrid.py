@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 from lichen.engine.fusion import DEFAULT_RRF_K, FUSION_CHOICES, fuse_rankings
 from lichen.engine.keyword import KeywordIndex
-from lichen.models import get_embedder
+from lichen.models import embed_queries, get_embedder
 
 ALPHAS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 K = 10
@@ -133,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     n = len(texts)
 
     doc_matrix = embed_corpus(texts, args.model, args.cache, args.data / "corpus.jsonl", args.batch_size)
-    query_matrix = np.asarray(get_embedder(args.model).embed([queries[q] for q in qids]), dtype=np.float32)
+    # Queries go through the query path, as a Lichen query does: the model's query prompt
+    # and, for the built-in model, its int8 query encoder.
+    query_matrix = np.asarray(embed_queries(get_embedder(args.model), [queries[q] for q in qids]), dtype=np.float32)
     started = time.perf_counter()
     keywords = KeywordIndex(texts)
     bm25_build_s = time.perf_counter() - started
