@@ -69,7 +69,7 @@ class LichenContextProcessor(FrameProcessor):
 
     With the transcript listener in the pipeline, interim transcripts are embedded as
     they arrive (``session.prepare``), so a final transcript that matches one of them
-    (see :mod:`pipecat_lichen.interim`) costs only the search.
+    (see :mod:`lichen.interim`) costs only the search.
 
     On ``EndFrame`` or ``CancelFrame`` it indexes what is left (the last reply) and
     pushes the session (``params.push_on_end``). Events: ``on_context_retrieved``

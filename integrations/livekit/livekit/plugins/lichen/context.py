@@ -65,7 +65,7 @@ class LichenContext:
     change for this reply only, so contexts never pile up). :meth:`attach` subscribes to
     the session's events: interim transcripts are embedded as they arrive
     (``session.prepare``), so a final transcript that matches one (see
-    :mod:`livekit.plugins.lichen.interim`) costs only the search; every user and
+    :mod:`lichen.interim`) costs only the search; every user and
     assistant message is indexed into the session after the turn that retrieved for it;
     when the AgentSession closes, the session is pushed (``await lichen.aclose()`` waits
     for that, and returns the ``PushIndexResult``).
