@@ -89,6 +89,10 @@ class MotoServer:
             aws_access_key_id="testing", aws_secret_access_key="testing",
         )
 
+    def storage_options(self, bucket: str) -> dict[str, str]:
+        """``LichenServer`` keyword arguments for a server over ``bucket``."""
+        return {"storage": f"s3://{bucket}/lichen", "s3_endpoint_url": self.url}
+
     def create_bucket(self) -> str:
         bucket = f"lichen-{uuid.uuid4().hex[:12]}"
         self.client().create_bucket(Bucket=bucket)
@@ -210,8 +214,7 @@ class Deployment:
         if self.backend == "s3":
             assert self.moto is not None
             return LichenServer(
-                self.root / f"spool-{uuid.uuid4().hex[:6]}", storage=f"s3://{self.bucket}/lichen",
-                s3_endpoint_url=self.moto.url, **kwargs,
+                self.root / f"spool-{uuid.uuid4().hex[:6]}", **self.moto.storage_options(self.bucket), **kwargs
             )
         return LichenServer(self.root / "data", **kwargs)
 
@@ -273,6 +276,16 @@ class Deployment:
 
 
 _MOTO: MotoServer | None = None
+
+
+def fresh_storage(backend: str) -> dict[str, str]:
+    """``LichenServer`` keyword arguments for a server's own storage: none for ``"fs"``
+    (its data directory), a fresh bucket of the shared S3-compatible server for ``"s3"``
+    (a server started again with them sees what the first one stored)."""
+    if backend == "fs":
+        return {}
+    moto = shared_moto()
+    return moto.storage_options(moto.create_bucket())
 
 
 def shared_moto() -> MotoServer:

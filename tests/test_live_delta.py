@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from server_helpers import LichenServer, shared_moto, snapshot_of
+from server_helpers import LichenServer, fresh_storage, snapshot_of
 
 from lichen import DocumentInfo, QueryOptions, SessionIndex
 from lichen._client import _apply
@@ -26,11 +26,7 @@ POOL = BASE + [f"n{i}" for i in range(6)]
 
 @pytest.fixture(scope="module", params=["fs", "s3"])
 def live(request, tmp_path_factory):
-    storage = {}
-    if request.param == "s3":
-        moto = shared_moto()
-        storage = {"storage": f"s3://{moto.create_bucket()}/lichen", "s3_endpoint_url": moto.url}
-    server = LichenServer(tmp_path_factory.mktemp("delta") / "data", **storage).start()
+    server = LichenServer(tmp_path_factory.mktemp("delta") / "data", **fresh_storage(request.param)).start()
     credentials = server.create_project()
     client = server.client(credentials, home=tmp_path_factory.mktemp("delta-home"))
     yield client

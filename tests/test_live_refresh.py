@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from server_helpers import AWS_ENV, Deployment, LichenServer, shared_moto, snapshot_of
+from server_helpers import AWS_ENV, Deployment, LichenServer, fresh_storage, shared_moto, snapshot_of
 
 from lichen import Client, DocumentInfo, IndexNotLoadedError, NetworkError, NotFoundError, QueryOptions
 from lichen.format.snapshot import IndexSnapshot
@@ -39,12 +39,8 @@ def deployment(request, tmp_path_factory):
 
 @pytest.fixture(params=["fs", "s3"])
 def storage(request) -> dict[str, str]:
-    """Where a test's own servers keep indexes: a directory, or a fresh bucket of the
-    shared S3-compatible server (a server started again over it sees what was stored)."""
-    if request.param == "fs":
-        return {}
-    moto = shared_moto()
-    return {"storage": f"s3://{moto.create_bucket()}/lichen", "s3_endpoint_url": moto.url}
+    """Where a test's own servers keep indexes: a directory, or a fresh bucket."""
+    return fresh_storage(request.param)
 
 
 def until(condition, what: str) -> None:
