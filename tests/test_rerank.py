@@ -80,3 +80,12 @@ def test_rerank_refusals(reranker: str, tmp_path) -> None:
             session.query_sync("a", QueryOptions(rerank=reranker, rerank_candidates=bad))
     with pytest.raises(InvalidArgumentError, match="rerank"):
         session.query_sync("a", QueryOptions(rerank=""))
+    # Asked without rerank, rerank_candidates would be ignored; a cross-encoder reads the
+    # query text, so a query without one (a search by vector) cannot be re-ranked.
+    with pytest.raises(InvalidArgumentError, match="rerank_candidates needs rerank"):
+        session.query_sync("a", QueryOptions(rerank_candidates=5))
+    vector = session.embed_query("alpha").tolist()
+    for text in ("", "   "):
+        with pytest.raises(InvalidArgumentError, match="needs the query text"):
+            session.query_sync(text, QueryOptions(rerank=reranker, embedding=vector))
+    assert session.get_docs_sync(["a"])[0].text == "alpha"  # nothing refused touched the index

@@ -286,8 +286,9 @@ class SessionIndex:
         check_recall_target(options.recall_target)
         check_result_options(options)
         reranker, fetched = None, options.top_k
-        if options.rerank is not None:  # resolved before any work: a missing model fails fast
-            fetched = max(options.top_k, check_rerank_options(options.rerank, options.rerank_candidates))
+        candidates = check_rerank_options(options.rerank, options.rerank_candidates, text)
+        if candidates is not None:  # resolved before any work: a missing model fails fast
+            fetched = max(options.top_k, candidates)
             reranker = get_reranker(options.rerank)
         if len(self._core) == 0 and options.filter is None:
             docs = []

@@ -47,7 +47,6 @@ __all__ = [
     "engine_filter",
     "resolve_alpha",
     "PURE_VECTOR",
-    "Rerank",
 ]
 
 #: A filter as LangChain users pass it: a Mongo- or seed-form dict, or a predicate.
@@ -82,24 +81,6 @@ PURE_VECTOR = 1.0
 _FIRST_ROUND_FACTOR = 4
 _FIRST_ROUND_MIN = 20
 _WIDEN = 4
-
-
-@dataclass(frozen=True)
-class Rerank:
-    """A cross-encoder re-ranking asked of a search (``QueryOptions.rerank`` and
-    ``rerank_candidates``): ``model`` is a pulled cross-encoder's id."""
-
-    model: str
-    candidates: int | None = None
-
-    @classmethod
-    def of(cls, model: str | None, candidates: int | None = None) -> Rerank | None:
-        """``None`` when no model is named: re-ranking is off by default."""
-        if model is None:
-            if candidates is not None:
-                raise InvalidArgumentError("rerank_candidates needs rerank: the id of a cross-encoder")
-            return None
-        return cls(model, candidates)
 
 
 #: Metadata key of a grouped result (``LichenRetriever(group_by=...)``): the ids of the
@@ -277,14 +258,16 @@ class IndexSearch:
         vector: Sequence[float] | None,
         where_document: WhereDocument,
         group_by: str | None = None,
-        rerank: Rerank | None = None,
+        rerank: str | None = None,
+        rerank_candidates: int | None = None,
     ) -> tuple[QueryOptions, Callable[[Document], bool] | None]:
         spec, predicate = split_filter(filter, where_document)
         if group_by is not None and predicate is not None:
             raise InvalidArgumentError("group_by needs a dict filter: a callable filter sees chunks, not groups")
-        options = QueryOptions(top_k=k, filter=spec, alpha=resolve_alpha(alpha), embedding=vector, group_by=group_by)
-        if rerank is not None:
-            options = replace(options, rerank=rerank.model, rerank_candidates=rerank.candidates)
+        options = QueryOptions(
+            top_k=k, filter=spec, alpha=resolve_alpha(alpha), embedding=vector, group_by=group_by, rerank=rerank,
+            rerank_candidates=rerank_candidates,
+        )
         return options, predicate
 
     def search(
@@ -298,15 +281,15 @@ class IndexSearch:
         where_document: WhereDocument = None,
         fetch_k: int | None = None,
         group_by: str | None = None,
-        rerank: Rerank | None = None,
+        rerank: str | None = None,
+        rerank_candidates: int | None = None,
     ) -> Plan[list[QueryResultDocument]]:
         """Top ``k`` hits, best first, as the engine scored them. ``fetch_k`` is the first
         candidate pool of a callable filter (default ``max(4k, 20)``). ``group_by``: the
         top ``k`` groups (``QueryOptions.group_by``) instead. ``rerank``: the engine
-        re-scores its best candidates with a cross-encoder, which reads ``text``."""
-        if rerank is not None and not text:
-            raise InvalidArgumentError("rerank needs the query text: a cross-encoder reads it (search by text, not by vector)")
-        options, predicate = self._plan(k, filter, alpha, vector, where_document, group_by, rerank)
+        re-scores its best ``rerank_candidates`` with a cross-encoder, which reads ``text``
+        (the engine refuses it without one)."""
+        options, predicate = self._plan(k, filter, alpha, vector, where_document, group_by, rerank, rerank_candidates)
         if options.embedding is None and self._needs_vector(options.alpha, predicate):
             options = replace(options, embedding=(yield from self.query_vector(text)))
         if predicate is None:

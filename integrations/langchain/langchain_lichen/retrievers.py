@@ -10,9 +10,10 @@ from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 from lichen import Client, ContextHit, ContextSearch, InvalidArgumentError, QueryOptions, SessionIndex
+from lichen.models.rerank import check_rerank_options
 from pydantic import ConfigDict, Field
 
-from ._search import Filter, IndexSearch, Plan, Rerank, check_embedding, resolve_alpha, split_filter, to_document
+from ._search import Filter, IndexSearch, Plan, check_embedding, resolve_alpha, split_filter, to_document
 
 __all__ = ["LichenRetriever", "LichenContextRetriever", "SOURCE_METADATA_KEY"]
 
@@ -107,7 +108,7 @@ class LichenRetriever(BaseRetriever):
 
     def model_post_init(self, __context: Any) -> None:
         IndexSearch(self.index, self.embedding)  # fail now on a model/embedding mismatch
-        Rerank.of(self.rerank, self.rerank_candidates)
+        check_rerank_options(self.rerank, self.rerank_candidates)  # and on a bad re-ranking
 
     def _get_relevant_documents(
         self,
@@ -142,7 +143,8 @@ class LichenRetriever(BaseRetriever):
             filter=self.filter if filter is None else filter,
             alpha=self.alpha if alpha is None else alpha,
             group_by=self.group_by,
-            rerank=Rerank.of(self.rerank, self.rerank_candidates),
+            rerank=self.rerank,
+            rerank_candidates=self.rerank_candidates,
         )
         return [to_document(hit) for hit in hits]
 
@@ -286,7 +288,7 @@ class LichenContextRetriever(BaseRetriever):
 
     def model_post_init(self, __context: Any) -> None:
         self._context_search()  # fail now on a missing client or no source at all
-        Rerank.of(self.rerank, self.rerank_candidates)
+        check_rerank_options(self.rerank, self.rerank_candidates)  # and on a bad re-ranking
         if self.auto_refresh and self.client is not None:
             _keep_current(self.client, self.indexes, self.refresh_interval)
 

@@ -16,7 +16,7 @@ from lichen.models import CUSTOM_MODEL_ID
 from lichen.scores import cosine_relevance, relevance
 from typing_extensions import Self
 
-from ._search import Filter, IndexSearch, Plan, Rerank, Step, WhereDocument, engine_filter, to_document
+from ._search import Filter, IndexSearch, Plan, Step, WhereDocument, engine_filter, to_document
 from .embeddings import LichenEmbeddings
 
 __all__ = ["LichenVectorStore"]
@@ -44,14 +44,14 @@ def _reject_unknown(method: str, kwargs: dict[str, Any], accepted: frozenset[str
         )
 
 
-def _search_knobs(method: str, kwargs: dict[str, Any]) -> tuple[Optional[int], Optional[Rerank]]:
+def _search_knobs(method: str, kwargs: dict[str, Any]) -> tuple[Optional[int], dict[str, Any]]:
     """Check the keyword arguments of a similarity search: the MMR knobs are accepted
-    (validated, since a typo'd value is a bug either way), and the re-ranking ones;
-    returns ``fetch_k`` and the re-ranking asked for."""
+    (validated, since a typo'd value is a bug either way), and the re-ranking ones (the
+    engine checks those); returns ``fetch_k`` and the re-ranking asked for."""
     _reject_unknown(method, kwargs, _MMR_KWARGS | _RERANK_KWARGS)
     fetch_k = kwargs.get("fetch_k")
     _check_mmr_values(fetch_k if fetch_k is not None else 1, kwargs.get("lambda_mult", 0.5))
-    return fetch_k, Rerank.of(kwargs.get("rerank"), kwargs.get("rerank_candidates"))
+    return fetch_k, {key: kwargs[key] for key in _RERANK_KWARGS if key in kwargs}
 
 
 def _check_mmr_values(fetch_k: Any, lambda_mult: Any) -> None:
@@ -543,7 +543,7 @@ class LichenVectorStore(VectorStore):
         fetch_k, rerank = _search_knobs(method, kwargs)
         hits = yield from self._search.search(
             query, k, filter=filter, alpha=alpha, vector=vector, where_document=where_document, fetch_k=fetch_k,
-            rerank=rerank,
+            **rerank,
         )
         return [(to_document(hit), score(hit)) for hit in hits]
 

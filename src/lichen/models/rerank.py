@@ -29,7 +29,7 @@ from tokenizers import Tokenizer
 from .._errors import InvalidArgumentError, ModelUnavailableError
 from ._onnx import _session_options
 
-__all__ = ["CrossEncoder", "rerank_hits", "RERANK_BATCH", "DEFAULT_RERANK_CANDIDATES", "MAX_RERANK_CANDIDATES"]
+__all__ = ["CrossEncoder", "check_rerank_options", "rerank_hits", "RERANK_BATCH", "DEFAULT_RERANK_CANDIDATES", "MAX_RERANK_CANDIDATES"]
 
 #: Pairs per run: 16 was the fastest of 16 / 32 / 64 at 20 and 50 candidates (benchmarks/bench_rerank.py,
 #: RESULTS "Re-ranking"): length-sorted pairs padded in smaller groups waste less work.
@@ -90,10 +90,19 @@ class CrossEncoder:
         return (1.0 / (1.0 + np.exp(-self.logits(query, passages).astype(np.float64)))).astype(np.float32)
 
 
-def check_rerank_options(rerank: Any, candidates: Any) -> int:
-    """The number of candidates to re-score, or ``InvalidArgumentError``."""
+def check_rerank_options(rerank: Any, candidates: Any, query: str | None = None) -> int | None:
+    """How many candidates a query re-scores (``None``: it asks for no re-ranking), or
+    ``InvalidArgumentError``. Sessions check every query with it before any work; an
+    adapter holding re-ranking settings checks them with it when it is built (``query``
+    not known yet)."""
+    if rerank is None:
+        if candidates is not None:
+            raise InvalidArgumentError("rerank_candidates needs rerank: the id of a cross-encoder")
+        return None
     if not isinstance(rerank, str) or not rerank:
         raise InvalidArgumentError(f"rerank must be a cross-encoder's model id, got {rerank!r}")
+    if query is not None and not query.strip():
+        raise InvalidArgumentError("rerank needs the query text: a cross-encoder reads it (search by text, not by vector)")
     if candidates is None:
         return DEFAULT_RERANK_CANDIDATES
     if not isinstance(candidates, int) or isinstance(candidates, bool) or not 1 <= candidates <= MAX_RERANK_CANDIDATES:

@@ -267,13 +267,9 @@ class LichenVectorStore(BasePydanticVectorStore):
             raise InvalidArgumentError(f"query mode {mode.value!r} is not supported by LichenVectorStore; use {supported}")
         if query.query_embedding is None and query.query_str is None:
             raise InvalidArgumentError("the query needs a query_embedding or a query_str")
-        rerank = kwargs.get("rerank")
-        if rerank is None and kwargs.get("rerank_candidates") is not None:
-            raise InvalidArgumentError("rerank_candidates needs rerank: the id of a cross-encoder")
-        if rerank is not None and (mmr is not None or not query.query_str):
-            raise InvalidArgumentError(
-                "rerank needs the query text (a cross-encoder reads it) and does not combine with MMR"
-            )
+        rerank = kwargs.get("rerank")  # the engine checks it (and the query text it needs)
+        if rerank is not None and mmr is not None:
+            raise InvalidArgumentError("rerank does not combine with MMR: MMR picks from the vector candidates")
         options = QueryOptions(
             top_k=top_k,
             filter=self._restriction(query.filters, query.node_ids, query.doc_ids, kwargs.get("where_document")),
