@@ -68,6 +68,8 @@ class QueryOptions:
     re-scores the best ``rerank_candidates`` hits (default 20) with the query and returns
     the best ``top_k`` of them by its relevance (in [0, 1]), which becomes their ``score``
     (``min_score`` compares with it). Off by default: it costs a forward pass per candidate.
+    It reads the query text, so a query without text is refused, as is
+    ``rerank_candidates`` without ``rerank``.
 
     ``group_by`` names a metadata field (a dotted path reaches into nested metadata) whose
     value gathers hits into one result: ``group_by="source"`` gives one result per file
