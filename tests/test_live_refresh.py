@@ -411,6 +411,54 @@ def test_an_older_server_is_polled_by_etag_and_downloaded_from(tmp_path, monkeyp
 
 
 # ------------------------------------------------------------------ the embedded store
+class _LateLock:
+    """A lock the refresher thread takes 50 ms late: it widens any gap between a refresh
+    putting a new version in place and recording that version."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> _LateLock:
+        if threading.current_thread().name.startswith("lichen-refresh"):
+            time.sleep(0.05)
+        self._lock.acquire()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._lock.release()
+
+
+def test_index_status_never_pairs_one_versions_documents_with_another_version(tmp_path):
+    home = tmp_path / "home"
+    writer = Client(home=home)
+    counts = {writer.store.write(versioned("st", 3, 1), expected_version=0).version: 3}
+    client = Client(home=home)
+    client.load_index_sync("st", auto_refresh=True, interval=0.01)
+    client._live["st"].lock = _LateLock()
+    seen: list[tuple[int, int]] = []
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.is_set():
+            status = client.index_status("st")
+            seen.append((status.version, status.doc_count))
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        for n in (5, 7, 9):
+            version = writer.store.write(versioned("st", n, n)).version
+            counts[version] = n
+            until(lambda: client.index_status("st").version == version, f"version {version}")  # noqa: B023
+    finally:
+        stop.set()
+        watcher.join()
+        client.close()
+    assert {version for version, _ in seen} == set(counts)
+    mixed = sorted({(v, c) for v, c in seen if c != counts[v]})
+    assert not mixed, f"(version, documents) pairs of two versions: {mixed}"
+
+
 def test_the_embedded_store_refreshes_from_another_process(tmp_path):
     home = tmp_path / "home"
     Client(home=home).store.write(versioned("local", 10, 1), expected_version=0)

@@ -145,10 +145,16 @@ class _Live:
             self.served_stale = True
             self.last_error = f"{type(error).__name__}: {error}"
 
-    def status(self, doc_count: int) -> IndexStatus:
+    def status(self, loaded: dict[str, SessionIndex]) -> IndexStatus | None:
+        """The status of the copy in ``loaded`` (``None``: not loaded), read under the lock
+        a refresh holds while it puts a new version in place and records it, so the
+        version and the documents counted are always the same version's."""
         with self.lock:
+            index = loaded.get(self.name)
+            if index is None:
+                return None
             return IndexStatus(
-                name=self.name, version=self.state.version, etag=self.state.etag, doc_count=doc_count,
+                name=self.name, version=self.state.version, etag=self.state.etag, doc_count=index.doc_count,
                 stale=self.stale, last_refresh=self.last_refresh, last_error=self.last_error,
                 auto_refresh=self.auto_refresh and not self.stop.is_set(), source=self.source, refreshes=self.refreshes,
                 delta_refreshes=self.delta_refreshes, full_refreshes=self.full_refreshes,
@@ -358,8 +364,8 @@ class Client:
         index = self._loaded.get(live.name)
         if index is None or self._live.get(live.name) is not live or live.stop.is_set():
             return False
-        _apply(index, changes)
-        with live.lock:
+        with live.lock:  # index_status sees the changes and their version together
+            _apply(index, changes)
             live.state = changes.state
             if not changes.empty:
                 live.refreshes += 1
@@ -370,11 +376,10 @@ class Client:
         """Build the new version's index and put it in place of the loaded one in one
         assignment (the old one is left as it is, for the queries still running on it)."""
         index = self._adopt(snapshot)
-        with self._loaded_lock:
+        with self._loaded_lock, live.lock:  # index_status sees the new index with its version
             if self._live.get(live.name) is not live or live.stop.is_set():
                 return False
             self._loaded[live.name] = index
-        with live.lock:
             live.state = state
             live.refreshes += 1
             live.full_refreshes += 1
@@ -392,10 +397,10 @@ class Client:
         ``stale``, when it was last refreshed, the last error (``IndexNotLoadedError``
         if it is not loaded)."""
         live = self._live.get(name)
-        index = self._loaded.get(name)
-        if live is None or index is None:
+        status = live.status(self._loaded) if live is not None else None
+        if status is None:
             raise self._not_loaded(name, None)
-        return live.status(index.doc_count)
+        return status
 
     def was_served_stale(self, name: str) -> bool:
         """Whether the loaded index ``name`` has been in use while stale since it was
