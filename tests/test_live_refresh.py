@@ -438,8 +438,8 @@ def test_index_status_never_pairs_one_versions_documents_with_another_version(tm
     seen: list[tuple[int, int]] = []
     stop = threading.Event()
 
-    def watch() -> None:
-        while not stop.is_set():
+    def watch() -> None:  # until told to stop and it has itself seen the last version
+        while not (stop.is_set() and seen and seen[-1][0] == max(counts)):
             status = client.index_status("st")
             seen.append((status.version, status.doc_count))
 
